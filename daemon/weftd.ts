@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { OptionError, toDaemonOptions, WEFTD_FLAGS } from '../src/config/options.js';
+import { describeError, envConfig, packageVersion, registerFlags, usageExit } from './cli.js';
+
+async function main(): Promise<void> {
+  let fromEnv: Record<string, unknown>;
+  try {
+    fromEnv = envConfig(WEFTD_FLAGS);
+  } catch (err) {
+    usageExit(`weftd: ${describeError(err)}`);
+  }
+  const parser = registerFlags(
+    yargs(hideBin(process.argv))
+      .scriptName('weftd')
+      .usage(
+        'weftd [flags]\n\nA flanneld-compatible overlay network daemon. Every flag can also be set as FLANNELD_<FLAG> or WEFT_<FLAG> (e.g. FLANNELD_ETCD_ENDPOINTS).',
+      )
+      .version(packageVersion())
+      .help()
+      .alias('h', 'help')
+      .strict()
+      .wrap(Math.min(120, process.stdout.columns || 100))
+      .config(fromEnv)
+      .fail((msg, err) => usageExit(`weftd: ${msg || describeError(err)}`)),
+    WEFTD_FLAGS,
+  );
+  const argv = await parser.parseAsync();
+  let options: ReturnType<typeof toDaemonOptions>;
+  try {
+    options = toDaemonOptions(argv as Record<string, unknown>);
+  } catch (err) {
+    if (err instanceof OptionError) usageExit(`weftd: ${err.message}`);
+    throw err;
+  }
+  const { runDaemon } = await import('../src/daemon.js');
+  const code = await runDaemon(options);
+  process.exit(code);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`weftd: fatal: ${describeError(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,393 @@
+import {
+  type Cidr,
+  containsCidr,
+  type Family,
+  formatCidr,
+  formatIp,
+  InvalidAddressError,
+  parseCidr,
+  parseIp,
+  sizeOf,
+} from '../ip/index.js';
+
+/** A network-config value that breaks a rule. Names the field, the value and the rule. */
+export class NetworkConfigError extends Error {
+  override name = 'NetworkConfigError';
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly rule: string,
+  ) {
+    super(`network config: ${field}=${render(value)}: ${rule}`);
+  }
+}
+
+function render(value: unknown): string {
+  const text = value === undefined ? 'missing' : JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+export type BackendType = 'vxlan' | 'host-gw' | 'udp' | 'auto';
+export const BACKEND_TYPES: readonly BackendType[] = ['vxlan', 'host-gw', 'udp', 'auto'];
+
+export interface VxlanBackendConfig {
+  type: 'vxlan';
+  vni: number;
+  /** UDP destination port; 0 = the kernel's default (8472). */
+  port: number;
+  /** Device MTU override; 0 = derived from the underlay interface. */
+  mtu: number;
+  gbp: boolean;
+  learning: boolean;
+  directRouting: boolean;
+}
+
+export interface HostGwBackendConfig {
+  type: 'host-gw';
+}
+
+export interface UdpBackendConfig {
+  type: 'udp';
+  port: number;
+}
+
+/** weft's addition: vxlan when the kernel allows it, udp otherwise. Carries the settings of both. */
+export interface AutoBackendConfig {
+  type: 'auto';
+  vxlan: VxlanBackendConfig;
+  udp: UdpBackendConfig;
+}
+
+export type BackendConfig = VxlanBackendConfig | HostGwBackendConfig | UdpBackendConfig | AutoBackendConfig;
+
+export interface FamilyNetwork {
+  network: Cidr;
+  subnetLen: number;
+  subnetMin: Cidr;
+  subnetMax: Cidr;
+}
+
+export interface NetworkConfig {
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  /** Present when enableIPv4. */
+  ipv4?: FamilyNetwork;
+  /** Present when enableIPv6. */
+  ipv6?: FamilyNetwork;
+  backend: BackendConfig;
+  /** Keys that were not understood (kept for a warning; flannel ignores them too). */
+  unknownKeys: string[];
+  /** The JSON as given. */
+  raw: Record<string, unknown>;
+}
+
+export const DEFAULT_VXLAN_PORT = 8472;
+export const DEFAULT_UDP_PORT = 8285;
+
+type Json = Record<string, unknown>;
+
+/** Case-insensitive view of a JSON object: flannel's Go decoder matches keys case-insensitively. */
+class KeyReader {
+  private readonly byLower = new Map<string, string>();
+  private readonly used = new Set<string>();
+
+  constructor(
+    private readonly obj: Json,
+    private readonly path: string,
+  ) {
+    for (const key of Object.keys(obj)) {
+      const lower = key.toLowerCase();
+      const previous = this.byLower.get(lower);
+      if (previous !== undefined) {
+        throw new NetworkConfigError(
+          this.field(key),
+          obj[key],
+          `duplicate key (also given as "${previous}")`,
+        );
+      }
+      this.byLower.set(lower, key);
+    }
+  }
+
+  field(name: string): string {
+    return this.path ? `${this.path}.${name}` : name;
+  }
+
+  get(name: string): unknown {
+    const key = this.byLower.get(name.toLowerCase());
+    if (key === undefined) return undefined;
+    this.used.add(key);
+    const value = this.obj[key];
+    return value === null ? undefined : value;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const v = this.get(name);
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') throw new NetworkConfigError(this.field(name), v, 'must be true or false');
+    return v;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const v = this.get(name);
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      throw new NetworkConfigError(this.field(name), v, 'must be an integer');
+    }
+    if (v < min || v > max)
+      throw new NetworkConfigError(this.field(name), v, `must be between ${min} and ${max}`);
+    return v;
+  }
+
+  string(name: string): string | undefined {
+    const v = this.get(name);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw new NetworkConfigError(this.field(name), v, 'must be a string');
+    return v;
+  }
+
+  unknown(): string[] {
+    return [...this.byLower.values()].filter((k) => !this.used.has(k)).map((k) => this.field(k));
+  }
+}
+
+/** Parses the network config JSON text (from etcd `<prefix>/config` or `--net-config-path`). */
+export function parseNetworkConfigText(text: string, source = 'network config'): NetworkConfig {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new NetworkConfigError(
+      '(document)',
+      text.slice(0, 40),
+      `${source} is not valid JSON: ${(err as Error).message}`,
+    );
+  }
+  return parseNetworkConfig(parsed);
+}
+
+/** Validates a parsed network config object and fills flannel's defaults. */
+export function parseNetworkConfig(input: unknown): NetworkConfig {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new NetworkConfigError('(document)', input, 'must be a JSON object');
+  }
+  const raw = input as Json;
+  const r = new KeyReader(raw, '');
+  const enableIPv4 = r.bool('EnableIPv4', true);
+  const enableIPv6 = r.bool('EnableIPv6', false);
+  if (!enableIPv4 && !enableIPv6) {
+    throw new NetworkConfigError(
+      'EnableIPv4',
+      false,
+      'at least one of EnableIPv4 and EnableIPv6 must be true',
+    );
+  }
+  const ipv4 = enableIPv4 ? familyNetwork(r, 4) : undefined;
+  const ipv6 = enableIPv6 ? familyNetwork(r, 6) : undefined;
+  if (!enableIPv4) {
+    for (const k of ['Network', 'SubnetLen', 'SubnetMin', 'SubnetMax']) r.get(k);
+  }
+  if (!enableIPv6) {
+    for (const k of ['IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax']) r.get(k);
+  }
+  const backend = parseBackend(r.get('Backend'));
+  return { enableIPv4, enableIPv6, ipv4, ipv6, backend, unknownKeys: r.unknown(), raw };
+}
+
+function familyNetwork(r: KeyReader, family: Family): FamilyNetwork {
+  const p = family === 4 ? '' : 'IPv6';
+  const networkField = `${p}Network`;
+  const networkText = r.get(networkField);
+  if (networkText === undefined) {
+    throw new NetworkConfigError(
+      networkField,
+      undefined,
+      `is required when EnableIPv${family} is true (an IPv${family} CIDR, e.g. ${family === 4 ? '10.5.0.0/16' : 'fd00:10:5::/48'})`,
+    );
+  }
+  const network = cidrField(networkField, networkText, family);
+  const maxLen = family === 4 ? 30 : 127;
+  const defaultLen = family === 4 ? 24 : 64;
+  const lenField = `${p}SubnetLen`;
+  let subnetLen = r.get(lenField);
+  if (subnetLen === undefined || subnetLen === 0) {
+    if (network.prefix <= defaultLen - 2) subnetLen = defaultLen;
+    else if (network.prefix <= maxLen - 2) subnetLen = network.prefix + 2;
+    else {
+      throw new NetworkConfigError(
+        networkField,
+        networkText,
+        `network too small: a /${network.prefix} cannot hold four subnets (use a prefix of /${maxLen - 2} or shorter)`,
+      );
+    }
+  }
+  if (typeof subnetLen !== 'number' || !Number.isInteger(subnetLen)) {
+    throw new NetworkConfigError(lenField, subnetLen, 'must be an integer prefix length');
+  }
+  if (subnetLen > maxLen) {
+    throw new NetworkConfigError(
+      lenField,
+      subnetLen,
+      `must be at most ${maxLen} (a subnet needs usable addresses)`,
+    );
+  }
+  if (subnetLen < network.prefix + 2) {
+    throw new NetworkConfigError(
+      lenField,
+      subnetLen,
+      `must be at least the network prefix + 2 (/${network.prefix + 2}) so the network holds at least four subnets`,
+    );
+  }
+  const subnetSize = 1n << BigInt((family === 4 ? 32 : 128) - subnetLen);
+  const first: Cidr = { family, value: network.value + subnetSize, prefix: subnetLen };
+  const last: Cidr = { family, value: network.value + sizeOf(network) - subnetSize, prefix: subnetLen };
+  const subnetMin = boundField(r, `${p}SubnetMin`, family, subnetLen, network) ?? first;
+  const subnetMax = boundField(r, `${p}SubnetMax`, family, subnetLen, network) ?? last;
+  if (subnetMin.value > subnetMax.value) {
+    throw new NetworkConfigError(
+      `${p}SubnetMin`,
+      formatIp(subnetMin),
+      `must not be after ${p}SubnetMax (${formatIp(subnetMax)})`,
+    );
+  }
+  return { network, subnetLen, subnetMin, subnetMax };
+}
+
+function cidrField(field: string, value: unknown, family: Family): Cidr {
+  if (typeof value !== 'string') throw new NetworkConfigError(field, value, 'must be a CIDR string');
+  let c: Cidr;
+  try {
+    c = parseCidr(value);
+  } catch (err) {
+    throw new NetworkConfigError(field, value, (err as InvalidAddressError).message);
+  }
+  if (c.family !== family) throw new NetworkConfigError(field, value, `must be an IPv${family} CIDR`);
+  return c;
+}
+
+/** SubnetMin/SubnetMax: an address (flannel's form) or a CIDR whose length must equal SubnetLen. */
+function boundField(
+  r: KeyReader,
+  field: string,
+  family: Family,
+  subnetLen: number,
+  network: Cidr,
+): Cidr | undefined {
+  const text = r.get(field);
+  if (text === undefined || text === '') return undefined;
+  if (typeof text !== 'string') throw new NetworkConfigError(field, text, 'must be an address string');
+  let value: bigint;
+  try {
+    if (text.includes('/')) {
+      const c = parseCidr(text, { strict: true });
+      if (c.prefix !== subnetLen) {
+        throw new InvalidAddressError(`prefix /${c.prefix} differs from the subnet length /${subnetLen}`);
+      }
+      value = c.value;
+      if (c.family !== family) throw new InvalidAddressError(`must be an IPv${family} address`);
+    } else {
+      const ip = parseIp(text);
+      if (ip.family !== family) throw new InvalidAddressError(`must be an IPv${family} address`);
+      value = ip.value;
+    }
+  } catch (err) {
+    throw new NetworkConfigError(field, text, (err as Error).message);
+  }
+  const subnet: Cidr = { family, value, prefix: subnetLen };
+  const mask = (1n << BigInt((family === 4 ? 32 : 128) - subnetLen)) - 1n;
+  if ((value & mask) !== 0n) {
+    throw new NetworkConfigError(field, text, `must be aligned to the subnet length /${subnetLen}`);
+  }
+  if (!containsCidr(network, subnet)) {
+    throw new NetworkConfigError(field, text, `must lie inside the network ${formatCidr(network)}`);
+  }
+  return subnet;
+}
+
+function parseBackend(input: unknown): BackendConfig {
+  // Better than flannel: a missing Backend means vxlan (flannel silently picks udp, flannel #1221).
+  if (input === undefined) return vxlanDefaults();
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new NetworkConfigError('Backend', input, 'must be an object like {"Type": "vxlan"}');
+  }
+  const r = new KeyReader(input as Json, 'Backend');
+  const typeText = r.string('Type') ?? 'vxlan';
+  const type = typeText.toLowerCase() === 'hostgw' ? 'host-gw' : typeText.toLowerCase();
+  switch (type) {
+    case 'vxlan':
+      return vxlanConfig(r);
+    case 'host-gw':
+      return { type: 'host-gw' };
+    case 'udp':
+      return udpConfig(r);
+    case 'auto':
+      // `Port` is the vxlan port here; the udp fallback's port is `UDPPort` (default 8285).
+      return {
+        type: 'auto',
+        vxlan: vxlanConfig(r),
+        udp: { type: 'udp', port: r.int('UDPPort', DEFAULT_UDP_PORT, 1, 65535) },
+      };
+    default:
+      throw new NetworkConfigError('Backend.Type', typeText, `must be one of ${BACKEND_TYPES.join(', ')}`);
+  }
+}
+
+function vxlanDefaults(): VxlanBackendConfig {
+  return { type: 'vxlan', vni: 1, port: 0, mtu: 0, gbp: false, learning: false, directRouting: false };
+}
+
+function vxlanConfig(r: KeyReader): VxlanBackendConfig {
+  return {
+    type: 'vxlan',
+    vni: r.int('VNI', 1, 0, 0xffffff),
+    port: r.int('Port', 0, 0, 65535),
+    mtu: r.int('MTU', 0, 0, 65535),
+    gbp: r.bool('GBP', false),
+    learning: r.bool('Learning', false),
+    directRouting: r.bool('DirectRouting', false),
+  };
+}
+
+function udpConfig(r: KeyReader): UdpBackendConfig {
+  const port = r.int('Port', DEFAULT_UDP_PORT, 0, 65535);
+  return { type: 'udp', port: port === 0 ? DEFAULT_UDP_PORT : port };
+}
+
+/** The vxlan UDP port weft programs: `Port`, or the kernel's default 8472 when 0. */
+export function vxlanPort(cfg: VxlanBackendConfig): number {
+  return cfg.port === 0 ? DEFAULT_VXLAN_PORT : cfg.port;
+}
+
+/** Serialises a config back to flannel's JSON shape (for `weftctl config get` and tests). */
+export function networkConfigToJson(cfg: NetworkConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (cfg.ipv4) {
+    out.Network = formatCidr(cfg.ipv4.network);
+    out.SubnetLen = cfg.ipv4.subnetLen;
+    out.SubnetMin = formatIp(cfg.ipv4.subnetMin);
+    out.SubnetMax = formatIp(cfg.ipv4.subnetMax);
+  }
+  out.EnableIPv4 = cfg.enableIPv4;
+  out.EnableIPv6 = cfg.enableIPv6;
+  if (cfg.ipv6) {
+    out.IPv6Network = formatCidr(cfg.ipv6.network);
+    out.IPv6SubnetLen = cfg.ipv6.subnetLen;
+    out.IPv6SubnetMin = formatIp(cfg.ipv6.subnetMin);
+    out.IPv6SubnetMax = formatIp(cfg.ipv6.subnetMax);
+  }
+  const b = cfg.backend;
+  if (b.type === 'vxlan') {
+    out.Backend = {
+      Type: 'vxlan',
+      VNI: b.vni,
+      Port: b.port,
+      MTU: b.mtu,
+      GBP: b.gbp,
+      Learning: b.learning,
+      DirectRouting: b.directRouting,
+    };
+  } else if (b.type === 'udp') out.Backend = { Type: 'udp', Port: b.port };
+  else if (b.type === 'auto') out.Backend = { Type: 'auto', VNI: b.vxlan.vni, Port: b.vxlan.port };
+  else out.Backend = { Type: b.type };
+  return out;
+}

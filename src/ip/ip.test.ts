@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import {
+  containsCidr,
+  formatCidr,
+  formatIp,
+  isMac,
+  overlaps,
+  parseCidr,
+  parseIp,
+  parseMac,
+  stableVtepMac,
+  subnetsBetween,
+} from './index.js';
+
+describe('addresses', () => {
+  it.each([
+    ['10.5.52.0', '10.5.52.0'],
+    ['255.255.255.255', '255.255.255.255'],
+    ['FD00:12:13::', 'fd00:12:13::'],
+    ['fd00:0:0:0:0:0:0:1', 'fd00::1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['::', '::'],
+    ['1:0:2:0:3:0:4:0', '1:0:2:0:3:0:4:0'],
+  ])('%s formats as %s', (input, out) => {
+    expect(formatIp(parseIp(input))).toBe(out);
+  });
+
+  it.each(['', '10.5.52', '10.5.52.256', '010.1.1.1', '1.2.3.4.5', 'fd00:::1', 'fe80::1%eth0', 'x'])(
+    'rejects %j',
+    (bad) => {
+      expect(() => parseIp(bad)).toThrow(/not a valid|expected an IP/);
+    },
+  );
+});
+
+describe('CIDRs', () => {
+  it('masks host bits unless strict', () => {
+    expect(formatCidr(parseCidr('10.5.52.7/24'))).toBe('10.5.52.0/24');
+    expect(() => parseCidr('10.5.52.7/24', { strict: true })).toThrow(/host bits set.*10\.5\.52\.0\/24/);
+  });
+
+  it('containment and overlap', () => {
+    const net = parseCidr('10.5.0.0/16');
+    expect(containsCidr(net, parseCidr('10.5.3.0/24'))).toBe(true);
+    expect(containsCidr(net, parseCidr('10.6.3.0/24'))).toBe(false);
+    expect(containsCidr(parseCidr('10.5.3.0/24'), net)).toBe(false);
+    expect(overlaps(parseCidr('10.5.3.0/24'), net)).toBe(true);
+    expect(overlaps(parseCidr('10.5.3.0/25'), parseCidr('10.5.3.128/25'))).toBe(false);
+    expect(overlaps(parseCidr('10.5.3.0/24'), parseCidr('fd00::/8'))).toBe(false);
+  });
+
+  it('iterates subnets', () => {
+    const all = [...subnetsBetween(parseCidr('10.5.0.0/26'), parseCidr('10.5.0.192/26'))].map(formatCidr);
+    expect(all).toEqual(['10.5.0.0/26', '10.5.0.64/26', '10.5.0.128/26', '10.5.0.192/26']);
+  });
+});
+
+describe('MACs', () => {
+  it('parses and normalises', () => {
+    expect(parseMac('C6:D2:32:6F:8F:44')).toBe('c6:d2:32:6f:8f:44');
+    expect(isMac('c6:d2:32:6f:8f')).toBe(false);
+    expect(isMac(42)).toBe(false);
+  });
+
+  it('derives a stable, locally administered unicast VTEP MAC', () => {
+    const a = stableVtepMac('192.168.64.3', 1);
+    expect(a).toBe(stableVtepMac('192.168.64.3', 1));
+    expect(a).not.toBe(stableVtepMac('192.168.64.4', 1));
+    expect(a).not.toBe(stableVtepMac('192.168.64.3', 2));
+    const first = Number.parseInt(a.slice(0, 2), 16);
+    expect(first & 1).toBe(0);
+    expect(first & 2).toBe(2);
+  });
+});

@@ -1,0 +1,36 @@
+import type { NetworkConfig } from '../config/index.js';
+import type { Lease, LeaseAttrs, LeaseWatchBatch } from '../lease/index.js';
+
+/** Why the own lease changed under the daemon. */
+export type OwnLeaseChange =
+  | { type: 'renewed'; lease: Lease }
+  | { type: 'reacquired'; lease: Lease; previous: Lease; reason: string };
+
+/**
+ * Where leases live: etcd (flannel's key layout) or the Kubernetes API (node annotations).
+ * Shape follows flannel's SubnetManager; see design.md.
+ */
+export interface SubnetManager {
+  readonly kind: 'etcd' | 'kube';
+  /** Reads the network config, waiting (and logging periodically) until it exists. */
+  getNetworkConfig(signal?: AbortSignal): Promise<NetworkConfig>;
+  /** Acquires (or reuses) this node's lease. `previousSubnet*` come from the old subnet file. */
+  acquireLease(request: AcquireRequest, signal?: AbortSignal): Promise<Lease>;
+  /**
+   * Keeps the lease: renews before expiry (conditionally), re-acquires it when it is lost, and reports
+   * each change through `onChange`. Resolves when `signal` aborts.
+   */
+  keepLease(lease: Lease, onChange: (change: OwnLeaseChange) => void, signal: AbortSignal): Promise<void>;
+  /** Lists then watches all leases: first batch is a snapshot; resumes after disconnects. */
+  watchLeases(signal: AbortSignal): AsyncIterable<LeaseWatchBatch>;
+  /** Called once the network is plumbed (kube: NetworkUnavailable=False). */
+  markNetworkReady?(signal?: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface AcquireRequest {
+  config: NetworkConfig;
+  attrs: LeaseAttrs;
+  previousSubnet?: string;
+  previousIPv6Subnet?: string;
+}
