@@ -1,0 +1,177 @@
+// Converging the kernel to 1000 vxlan peers (3000 entries: neighbour, FDB, route each): weft's path
+// (planVxlan → dumpKernelState → planKernel → applyKernelOps) next to raw `ip -batch` + `bridge -batch` of the
+// same entries, each in a fresh namespace, side by side in one run. Also the steady-state pass (dump + plan,
+// nothing to do) that every resync costs.
+//
+//   npm run build && node dist/bench/converge-kernel.js [--peers 1000] [--rounds 5]
+//
+// Needs root and iproute2. No packets are sent. Namespaces are `wk<4 hex>`, removed after each round.
+import { parseArgs } from 'node:util';
+import { planVxlan } from '../src/backend/index.js';
+import { parseCidr, stableVtepMac } from '../src/ip/index.js';
+import { runTool } from '../src/kernel/exec.js';
+import {
+  applyKernelOps,
+  dumpKernelState,
+  type KernelScope,
+  planKernel,
+  renderKernelOp,
+  type SelectedInterface,
+} from '../src/kernel/index.js';
+import { createScratchNamespace } from '../src/kernel/scratch-netns.js';
+import type { Lease } from '../src/lease/index.js';
+
+const { values } = parseArgs({
+  options: { peers: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '5' } },
+});
+const peerCount = Number(values.peers);
+const rounds = Number(values.rounds);
+if (!Number.isInteger(peerCount) || peerCount < 1 || peerCount > 4000)
+  throw new Error('--peers must be 1..4000');
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error('--rounds must be 1..50');
+
+const vxlan = {
+  type: 'vxlan',
+  vni: 1,
+  port: 0,
+  mtu: 0,
+  gbp: false,
+  learning: false,
+  directRouting: false,
+} as const;
+const networks = { ipv4: parseCidr('10.0.0.0/8') };
+
+function lease(i: number): Lease {
+  const publicIP = `192.168.${i >> 8}.${i & 255}`;
+  return {
+    key: `10.${10 + (i >> 8)}.${i & 255}.0-24`,
+    subnet: parseCidr(`10.${10 + (i >> 8)}.${i & 255}.0/24`),
+    attrs: { publicIP, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: stableVtepMac(publicIP, 1) } },
+    expiration: null,
+  };
+}
+
+const own = lease(1);
+const peers = Array.from({ length: peerCount }, (_, k) => lease(k + 2));
+
+function ifaceOf(ext: string): SelectedInterface {
+  const address = { family: 4 as const, ip: '192.168.0.1', prefix: 16, scope: 'global' };
+  return {
+    name: ext,
+    index: 0,
+    mtu: 1500,
+    ipv4: address,
+    publicIp: '192.168.0.1',
+    addresses: [address],
+    reason: 'bench',
+  };
+}
+
+function scopeOf(ext: string): KernelScope {
+  return {
+    devices: ['flannel.1'],
+    networks: [networks.ipv4],
+    externalDev: ext,
+    protectedDsts: [own.subnet!],
+  };
+}
+
+async function weftPath(): Promise<{
+  total: number;
+  plan: number;
+  dump: number;
+  apply: number;
+  steady: number;
+}> {
+  const ns = await createScratchNamespace('192.168.0.1/16');
+  try {
+    const scope = scopeOf(ns.ext);
+    const t0 = performance.now();
+    const desired = planVxlan({ vxlan, networks, iface: ifaceOf(ns.ext), own, peers }).state;
+    const t1 = performance.now();
+    const observed = await dumpKernelState(scope, { netns: ns.name });
+    const t2 = performance.now();
+    const ops = planKernel(desired, observed, scope);
+    const results = await applyKernelOps(ops, { netns: ns.name });
+    const t3 = performance.now();
+    const failed = results.filter((r) => !r.ok);
+    if (failed.length > 0)
+      throw new Error(`weft path: ${failed.length} ops failed, first: ${failed[0]?.error}`);
+    const s0 = performance.now();
+    const again = planKernel(desired, await dumpKernelState(scope, { netns: ns.name }), scope);
+    const s1 = performance.now();
+    if (again.length !== 0) throw new Error(`weft path: not converged, ${again.length} ops left`);
+    return { total: t3 - t0, plan: t1 - t0, dump: t2 - t1, apply: t3 - t2, steady: s1 - s0 };
+  } finally {
+    ns.destroy();
+  }
+}
+
+/** The same entries, rendered up front (not timed), written by two raw batch processes. */
+async function rawPath(): Promise<number> {
+  const ns = await createScratchNamespace('192.168.0.1/16');
+  try {
+    const desired = planVxlan({ vxlan, networks, iface: ifaceOf(ns.ext), own, peers }).state;
+    const ops = planKernel(
+      desired,
+      { links: [], addresses: [], routes: [], neighbors: [], fdb: [] },
+      scopeOf(ns.ext),
+    );
+    const ipLines: string[] = [];
+    const bridgeLines: string[] = [];
+    for (const op of ops) {
+      const r = renderKernelOp(op);
+      (r.tool === 'ip' ? ipLines : bridgeLines).push(...r.lines);
+    }
+    // Order as a careful hand-written script would: device and neighbours, FDB, then routes.
+    const routeLines = ipLines.filter((l) => l.startsWith('route '));
+    const otherLines = ipLines.filter((l) => !l.startsWith('route '));
+    const t0 = performance.now();
+    const a = await runTool('ip', ['-batch', '-'], { netns: ns.name, input: `${otherLines.join('\n')}\n` });
+    const b = await runTool('bridge', ['-batch', '-'], {
+      netns: ns.name,
+      input: `${bridgeLines.join('\n')}\n`,
+    });
+    const c = await runTool('ip', ['-batch', '-'], { netns: ns.name, input: `${routeLines.join('\n')}\n` });
+    const t1 = performance.now();
+    for (const r of [a, b, c]) if (r.code !== 0) throw new Error(`raw path failed: ${r.stderr.trim()}`);
+    return t1 - t0;
+  } finally {
+    ns.destroy();
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((p, q) => p - q);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+};
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('needs root (creates network namespaces)');
+  const weft: Awaited<ReturnType<typeof weftPath>>[] = [];
+  const raw: number[] = [];
+  // One warm-up of each, not counted.
+  await weftPath();
+  await rawPath();
+  for (let r = 0; r < rounds; r++) {
+    weft.push(await weftPath());
+    raw.push(await rawPath());
+  }
+  const m = (f: (x: (typeof weft)[number]) => number) => median(weft.map(f)).toFixed(1);
+  const weftTotal = median(weft.map((w) => w.total));
+  const rawTotal = median(raw);
+  console.log(`converge ${peerCount} vxlan peers (${peerCount * 3} entries), median of ${rounds} rounds`);
+  console.log(`  raw ip -batch + bridge -batch:          ${rawTotal.toFixed(1)} ms`);
+  console.log(
+    `  weft plan+dump+diff+apply:              ${weftTotal.toFixed(1)} ms  (ratio ${(weftTotal / rawTotal).toFixed(2)}x)`,
+  );
+  console.log(
+    `    planVxlan ${m((w) => w.plan)} ms, dump ${m((w) => w.dump)} ms, planKernel+apply ${m((w) => w.apply)} ms`,
+  );
+  console.log(`  steady-state pass (dump + plan, 0 ops): ${m((w) => w.steady)} ms`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

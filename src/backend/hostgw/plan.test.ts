@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { parseCidr } from '../../ip/index.js';
+import { outOfScope, planKernel, type SelectedInterface } from '../../kernel/index.js';
+import type { Lease } from '../../lease/index.js';
+import { hostGwScope, planHostGw } from './plan.js';
+
+const networks = { ipv4: parseCidr('10.5.0.0/16') };
+const iface: SelectedInterface = {
+  name: 'eth0',
+  index: 2,
+  mtu: 1500,
+  ipv4: { family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' },
+  publicIp: '192.168.1.1',
+  addresses: [{ family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' }],
+  reason: 'test',
+};
+const lease = (
+  n: number,
+  publicIP = `192.168.1.${n}`,
+  backendType: string | undefined = 'host-gw',
+): Lease => ({
+  key: `10.5.${n}.0-24`,
+  subnet: parseCidr(`10.5.${n}.0/24`),
+  attrs: { publicIP, backendType },
+  expiration: null,
+});
+const own = lease(1);
+
+describe('planHostGw', () => {
+  it('routes each peer subnet via its PublicIP on the external interface', () => {
+    const { state, skipped } = planHostGw({ networks, iface, own, peers: [own, lease(3), lease(2)] });
+    expect(skipped).toEqual([]);
+    expect(state).toEqual({
+      links: [],
+      addresses: [],
+      neighbors: [],
+      fdb: [],
+      routes: [
+        { dst: '10.5.2.0/24', via: '192.168.1.2', dev: 'eth0' },
+        { dst: '10.5.3.0/24', via: '192.168.1.3', dev: 'eth0' },
+      ],
+    });
+  });
+
+  it('skips peers that are not on-link, use another backend or lack a PublicIP', () => {
+    const { state, skipped } = planHostGw({
+      networks,
+      iface,
+      own,
+      peers: [lease(2, '172.16.0.2'), lease(3, '192.168.1.3', 'vxlan'), lease(4, ''), lease(5)],
+    });
+    expect(skipped.map((s) => s.reason)).toEqual([
+      'PublicIP 172.16.0.2 is not on-link on eth0 (192.168.1.1/24): host-gw needs all nodes on one L2 network',
+      'backend type vxlan (this node uses host-gw)',
+      'no PublicIP',
+    ]);
+    expect(state.routes.map((r) => r.dst)).toEqual(['10.5.5.0/24']);
+  });
+
+  it('stays inside its scope; a departed peer loses its route; the own subnet is never touched', () => {
+    const scope = hostGwScope(networks, iface, own);
+    const before = planHostGw({ networks, iface, own, peers: [lease(2), lease(3)] }).state;
+    const after = planHostGw({ networks, iface, own, peers: [lease(2)] }).state;
+    expect(outOfScope(before, scope)).toEqual([]);
+    const observed = {
+      ...before,
+      routes: [...before.routes, { dst: '10.5.1.0/24', dev: 'cni0', protocol: 'kernel' }],
+    };
+    expect(planKernel(after, observed, scope)).toEqual([
+      { kind: 'route-delete', route: { dst: '10.5.3.0/24', via: '192.168.1.3', dev: 'eth0' } },
+    ]);
+  });
+});

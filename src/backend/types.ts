@@ -1,0 +1,88 @@
+import type { BackendConfig, NetworkConfig } from '../config/index.js';
+import type { DesiredKernelState, KernelScope, SelectedInterface } from '../kernel/index.js';
+import type { Lease, LeaseAttrs } from '../lease/index.js';
+
+/** What a backend is prepared with at start-up (and again when the interface or config changes). */
+export interface BackendContext {
+  config: NetworkConfig;
+  /** The external interface (see `selectInterface`). */
+  iface: SelectedInterface;
+  /** The own lease, when re-preparing after it is known (vxlan and host-gw do not need it). */
+  lease?: Lease;
+}
+
+export interface PreparedBackend {
+  /** The attributes to publish with the lease (PublicIP, BackendType, BackendData …). */
+  attrs: LeaseAttrs;
+  /** The MTU pods get (FLANNEL_MTU). */
+  mtu: number;
+}
+
+export type Family = 4 | 6;
+
+/** A peer lease the backend did not program, and why (logged by the daemon, shown by `/status`). */
+export interface SkippedPeer {
+  key: string;
+  family: Family;
+  reason: string;
+}
+
+export interface DesiredBackendState {
+  state: DesiredKernelState;
+  skipped: SkippedPeer[];
+}
+
+/**
+ * A data-plane backend: computes the kernel state that reaches every peer. Shape follows flannel's Backend;
+ * `desired` and `scope` are pure so the reconcile loop can diff against a kernel dump.
+ */
+export interface Backend {
+  readonly name: string;
+  /** Validates the interface and config, derives device facts; returns the lease attributes and MTU. */
+  prepare(ctx: BackendContext): Promise<PreparedBackend>;
+  /** The kernel state for this node given its own lease and all leases (the own lease among them is ignored). */
+  desired(own: Lease, peers: readonly Lease[]): DesiredBackendState;
+  /** What this backend owns in the kernel, for `dumpKernelState` and `planKernel`. */
+  scope(own: Lease): KernelScope;
+  /** The MTU pods get; valid after `prepare`. */
+  mtu(): number;
+  /** The device traffic leaves through (`flannel.1`, `flannel0`); none for host-gw. For `/status`. */
+  readonly device?: string;
+  /** Runs after each reconcile pass (the udp backend hands its engine the new peer table here). */
+  afterReconcile?(own: Lease, peers: readonly Lease[]): Promise<void> | void;
+  /** Releases what the backend holds in-process (sockets, engines); kernel state stays. */
+  close?(): Promise<void> | void;
+}
+
+export type BackendFactory = (config: BackendConfig) => Backend;
+
+/** The backend cannot run with this interface or config (e.g. host-gw behind NAT). */
+export class BackendPrepareError extends Error {
+  override name = 'BackendPrepareError';
+}
+
+/** `desired`, `scope` or `mtu` was called before `prepare`. */
+export class BackendNotPreparedError extends Error {
+  override name = 'BackendNotPreparedError';
+  constructor(backend: string, method: string) {
+    super(`${backend} backend: ${method}() called before prepare()`);
+  }
+}
+
+/** The own lease lacks what the enabled families need (e.g. no IPv6 subnet with EnableIPv6). */
+export class OwnLeaseMismatchError extends Error {
+  override name = 'OwnLeaseMismatchError';
+}
+
+/** No backend is registered under the configured type. */
+export class UnknownBackendError extends Error {
+  override name = 'UnknownBackendError';
+  constructor(
+    readonly type: string,
+    readonly known: string[],
+  ) {
+    super(
+      `unknown backend type ${JSON.stringify(type)}: registered backends are ${known.join(', ') || 'none'}`,
+    );
+  }
+}

@@ -1,0 +1,113 @@
+// applyKernelOps: runs a plan as few iproute2 processes as possible — consecutive ops of one tool form one
+// `ip -force -batch -` / `bridge -force -batch -` fed on stdin — and maps every failure back to its op.
+import { type IprouteTool, KernelToolError, runTool } from './exec.js';
+import { renderKernelOp } from './render.js';
+import type { KernelCallOptions, KernelOp, KernelOpResult } from './types.js';
+
+/** What a batch's stderr says: the message per failed line (1-based) and text after the last failure. */
+export interface BatchErrors {
+  failures: Map<number, string>;
+  /** Messages not followed by `Command failed` (a batch that stopped early prints its reason last). */
+  trailing: string;
+}
+
+const COMMAND_FAILED = /^Command failed (?:-|\S+):(\d+)\s*$/;
+
+/**
+ * Parses iproute2 `-force -batch` stderr: each failure prints its message line(s), then
+ * `Command failed -:<line>`.
+ */
+export function parseBatchErrors(stderr: string): BatchErrors {
+  const failures = new Map<number, string>();
+  let pending: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const line = raw.trimEnd();
+    if (line === '') continue;
+    const m = COMMAND_FAILED.exec(line);
+    if (m !== null) {
+      const n = Number(m[1]);
+      const message = pending.join('; ') || 'failed (no message)';
+      failures.set(n, failures.has(n) ? `${failures.get(n)}; ${message}` : message);
+      pending = [];
+    } else {
+      pending.push(line);
+    }
+  }
+  return { failures, trailing: pending.join('; ') };
+}
+
+interface Batch {
+  tool: IprouteTool;
+  lines: string[];
+  /** For each batch line (0-based), the index of its op in the plan. */
+  opOfLine: number[];
+}
+
+/**
+ * Applies ops in order and returns one result per op, in the same order. A failing op never stops the others
+ * (`-force`); ops that cannot be rendered are reported and skipped.
+ */
+export async function applyKernelOps(
+  ops: readonly KernelOp[],
+  opts: KernelCallOptions = {},
+): Promise<KernelOpResult[]> {
+  const results: KernelOpResult[] = ops.map((op) => ({ op, ok: true }));
+  const batches: Batch[] = [];
+  ops.forEach((op, i) => {
+    let rendered: ReturnType<typeof renderKernelOp>;
+    try {
+      rendered = renderKernelOp(op);
+    } catch (err) {
+      results[i] = { op, ok: false, error: (err as Error).message };
+      return;
+    }
+    let batch = batches[batches.length - 1];
+    if (batch === undefined || batch.tool !== rendered.tool) {
+      batch = { tool: rendered.tool, lines: [], opOfLine: [] };
+      batches.push(batch);
+    }
+    for (const line of rendered.lines) {
+      batch.lines.push(line);
+      batch.opOfLine.push(i);
+    }
+  });
+
+  for (const batch of batches) {
+    const fail = (opIndex: number, message: string): void => {
+      const r = results[opIndex]!;
+      results[opIndex] = {
+        op: r.op,
+        ok: false,
+        error: r.error === undefined ? message : `${r.error}; ${message}`,
+      };
+    };
+    let outcome: Awaited<ReturnType<typeof runTool>>;
+    try {
+      outcome = await runTool(batch.tool, ['-force', '-batch', '-'], {
+        ...opts,
+        input: `${batch.lines.join('\n')}\n`,
+      });
+    } catch (err) {
+      const message = err instanceof KernelToolError ? err.message : String(err);
+      for (const i of new Set(batch.opOfLine)) fail(i, message);
+      continue;
+    }
+    const { failures, trailing } = parseBatchErrors(outcome.stderr);
+    let lastFailed = 0;
+    for (const [line, message] of failures) {
+      const opIndex = batch.opOfLine[line - 1];
+      if (opIndex !== undefined) fail(opIndex, message);
+      lastFailed = Math.max(lastFailed, line);
+    }
+    if (outcome.code !== 0 && trailing !== '') {
+      // iproute2 exits on some argument errors even with -force: lines after the last reported failure
+      // are unconfirmed. The next reconcile re-plans from a fresh dump.
+      const reason = `not confirmed: \`${batch.tool} -batch\` stopped early (exit ${outcome.code}): ${trailing}`;
+      for (const i of new Set(batch.opOfLine.slice(lastFailed))) fail(i, reason);
+    } else if (outcome.code !== 0 && failures.size === 0) {
+      const reason = `\`${batch.tool} -batch\` exited ${outcome.code} without naming a line`;
+      for (const i of new Set(batch.opOfLine)) fail(i, reason);
+    }
+  }
+  return results;
+}

@@ -1,0 +1,28 @@
+// The only code in weft that talks to the Linux kernel: iproute2 `-json` reads, `-force -batch -` writes.
+export { applyKernelOps, parseBatchErrors } from './apply.js';
+export {
+  canonicalInterfaceAddress,
+  canonicalIpText,
+  canonicalMacText,
+  canonicalNetwork,
+  fastParseCidr,
+  fastParseIp,
+  isIpText,
+  isValidDeviceName,
+} from './canonical.js';
+export { dumpKernelState } from './dump.js';
+export { KernelCommandError, KernelToolError } from './exec.js';
+export {
+  InterfaceSelectionError,
+  type ListInterfacesOptions,
+  listInterfaces,
+  type SelectInterfaceOptions,
+  selectInterface,
+} from './interfaces.js';
+export { filterOwned, outOfScope } from './ownership.js';
+export { KernelOutputParseError } from './parse.js';
+export { describeKernelOp, linkMismatch, planKernel } from './plan.js';
+export { probeVxlanSupport, type VxlanSupport } from './probe.js';
+export { InvalidKernelOpError, renderKernelOp } from './render.js';
+export { ensureSysctl, readSysctl, SysctlError, writeSysctl } from './sysctl.js';
+export type * from './types.js';

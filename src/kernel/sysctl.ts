@@ -1,0 +1,79 @@
+// sysctl values under /proc/sys. /proc/sys/net is per network namespace: the current process's namespace, or
+// with `netns`, `ip netns exec <netns> sysctl` (tests).
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import type { KernelCallOptions } from './types.js';
+
+export class SysctlError extends Error {
+  override name = 'SysctlError';
+}
+
+/** `net.ipv4.ip_forward` or `net/ipv4/conf/flannel.1/rp_filter` (slashes let a key hold a dotted device name). */
+const SYSCTL_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.@+=/-]*$/;
+
+/** The /proc/sys-relative path of a key. */
+export function sysctlPath(key: string): string {
+  if (!SYSCTL_KEY.test(key) || key.split(/[./]/).some((part) => part === '' || part === '..')) {
+    throw new SysctlError(`sysctl key ${JSON.stringify(key)} is not valid (e.g. net.ipv4.ip_forward)`);
+  }
+  return key.includes('/') ? key : key.replaceAll('.', '/');
+}
+
+function sysctlInNetns(netns: string, args: string[], timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'ip',
+      ['netns', 'exec', netns, 'sysctl', ...args],
+      { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        if (error === null) resolve(stdout);
+        else
+          reject(
+            new SysctlError(`sysctl ${args.join(' ')} in ${netns} failed: ${stderr.trim() || error.message}`),
+          );
+      },
+    );
+  });
+}
+
+/** Reads a sysctl value (trimmed). */
+export async function readSysctl(key: string, opts: KernelCallOptions = {}): Promise<string> {
+  const path = sysctlPath(key);
+  if (opts.netns !== undefined) return (await sysctlInNetns(opts.netns, ['-n', path], opts.timeoutMs)).trim();
+  try {
+    return (await readFile(`/proc/sys/${path}`, 'utf8')).trim();
+  } catch (err) {
+    throw new SysctlError(`cannot read sysctl ${key} (/proc/sys/${path}): ${(err as Error).message}`);
+  }
+}
+
+/** Writes a sysctl value. */
+export async function writeSysctl(key: string, value: string, opts: KernelCallOptions = {}): Promise<void> {
+  const path = sysctlPath(key);
+  if (!/^[A-Za-z0-9_. -]{1,64}$/.test(value)) {
+    throw new SysctlError(`sysctl value ${JSON.stringify(value)} for ${key} is not a plain value`);
+  }
+  if (opts.netns !== undefined) {
+    await sysctlInNetns(opts.netns, ['-q', '-w', `${path}=${value}`], opts.timeoutMs);
+    return;
+  }
+  try {
+    await writeFile(`/proc/sys/${path}`, `${value}\n`);
+  } catch (err) {
+    throw new SysctlError(
+      `cannot write sysctl ${key}=${value} (/proc/sys/${path}): ${(err as Error).message}`,
+    );
+  }
+}
+
+/** Sets a sysctl only when it differs; tells whether it changed. */
+export async function ensureSysctl(
+  key: string,
+  value: string,
+  opts: KernelCallOptions = {},
+): Promise<{ changed: boolean; previous: string }> {
+  const previous = await readSysctl(key, opts);
+  if (previous === value) return { changed: false, previous };
+  await writeSysctl(key, value, opts);
+  return { changed: true, previous };
+}
