@@ -1,0 +1,30 @@
+// Immutable routing state: peers by subnet (longest prefix match) and by sender address:port.
+// Built off the data path, then swapped in whole under the engine's lock (see engine.c).
+#ifndef WEFT_PEER_TABLE_H
+#define WEFT_PEER_TABLE_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct peer {
+  uint32_t network;  // host order, host bits zero
+  uint8_t prefix_len;
+  uint32_t address;  // host order
+  uint16_t port;
+  struct sockaddr_in sockaddr;
+};
+
+struct peer_table;
+
+// Builds a table; later entries with the same subnet replace earlier ones. Returns NULL when out of memory.
+struct peer_table *peer_table_build(const struct peer *peers, size_t count);
+void peer_table_free(struct peer_table *table);
+
+// Longest-prefix match; NULL when no subnet holds the address.
+const struct peer *peer_table_route(const struct peer_table *table, uint32_t addr);
+// Whether some peer has this public address and port.
+int peer_table_is_sender(const struct peer_table *table, uint32_t address, uint16_t port);
+size_t peer_table_count(const struct peer_table *table);
+
+#endif
