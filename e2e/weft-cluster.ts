@@ -153,7 +153,8 @@ export class WeftCluster {
             r: await this.net.ping(from, to.ip, { count: opts.count ?? 1, timeoutSec: opts.timeoutSec ?? 3 }),
           })),
       );
-      for (const { to, r } of results) if (!r.ok) failures.push(`${from.name}(${from.ip}) → ${to.name}(${to.ip})`);
+      for (const { to, r } of results)
+        if (!r.ok) failures.push(`${from.name}(${from.ip}) → ${to.name}(${to.ip})`);
     }
     return failures;
   }
@@ -200,7 +201,11 @@ export async function startWeftCluster(options: WeftClusterOptions): Promise<Wef
       });
     }
     if (!options.skipEtcdConfig) {
-      await cluster.etcdctl(['put', '/coreos.com/network/config', JSON.stringify(options.netConf ?? DEFAULT_NET_CONF)]);
+      await cluster.etcdctl([
+        'put',
+        '/coreos.com/network/config',
+        JSON.stringify(options.netConf ?? DEFAULT_NET_CONF),
+      ]);
     }
     for (let i = 0; i < net.nodes.length; i++) await cluster.startWeftd(i);
     for (let i = 0; i < net.nodes.length; i++) await cluster.waitReady(i);

@@ -1,0 +1,192 @@
+// `weftctl status`: reads the local weftd's /status (at --healthz-ip:--healthz-port, the same flags and
+// FLANNELD_*/WEFT_* env vars as weftd) and prints it as a table or JSON. Logic lives in src/observe/status.ts;
+// this file parses flags, fetches, and turns failures into one clear line.
+import * as http from 'node:http';
+import type { Argv, CommandModule } from 'yargs';
+import { flagsFromEnv, HEALTH_FLAGS } from '../../src/config/options.js';
+import { isIp } from '../../src/ip/index.js';
+import {
+  parseStatusDoc,
+  renderStatusTable,
+  type StatusDoc,
+  StatusDocumentError,
+} from '../../src/observe/status.js';
+
+export interface StatusArgs {
+  'healthz-ip'?: string;
+  'healthz-port'?: number;
+  output: 'table' | 'json';
+  'timeout-ms': number;
+}
+
+/** Where output goes (tests pass their own). */
+export interface StatusIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  now?: () => Date;
+}
+
+export const EXIT_OK = 0;
+/** weftd unreachable, its health server off, or a bad answer. */
+export const EXIT_UNAVAILABLE = 1;
+export const EXIT_USAGE = 2;
+
+/** Why /status could not be read; the message is what the user sees. */
+export class StatusFetchError extends Error {
+  override name = 'StatusFetchError';
+}
+
+/** The daemon listens on a wildcard by default; talk to it over loopback. */
+export function connectAddress(listenIp: string): string {
+  if (listenIp === '0.0.0.0') return '127.0.0.1';
+  if (listenIp === '::' || listenIp === '::0') return '::1';
+  return listenIp;
+}
+
+/** GET `http://host:port/status`, parsed and validated. */
+export function fetchStatus(host: string, port: number, timeoutMs: number): Promise<StatusDoc> {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { host, port, path: '/status', timeout: timeoutMs, headers: { Accept: 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > 16 * 1024 * 1024) {
+            req.destroy(
+              new StatusFetchError(`the answer from ${where}/status is larger than 16 MiB; is that weftd?`),
+            );
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200) {
+            reject(
+              new StatusFetchError(
+                `weftd at ${where} answered /status with HTTP ${res.statusCode ?? '?'}: ${body.trim().slice(0, 300)}`,
+              ),
+            );
+            return;
+          }
+          let json: unknown;
+          try {
+            json = JSON.parse(body);
+          } catch {
+            reject(new StatusFetchError(`the answer from ${where}/status is not JSON; is that weftd?`));
+            return;
+          }
+          try {
+            resolve(parseStatusDoc(json));
+          } catch (err) {
+            const detail = err instanceof StatusDocumentError ? err.message : String(err);
+            reject(
+              new StatusFetchError(
+                `the answer from ${where}/status is not a weft status document: ${detail}`,
+              ),
+            );
+          }
+        });
+        res.on('error', (err) =>
+          reject(new StatusFetchError(`reading ${where}/status failed: ${err.message}`)),
+        );
+      },
+    );
+    req.on('timeout', () => {
+      req.destroy(new StatusFetchError(`weftd at ${where} did not answer within ${timeoutMs} ms`));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof StatusFetchError) reject(err);
+      else if (err.code === 'ECONNREFUSED') {
+        reject(
+          new StatusFetchError(
+            `weftd is not running: nothing listens on ${where} (check --healthz-ip/--healthz-port match weftd's)`,
+          ),
+        );
+      } else reject(new StatusFetchError(`cannot reach weftd at ${where}: ${err.code ?? err.message}`));
+    });
+  });
+}
+
+/** Runs the command; resolves with the exit code. Never throws. */
+export async function runStatus(args: StatusArgs, io: StatusIo): Promise<number> {
+  let fromEnv: Record<string, unknown>;
+  try {
+    fromEnv = flagsFromEnv(HEALTH_FLAGS, io.env);
+  } catch (err) {
+    io.stderr(`weftctl status: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_USAGE;
+  }
+  const port = args['healthz-port'] ?? fromEnv['healthz-port'] ?? 0;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    io.stderr(`weftctl status: --healthz-port must be an integer 0..65535, found ${JSON.stringify(port)}\n`);
+    return EXIT_USAGE;
+  }
+  const ip = String(args['healthz-ip'] ?? fromEnv['healthz-ip'] ?? '127.0.0.1');
+  if (!isIp(ip)) {
+    io.stderr(`weftctl status: --healthz-ip must be an IP address, found ${JSON.stringify(ip)}\n`);
+    return EXIT_USAGE;
+  }
+  const timeoutMs = args['timeout-ms'];
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
+    io.stderr(
+      `weftctl status: --timeout-ms must be a positive integer, found ${JSON.stringify(timeoutMs)}\n`,
+    );
+    return EXIT_USAGE;
+  }
+  if (port === 0) {
+    io.stderr(
+      "weftctl status: weftd's health server is off (--healthz-port=0). Start weftd with --healthz-port=<port> " +
+        '(or FLANNELD_HEALTHZ_PORT) and give weftctl the same port.\n',
+    );
+    return EXIT_UNAVAILABLE;
+  }
+  let doc: StatusDoc;
+  try {
+    doc = await fetchStatus(connectAddress(ip), port, timeoutMs);
+  } catch (err) {
+    io.stderr(`weftctl status: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_UNAVAILABLE;
+  }
+  if (args.output === 'json') io.stdout(`${JSON.stringify(doc, null, 2)}\n`);
+  else io.stdout(renderStatusTable(doc, io.now?.() ?? new Date()));
+  return EXIT_OK;
+}
+
+const processIo: StatusIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  env: process.env,
+};
+
+/** The yargs command; `io` defaults to the process's streams and environment. */
+export function statusCommand(io: StatusIo = processIo): CommandModule<object, StatusArgs> {
+  return {
+    command: 'status',
+    describe: "show this node's lease, backend and peers (with probe health) from the local weftd",
+    builder: (y: Argv<object>) =>
+      y
+        .option('healthz-ip', {
+          type: 'string',
+          describe: "weftd's --healthz-ip (0.0.0.0 means ask 127.0.0.1) [env FLANNELD_HEALTHZ_IP]",
+        })
+        .option('healthz-port', {
+          type: 'number',
+          describe: "weftd's --healthz-port (0: the server is off) [env FLANNELD_HEALTHZ_PORT]",
+        })
+        .option('output', {
+          alias: 'o',
+          choices: ['table', 'json'] as const,
+          default: 'table' as const,
+          describe: 'output format',
+        })
+        .option('timeout-ms', { type: 'number', default: 5000, describe: 'how long to wait for weftd' }),
+    handler: async (argv) => {
+      process.exitCode = await runStatus(argv, io);
+    },
+  };
+}

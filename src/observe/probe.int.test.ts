@@ -1,0 +1,312 @@
+// Peer probes over real ICMP (root): two namespaces joined by a veth, the "peer" namespace owning tunnel
+// addresses (a subnet's network address, v4 and v6, as flannel.N does) on its loopback, the "node" namespace
+// routing the overlay subnet to it. The prober runs as a child process inside the node namespace (a raw
+// socket belongs to the namespace it is created in) and prints JSON lines; the test takes the veth down and
+// up and checks the health transitions, each reported once.
+//
+// The child is dist/src/observe/probe-cli.js. `npm test` builds dist first; when that file is missing or
+// older than its sources, beforeAll compiles just probe-cli.ts and its imports into dist with tsc.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  registerNamespace,
+  registerProcess,
+  unregisterNamespace,
+  unregisterProcess,
+} from '../../e2e/harness/run.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = path.join(ROOT, 'dist/src/observe/probe-cli.js');
+const SOURCES = [
+  'src/observe/probe-cli.ts',
+  'src/observe/probe.ts',
+  'src/observe/status.ts',
+  'src/log/index.ts',
+];
+const isRoot = process.getuid?.() === 0;
+
+function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      cmd,
+      args,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${[cmd, ...args].join(' ')} failed: ${err.message}\n${stderr}${stdout}`));
+        else resolve({ stdout, stderr });
+      },
+    );
+  });
+}
+
+function newestSourceMtime(): number {
+  const files = [...SOURCES, ...fs.readdirSync(path.join(ROOT, 'src/ip')).map((f) => `src/ip/${f}`)];
+  return Math.max(...files.map((f) => fs.statSync(path.join(ROOT, f)).mtimeMs));
+}
+
+/** Compiles probe-cli.ts (and what it imports) into dist/ unless an up-to-date build is there. */
+async function ensureProbeCliBuilt(): Promise<void> {
+  if (fs.existsSync(CLI) && fs.statSync(CLI).mtimeMs >= newestSourceMtime()) return;
+  const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
+  await run(
+    process.execPath,
+    [
+      tsc,
+      '--outDir',
+      path.join(ROOT, 'dist'),
+      '--rootDir',
+      ROOT,
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--lib',
+      'es2023',
+      '--types',
+      'node',
+      '--strict',
+      '--skipLibCheck',
+      '--sourceMap',
+      path.join(ROOT, 'src/observe/probe-cli.ts'),
+    ],
+    180_000,
+  );
+}
+
+interface ProbeEvent {
+  event: string;
+  key?: string;
+  from?: string;
+  to?: string;
+  rttMs?: number | null;
+  health?: string;
+}
+
+const PREFIX = `wo${randomBytes(2).toString('hex')}`;
+const NODE_NS = `${PREFIX}n`;
+const PEER_NS = `${PREFIX}p`;
+const NODE_VETH = `${PREFIX}vn`;
+const PEER_VETH = `${PREFIX}vp`;
+
+async function ipIn(ns: string, args: string[]): Promise<void> {
+  await run('ip', ['-n', ns, ...args]);
+}
+
+async function createTopology(): Promise<void> {
+  for (const ns of [NODE_NS, PEER_NS]) {
+    registerNamespace(ns);
+    await run('ip', ['netns', 'add', ns]);
+    await ipIn(ns, ['link', 'set', 'lo', 'up']);
+    // Keep IPv6 addresses while a link is down, so bringing the veth back restores the path.
+    await run('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.keep_addr_on_down=1']);
+  }
+  await ipIn(NODE_NS, [
+    'link',
+    'add',
+    NODE_VETH,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    PEER_VETH,
+    'netns',
+    PEER_NS,
+  ]);
+  await ipIn(NODE_NS, ['addr', 'add', '10.99.0.1/24', 'dev', NODE_VETH]);
+  await ipIn(NODE_NS, ['addr', 'add', 'fd99::1/64', 'dev', NODE_VETH, 'nodad']);
+  await ipIn(PEER_NS, ['addr', 'add', '10.99.0.2/24', 'dev', PEER_VETH]);
+  await ipIn(PEER_NS, ['addr', 'add', 'fd99::2/64', 'dev', PEER_VETH, 'nodad']);
+  // The peer's tunnel addresses: its subnets' network addresses, as on flannel.N / flannel-v6.N.
+  await ipIn(PEER_NS, ['addr', 'add', '10.5.2.0/32', 'dev', 'lo']);
+  await ipIn(PEER_NS, ['addr', 'add', 'fd05:2::/128', 'dev', 'lo', 'nodad']);
+  await ipIn(NODE_NS, ['link', 'set', NODE_VETH, 'up']);
+  await ipIn(PEER_NS, ['link', 'set', PEER_VETH, 'up']);
+  await ipIn(NODE_NS, ['route', 'add', '10.5.2.0/24', 'via', '10.99.0.2']);
+  await ipIn(NODE_NS, ['-6', 'route', 'add', 'fd05:2::/64', 'via', 'fd99::2']);
+}
+
+/**
+ * Waits until the peer's tunnel addresses answer ping (bounded): a fresh veth may drop the first neighbour
+ * solicitation, and the kernel retries only after a second, which the test must not mistake for the prober's.
+ */
+async function waitForPath(address: string): Promise<void> {
+  let last = '';
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      await run('ip', ['netns', 'exec', NODE_NS, 'ping', '-n', '-q', '-c', '1', '-W', '1', address], 5000);
+      return;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+  }
+  throw new Error(`the test topology does not carry pings to ${address}: ${last}`);
+}
+
+async function deleteTopology(): Promise<void> {
+  for (const ns of [NODE_NS, PEER_NS]) {
+    await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    unregisterNamespace(ns);
+  }
+}
+
+class ProbeChild {
+  readonly events: ProbeEvent[] = [];
+  stderr = '';
+  private exit: Promise<number | null>;
+
+  constructor(private readonly child: ChildProcess) {
+    let buffered = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl = buffered.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.trim() !== '') this.events.push(JSON.parse(line) as ProbeEvent);
+        nl = buffered.indexOf('\n');
+      }
+    });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      this.stderr += chunk;
+    });
+    this.exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    if (child.pid !== undefined) registerProcess(child.pid);
+  }
+
+  /** Waits (at most `timeoutMs`) until `predicate` holds for the events; returns whether it did. */
+  async waitFor(predicate: (events: ProbeEvent[]) => boolean, timeoutMs = 20_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (predicate(this.events)) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return predicate(this.events);
+  }
+
+  transitions(key: string): string[] {
+    return this.events
+      .filter((e) => e.event === 'transition' && e.key === key)
+      .map((e) => `${e.from}->${e.to}`);
+  }
+
+  results(key: string): ProbeEvent[] {
+    return this.events.filter((e) => e.event === 'result' && e.key === key);
+  }
+
+  async stop(): Promise<number | null> {
+    const pid = this.child.pid;
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const code = await this.exit;
+    clearTimeout(timer);
+    if (pid !== undefined) unregisterProcess(pid);
+    return code;
+  }
+}
+
+describe.skipIf(!isRoot)('peer probes over ICMP in network namespaces', () => {
+  let child: ProbeChild | undefined;
+
+  beforeAll(async () => {
+    await ensureProbeCliBuilt();
+    await createTopology();
+    await waitForPath('10.5.2.0');
+    await waitForPath('fd05:2::');
+  }, 240_000);
+
+  afterAll(async () => {
+    try {
+      await child?.stop();
+    } finally {
+      await deleteTopology();
+    }
+  });
+
+  it('marks peers unhealthy after N lost probes when the veth goes down, and healthy after a reply', async () => {
+    child = new ProbeChild(
+      spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          NODE_NS,
+          process.execPath,
+          CLI,
+          '--target',
+          'v4=10.5.2.0',
+          '--target',
+          'v6=fd05:2::',
+          '--target',
+          'underlay=10.99.0.2',
+          '--overlay',
+          '10.5.0.0/16',
+          '--overlay',
+          'fd05::/16',
+          '--interval-ms',
+          '200',
+          '--timeout-ms',
+          '150',
+          '--unhealthy-after',
+          '3',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ),
+    );
+    const c = child;
+    const diagnose = (): string =>
+      `events: ${JSON.stringify(c.events.slice(-20))}\nstderr: ${c.stderr.slice(-2000)}`;
+
+    // The underlay address is outside the overlay: refused, never probed.
+    expect(await c.waitFor((ev) => ev.some((e) => e.event === 'started')), diagnose()).toBe(true);
+    expect(c.events.find((e) => e.event === 'rejected')).toMatchObject({ key: 'underlay' });
+
+    // Both tunnel addresses answer: unknown -> healthy, with an RTT.
+    const healthy = (key: string) => (ev: ProbeEvent[]) =>
+      ev.some((e) => e.event === 'transition' && e.key === key && e.to === 'healthy');
+    expect(await c.waitFor(healthy('v4')), diagnose()).toBe(true);
+    expect(await c.waitFor(healthy('v6')), diagnose()).toBe(true);
+    expect(c.results('v4').find((e) => e.rttMs !== null)?.rttMs).toBeGreaterThan(0);
+    expect(c.results('v6').find((e) => e.rttMs !== null)?.rttMs).toBeGreaterThan(0);
+
+    // Link down: after 3 losses in a row each peer turns unhealthy, once.
+    await ipIn(PEER_NS, ['link', 'set', PEER_VETH, 'down']);
+    const unhealthy = (key: string) => (ev: ProbeEvent[]) =>
+      ev.some((e) => e.event === 'transition' && e.key === key && e.to === 'unhealthy');
+    expect(await c.waitFor(unhealthy('v4')), diagnose()).toBe(true);
+    expect(await c.waitFor(unhealthy('v6')), diagnose()).toBe(true);
+    const lostBefore = c.results('v4').length;
+    // More losses follow; they are no new transition and no new log line.
+    expect(await c.waitFor(() => c.results('v4').length >= lostBefore + 4), diagnose()).toBe(true);
+    expect(c.transitions('v4')).toEqual(['unknown->healthy', 'healthy->unhealthy']);
+    const downResults = c.results('v4').slice(-4);
+    expect(downResults.every((e) => e.rttMs === null && e.health === 'unhealthy')).toBe(true);
+    expect(
+      c.stderr.split('\n').filter((l) => l.includes('peer v4 unreachable through the overlay')),
+    ).toHaveLength(1);
+
+    // Link up: one reply makes each peer healthy again.
+    await ipIn(PEER_NS, ['link', 'set', PEER_VETH, 'up']);
+    const recovered = (key: string) => (ev: ProbeEvent[]) =>
+      ev.some(
+        (e) => e.event === 'transition' && e.key === key && e.from === 'unhealthy' && e.to === 'healthy',
+      );
+    expect(await c.waitFor(recovered('v4')), diagnose()).toBe(true);
+    expect(await c.waitFor(recovered('v6')), diagnose()).toBe(true);
+    expect(c.transitions('v4')).toEqual(['unknown->healthy', 'healthy->unhealthy', 'unhealthy->healthy']);
+    expect(c.transitions('v6')).toEqual(['unknown->healthy', 'healthy->unhealthy', 'unhealthy->healthy']);
+    expect(c.stderr).toContain('peer v4 reachable again through the overlay');
+
+    // SIGTERM stops it cleanly.
+    expect(await c.stop()).toBe(0);
+    expect(c.events.at(-1)?.event).toBe('stopped');
+    expect(c.results('underlay')).toHaveLength(0);
+  });
+});

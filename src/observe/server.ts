@@ -1,0 +1,162 @@
+// The observability HTTP server (`--healthz-ip:--healthz-port`): /healthz, /readyz, /metrics, /status.
+// Plain node:http, GET/HEAD only, small timeouts: it must answer even when the rest of the daemon struggles.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { HealthState, HealthVerdict } from './health.js';
+import type { WeftMetrics } from './metrics.js';
+import type { StatusDoc } from './status.js';
+
+export interface ObserveServerOptions {
+  /** Address to listen on (flannel's default `0.0.0.0`). */
+  host: string;
+  /** Port; 0 means off (flannel's `--healthz-port=0`): nothing listens. `'ephemeral'`: any free port (tests). */
+  port: number | 'ephemeral';
+  health: HealthState;
+  metrics: WeftMetrics;
+  /** Builds the `/status` document on each request. */
+  status: () => StatusDoc | Promise<StatusDoc>;
+  logger: Logger;
+}
+
+export interface ObserveServer {
+  /** Base URL, e.g. `http://127.0.0.1:10244`. */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** The server could not listen (port in use, address not on this host …). */
+export class ObserveServerListenError extends Error {
+  override name = 'ObserveServerListenError';
+}
+
+function verdictBody(name: string, verdict: HealthVerdict): string {
+  if (verdict.ok) return 'ok\n';
+  return `${name} failed:\n${verdict.reasons.map((r) => `- ${r}\n`).join('')}`;
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Validates the port option: an integer 0..65535 or 'ephemeral'. */
+function listenPort(port: number | 'ephemeral'): number {
+  if (port === 'ephemeral') return 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ObserveServerListenError(`--healthz-port must be an integer 0..65535, found ${String(port)}`);
+  }
+  return port;
+}
+
+/**
+ * Starts the server; resolves once it listens. Resolves `null` when `port` is 0 (the server is off).
+ * Rejects with `ObserveServerListenError` when it cannot listen.
+ */
+export async function startObserveServer(options: ObserveServerOptions): Promise<ObserveServer | null> {
+  if (options.port === 0) return null;
+  const port = listenPort(options.port);
+  const { health, metrics, logger } = options;
+
+  const send = (
+    res: http.ServerResponse,
+    req: http.IncomingMessage,
+    status: number,
+    contentType: string,
+    body: string,
+  ): void => {
+    res.writeHead(status, {
+      'Content-Type': contentType,
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-store',
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      send(res, req, 405, 'text/plain; charset=utf-8', `method ${req.method ?? '?'} not allowed; use GET\n`);
+      return;
+    }
+    switch (path) {
+      case '/healthz': {
+        const verdict = health.healthz();
+        send(res, req, verdict.ok ? 200 : 503, 'text/plain; charset=utf-8', verdictBody('healthz', verdict));
+        return;
+      }
+      case '/readyz': {
+        const verdict = health.readyz();
+        send(res, req, verdict.ok ? 200 : 503, 'text/plain; charset=utf-8', verdictBody('readyz', verdict));
+        return;
+      }
+      case '/metrics': {
+        const text = await metrics.render();
+        send(res, req, 200, metrics.contentType, text);
+        return;
+      }
+      case '/status': {
+        const doc = await options.status();
+        send(res, req, 200, 'application/json; charset=utf-8', `${JSON.stringify(doc, null, 2)}\n`);
+        return;
+      }
+      default:
+        send(
+          res,
+          req,
+          404,
+          'text/plain; charset=utf-8',
+          `no such endpoint ${JSON.stringify(path)}; try /healthz, /readyz, /metrics or /status\n`,
+        );
+    }
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      logger.error({ err, path: req.url }, 'observe endpoint failed');
+      if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', `internal error: ${message}\n`);
+      else res.destroy();
+    });
+  });
+  // Scrapers and probes send tiny requests: slow clients must not hold sockets.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 50;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(
+        new ObserveServerListenError(
+          `cannot serve health endpoints on ${hostForUrl(options.host)}:${port}: ${err.code ?? err.message}` +
+            (err.code === 'EADDRINUSE' ? ' (port in use; pick another --healthz-port)' : '') +
+            (err.code === 'EADDRNOTAVAIL' ? ' (address not on this host; check --healthz-ip)' : ''),
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, options.host, () => {
+      server.removeListener('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => logger.error({ err }, 'observe server error'));
+  const actualPort = (server.address() as AddressInfo).port;
+  const url = `http://${hostForUrl(options.host)}:${actualPort}`;
+  logger.info({ url }, 'serving /healthz, /readyz, /metrics and /status');
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    port: actualPort,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import type { DaemonOptions } from '../config/options.js';
+import type { Logger } from '../log/index.js';
+import type { SubnetManager } from './types.js';
+
+export interface WatchHealthEvent {
+  type: 'connected' | 'reconnect' | 'relist' | 'skipped';
+  reason?: string;
+  key?: string;
+}
+
+export interface SubnetManagerHooks {
+  onWatchEvent?: (event: WatchHealthEvent) => void;
+}
+
+/** The lease source the flags ask for: the Kubernetes API with `--kube-subnet-mgr`, else etcd. */
+export async function createSubnetManager(
+  options: DaemonOptions,
+  logger: Logger,
+  hooks: SubnetManagerHooks = {},
+): Promise<SubnetManager> {
+  if (options.kubeSubnetMgr) {
+    const { KubeSubnetManager } = await import('./kube/index.js');
+    return new KubeSubnetManager({
+      kubeconfigFile: options.kubeconfigFile,
+      apiUrl: options.kubeApiUrl,
+      annotationPrefix: options.kubeAnnotationPrefix,
+      netConfigPath: options.netConfigPath,
+      logger,
+      onWatchEvent: hooks.onWatchEvent,
+    });
+  }
+  const { EtcdSubnetManager } = await import('./etcd/index.js');
+  return new EtcdSubnetManager({
+    endpoints: options.etcdEndpoints,
+    prefix: options.etcdPrefix,
+    tls:
+      options.etcdCafile || options.etcdCertfile || options.etcdKeyfile
+        ? { ca: options.etcdCafile, cert: options.etcdCertfile, key: options.etcdKeyfile }
+        : undefined,
+    username: options.etcdUsername,
+    password: options.etcdPassword,
+    renewMargin: options.subnetLeaseRenewMargin,
+    logger,
+    onWatchEvent: hooks.onWatchEvent,
+  });
+}
