@@ -3,16 +3,16 @@
 // The plugins run inside a node namespace so the bridge lands there; the pod is another namespace.
 // Every namespace and temp dir is named wc<4 hex>… and removed in `finally`/afterAll even on failure.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerNamespace, runPrefix } from '../../e2e/harness/run.js';
 import { containsIp, parseCidr, parseIp } from '../ip/index.js';
 import { type BridgeConflist, renderBridgeConflist } from './index.js';
 
 const CNI_PATH = '/usr/lib/cni';
-const prefix = `wc${randomBytes(2).toString('hex')}`;
+const prefix = `${runPrefix()}c`;
 const nodeNs = `${prefix}n`;
 const podNs = `${prefix}p`;
 const dualPodNs = `${prefix}q`;
@@ -140,6 +140,7 @@ describe.skipIf(process.getuid?.() !== 0)('bridge conflist with the real CNI plu
     for (const name of [nodeNs, podNs, dualPodNs]) {
       const r = await run('ip', ['netns', 'add', name]);
       if (r.code !== 0) throw new Error(`ip netns add ${name}: ${r.stderr}`);
+      registerNamespace(name);
       await inNs(name, 'ip', 'link', 'set', 'lo', 'up');
     }
     conflist = renderBridgeConflist({ subnet, network, mtu: 1400, ipamDataDir: dataDir });

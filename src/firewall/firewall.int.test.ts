@@ -1,9 +1,9 @@
 // Root only. Everything happens inside namespaces named wf<4 hex>…, removed in `finally` even on failure:
 // the root namespace's iptables, addresses and routes are never touched.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerNamespace, runPrefix } from '../../e2e/harness/run.js';
 import { parseCidr } from '../ip/index.js';
 import {
   detectIptables,
@@ -14,7 +14,7 @@ import {
   ruleText,
 } from './index.js';
 
-const prefix = `wf${randomBytes(2).toString('hex')}`;
+const prefix = `${runPrefix()}f`;
 const ns = {
   node: `${prefix}n`,
   pod: `${prefix}p`,
@@ -74,7 +74,10 @@ const flannelLines = (set: IptablesRuleSet, table: 'nat' | 'filter'): string[] =
 
 /** Connects `veth` pairs and addresses: pod ─ node ─ remote pod; node ─ outside. */
 async function buildTopology(): Promise<void> {
-  for (const name of Object.values(ns)) await sh('ip', 'netns', 'add', name);
+  for (const name of Object.values(ns)) {
+    await sh('ip', 'netns', 'add', name);
+    registerNamespace(name);
+  }
   const link = async (a: string, aIf: string, b: string, bIf: string): Promise<void> => {
     await sh('ip', 'link', 'add', aIf, 'netns', a, 'type', 'veth', 'peer', 'name', bIf, 'netns', b);
     await inNs(a, 'ip', 'link', 'set', aIf, 'up');

@@ -3,6 +3,7 @@
 // process exit first, by an exit hook.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { registerNamespace, runPrefix, unregisterNamespace } from '../../e2e/harness/run.js';
 import { runTool } from './exec.js';
 
 export interface ScratchNamespace {
@@ -29,6 +30,7 @@ function deleteNamespace(name: string): void {
     // Already gone.
   }
   live.delete(name);
+  unregisterNamespace(name);
 }
 
 function installExitHook(): void {
@@ -57,13 +59,15 @@ function handle(name: string, ext: string, peer: string): ScratchNamespace {
 
 function addNamespace(name: string): void {
   live.add(name);
+  // Registered with the test harness so its sweeper removes it if this process dies first.
+  registerNamespace(name);
   execFileSync('ip', ['netns', 'add', name], { stdio: 'ignore', timeout: 10_000 });
 }
 
 /** Creates `wk<4 hex>` with a veth pair; `address` (e.g. `192.168.77.1/24`) goes on the external end. */
 export async function createScratchNamespace(address: string): Promise<ScratchNamespace> {
   installExitHook();
-  const name = `wk${randomBytes(2).toString('hex')}`;
+  const name = `${runPrefix()}k${randomBytes(1).toString('hex')}`;
   addNamespace(name);
   const ns = handle(name, `${name}e`, `${name}p`);
   try {
@@ -86,7 +90,7 @@ export async function createScratchPair(
   addressB: string,
 ): Promise<[ScratchNamespace, ScratchNamespace]> {
   installExitHook();
-  const base = `wk${randomBytes(2).toString('hex')}`;
+  const base = `${runPrefix()}k${randomBytes(1).toString('hex')}`;
   addNamespace(`${base}a`);
   const a = handle(`${base}a`, `${base}a0`, `${base}b0`);
   const b = handle(`${base}b`, `${base}b0`, `${base}a0`);
