@@ -12,8 +12,6 @@ export const REDACTED_PATHS = [
   '*.credentials',
   'token',
   '*.token',
-  'key',
-  '*.key',
   'etcdKeyfileContent',
 ];
 

@@ -1,0 +1,236 @@
+// Lease acquisition and watch fan-out against a local etcd (Debian's /usr/bin/etcd on a free loopback port):
+//   - acquire latency (p50/p99/max) with 1, 100 and 500 nodes acquiring at the same moment, each node its own
+//     EtcdSubnetManager, on a 10.0.0.0/8 network with /24 subnets;
+//   - watch fan-out: 100 nodes watching, one new lease written; the time until every watcher has seen it.
+//
+//   npm run build && node dist/bench/leases.js [--rounds 3] [--fanout-writes 20]
+//
+// Loopback traffic only; the etcd process and its data dir are removed at the end (also on failure).
+import { parseArgs } from 'node:util';
+import { type EtcdServer, etcdctl, startEtcd } from '../e2e/harness/etcd.js';
+import { parseNetworkConfigText } from '../src/config/index.js';
+import { encodeLeaseAttrs } from '../src/lease/index.js';
+import { silentLogger } from '../src/log/index.js';
+import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    'fanout-writes': { type: 'string', default: '20' },
+  },
+});
+const rounds = Number(values.rounds);
+const fanoutWrites = Number(values['fanout-writes']);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error('--rounds must be 1..20');
+if (!Number.isInteger(fanoutWrites) || fanoutWrites < 1 || fanoutWrites > 200) {
+  throw new Error('--fanout-writes must be 1..200');
+}
+
+const CONFIG = '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}';
+let prefixCounter = 0;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+function stats(samples: number[]): { p50: number; p99: number; max: number; n: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return {
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted[sorted.length - 1] ?? 0,
+    n: sorted.length,
+  };
+}
+
+function attrs(i: number) {
+  return {
+    publicIP: `192.${168 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
+    backendType: 'vxlan',
+    backendData: {
+      VNI: 1,
+      VtepMAC: `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
+    },
+  };
+}
+
+async function newPrefix(etcd: EtcdServer): Promise<string> {
+  prefixCounter += 1;
+  const prefix = `/weft-bench-${prefixCounter}/network`;
+  await etcdctl(etcd.endpoint, ['put', `${prefix}/config`, CONFIG]);
+  return prefix;
+}
+
+/** One round: `nodes` managers call acquireLease at once; returns each call's latency (ms). */
+async function acquireRound(
+  etcd: EtcdServer,
+  nodes: number,
+): Promise<{ latencies: number[]; wallMs: number }> {
+  const prefix = await newPrefix(etcd);
+  const config = parseNetworkConfigText(CONFIG);
+  const managers = Array.from(
+    { length: nodes },
+    () =>
+      new EtcdSubnetManager({ endpoints: [etcd.endpoint], prefix, renewMargin: 60, logger: silentLogger() }),
+  );
+  try {
+    // Warm each client's connection so the timing is etcd work, not TCP/HTTP2 setup.
+    await Promise.all(managers.map((m) => m.store.ping()));
+    const start = performance.now();
+    const latencies = await Promise.all(
+      managers.map(async (m, i) => {
+        const t0 = performance.now();
+        await m.acquireLease({ config, attrs: attrs(i + 1) });
+        return performance.now() - t0;
+      }),
+    );
+    return { latencies, wallMs: performance.now() - start };
+  } finally {
+    await Promise.all(managers.map((m) => m.close()));
+  }
+}
+
+/** 100 watchers; `writes` new leases one after another; per write the time until all watchers saw it. */
+async function fanout(
+  etcd: EtcdServer,
+  watchers: number,
+  writes: number,
+): Promise<{ all: number[]; each: number[] }> {
+  const prefix = await newPrefix(etcd);
+  const ac = new AbortController();
+  const seen: Map<string, number>[] = [];
+  let connected = 0;
+  const waiters: (() => void)[] = [];
+  const wake = () => {
+    for (const w of waiters.splice(0)) w();
+  };
+  const managers = Array.from({ length: watchers }, () => {
+    let counted = false;
+    return new EtcdSubnetManager({
+      endpoints: [etcd.endpoint],
+      prefix,
+      renewMargin: 60,
+      logger: silentLogger(),
+      onWatchEvent: (e) => {
+        if (e.type === 'connected' && !counted) {
+          counted = true;
+          connected += 1;
+          wake();
+        }
+      },
+    });
+  });
+  const loops = managers.map(async (m, i) => {
+    const mine = new Map<string, number>();
+    seen[i] = mine;
+    for await (const batch of m.watchLeases(ac.signal)) {
+      const now = performance.now();
+      for (const e of batch.events) if (e.type === 'added') mine.set(e.lease.key, now);
+      wake();
+    }
+  });
+  const until = async (cond: () => boolean, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error('fan-out: timed out waiting for the watchers');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 100);
+        waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  };
+  const writer = createEtcdClient({ endpoints: [etcd.endpoint] });
+  try {
+    await until(() => connected === watchers, 30_000);
+    const all: number[] = [];
+    const each: number[] = [];
+    for (let w = 0; w < writes; w++) {
+      const key = `10.${1 + (w >> 8)}.${w & 255}.0-24`;
+      const t0 = performance.now();
+      await writer.put(`${prefix}/subnets/${key}`).value(encodeLeaseAttrs(attrs(10_000 + w)));
+      await until(() => seen.every((s) => s.has(key)), 30_000);
+      const times = seen.map((s) => (s.get(key) ?? t0) - t0);
+      all.push(Math.max(...times));
+      each.push(...times);
+    }
+    return { all, each };
+  } finally {
+    ac.abort();
+    await Promise.all(loops);
+    writer.close();
+    await Promise.all(managers.map((m) => m.close()));
+  }
+}
+
+function ms(n: number): string {
+  return Number.isFinite(n) ? `${n.toFixed(1)} ms` : '-';
+}
+
+async function main(): Promise<void> {
+  const etcd = await startEtcd({ name: 'weft-bench-etcd' });
+  try {
+    const rows: string[][] = [];
+    for (const nodes of [1, 100, 500]) {
+      const latencies: number[] = [];
+      const walls: number[] = [];
+      // A single node is measured many times; concurrent rounds are repeated `rounds` times.
+      const repeat = nodes === 1 ? Math.max(20, rounds * 10) : rounds;
+      for (let r = 0; r < repeat; r++) {
+        const round = await acquireRound(etcd, nodes);
+        latencies.push(...round.latencies);
+        walls.push(round.wallMs);
+      }
+      const s = stats(latencies);
+      rows.push([
+        `acquire, ${nodes} concurrent`,
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.max),
+        ms(stats(walls).p50),
+        String(s.n),
+      ]);
+    }
+    const f = await fanout(etcd, 100, fanoutWrites);
+    const all = stats(f.all);
+    const each = stats(f.each);
+    rows.push([
+      'fan-out, 100 watchers: all saw it',
+      ms(all.p50),
+      ms(all.p99),
+      ms(all.max),
+      '-',
+      String(all.n),
+    ]);
+    rows.push([
+      'fan-out, 100 watchers: each watcher',
+      ms(each.p50),
+      ms(each.p99),
+      ms(each.max),
+      '-',
+      String(each.n),
+    ]);
+
+    const header = ['scenario', 'p50', 'p99', 'max', 'round wall p50', 'samples'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (cells: string[]) =>
+      cells
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd();
+    process.stdout.write(`etcd leases (etcd ${etcd.endpoint}, 10.0.0.0/8 with /24 subnets)\n`);
+    process.stdout.write(
+      `${[line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')}\n`,
+    );
+  } finally {
+    await etcd.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench/leases: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});

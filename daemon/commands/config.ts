@@ -1,0 +1,157 @@
+// `weftctl config get` prints <etcd-prefix>/config; `weftctl config set FILE` validates FILE with the same
+// parser weftd uses and writes it only when it is valid (a bad file is refused with the reason and nothing
+// is written). Both take weftd's --etcd-* flags.
+import * as fs from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { type NetworkConfig, networkConfigToJson, parseNetworkConfigText } from '../../src/config/index.js';
+import { EtcdSubnetManager } from '../../src/subnet/index.js';
+import { type EtcdArgs, etcdConnectionFromArgs, withEtcdOptions } from './etcd-options.js';
+import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './leases.js';
+
+/** `config set` refuses a bad file with this code (nothing written). */
+export const EXIT_INVALID = 3;
+/** Largest config file accepted (a real one is a few hundred bytes). */
+const MAX_CONFIG_BYTES = 64 * 1024;
+const CLI_CALL_TIMEOUT_MS = 3_000;
+
+export interface ConfigGetArgs extends EtcdArgs {
+  effective: boolean;
+}
+
+export interface ConfigSetArgs extends EtcdArgs {
+  file: string;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function withManager(
+  verb: string,
+  args: EtcdArgs,
+  io: CommandIo,
+  body: (manager: EtcdSubnetManager, prefix: string) => Promise<number>,
+): Promise<number> {
+  let connection: ReturnType<typeof etcdConnectionFromArgs>;
+  let manager: EtcdSubnetManager;
+  try {
+    connection = etcdConnectionFromArgs(args, io.env);
+    manager = new EtcdSubnetManager({
+      ...connection.client,
+      callTimeoutMs: CLI_CALL_TIMEOUT_MS,
+      prefix: connection.prefix,
+      renewMargin: 60,
+    });
+  } catch (err) {
+    io.stderr(`weftctl config ${verb}: ${message(err)}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await body(manager, connection.prefix);
+  } catch (err) {
+    io.stderr(
+      `weftctl config ${verb}: etcd (${connection.client.endpoints.join(',')}) failed: ${message(err)}\n`,
+    );
+    return EXIT_UNAVAILABLE;
+  } finally {
+    await manager.close();
+  }
+}
+
+/** Prints the stored config text (or, with `--effective`, the config with weft's defaults filled in). */
+export function runConfigGet(args: ConfigGetArgs, io: CommandIo): Promise<number> {
+  return withManager('get', args, io, async (manager, prefix) => {
+    const text = await manager.store.getConfigText();
+    if (text === undefined) {
+      io.stderr(
+        `weftctl config get: ${prefix}/config does not exist (write one with: weftctl config set FILE)\n`,
+      );
+      return EXIT_UNAVAILABLE;
+    }
+    if (!args.effective) {
+      io.stdout(text.endsWith('\n') ? text : `${text}\n`);
+      return EXIT_OK;
+    }
+    let config: NetworkConfig;
+    try {
+      config = parseNetworkConfigText(text, `${prefix}/config`);
+    } catch (err) {
+      io.stderr(`weftctl config get: ${prefix}/config is invalid: ${message(err)}\n`);
+      return EXIT_INVALID;
+    }
+    io.stdout(`${JSON.stringify(networkConfigToJson(config), null, 2)}\n`);
+    return EXIT_OK;
+  });
+}
+
+/** Validates FILE and writes it to `<prefix>/config`; a bad file is refused and nothing is written. */
+export async function runConfigSet(args: ConfigSetArgs, io: CommandIo): Promise<number> {
+  let text: string;
+  try {
+    const stat = fs.statSync(args.file);
+    if (!stat.isFile()) throw new Error('not a regular file');
+    if (stat.size > MAX_CONFIG_BYTES) throw new Error(`${stat.size} bytes (at most ${MAX_CONFIG_BYTES})`);
+    text = fs.readFileSync(args.file, 'utf8');
+  } catch (err) {
+    io.stderr(`weftctl config set: cannot read ${args.file}: ${message(err)}\n`);
+    return EXIT_USAGE;
+  }
+  let config: NetworkConfig;
+  try {
+    config = parseNetworkConfigText(text, args.file);
+  } catch (err) {
+    io.stderr(`weftctl config set: ${args.file} refused, nothing written: ${message(err)}\n`);
+    return EXIT_INVALID;
+  }
+  return withManager('set', args, io, async (manager, prefix) => {
+    if (config.unknownKeys.length > 0) {
+      io.stderr(
+        `weftctl config set: warning: keys weft does not know (ignored): ${config.unknownKeys.join(', ')}\n`,
+      );
+    }
+    // Stored as given (flannel reads the same text); trailing whitespace dropped.
+    await manager.store.putConfigText(text.trimEnd());
+    io.stdout(`wrote ${prefix}/config\n`);
+    return EXIT_OK;
+  });
+}
+
+/** `weftctl config get|set`; `io` defaults to the process's streams and environment. */
+export function configCommand(io: CommandIo = processIo): CommandModule<object, EtcdArgs> {
+  const get: CommandModule<object, ConfigGetArgs> = {
+    command: 'get',
+    describe: 'print the network config stored in etcd (<etcd-prefix>/config)',
+    builder: (y: Argv<object>) =>
+      withEtcdOptions(y).option('effective', {
+        type: 'boolean',
+        default: false,
+        describe: 'print the config with defaults filled in (SubnetLen, SubnetMin, SubnetMax, Backend)',
+      }),
+    handler: async (argv) => {
+      process.exitCode = await runConfigGet(argv, io);
+    },
+  };
+  const set: CommandModule<object, ConfigSetArgs> = {
+    command: 'set <file>',
+    describe: 'validate a network config file and write it to etcd (refused with the reason when invalid)',
+    builder: (y: Argv<object>) =>
+      withEtcdOptions(y).positional('file', {
+        type: 'string',
+        demandOption: true,
+        describe: 'net-conf JSON file',
+      }),
+    handler: async (argv) => {
+      process.exitCode = await runConfigSet(argv as ConfigSetArgs, io);
+    },
+  };
+  return {
+    command: 'config',
+    describe: 'read or write the network config in etcd',
+    builder: (y: Argv<object>) =>
+      y
+        .command(get as unknown as CommandModule<object, object>)
+        .command(set as unknown as CommandModule<object, object>)
+        .demandCommand(1, 'say "get" or "set FILE"') as unknown as Argv<EtcdArgs>,
+    handler: () => undefined,
+  };
+}

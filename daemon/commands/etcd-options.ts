@@ -1,0 +1,109 @@
+// The `--etcd-*` flags weftctl's etcd commands share with weftd (same names, defaults and FLANNELD_*/WEFT_*
+// environment fallback), and their translation into etcd client options.
+import type { Argv, Options } from 'yargs';
+import {
+  DEFAULT_ETCD_ENDPOINTS,
+  DEFAULT_ETCD_PREFIX,
+  ETCD_FLAGS,
+  flagsFromEnv,
+  OptionError,
+} from '../../src/config/options.js';
+import { checkEndpoints, EtcdClientConfigError, type EtcdClientOptions } from '../../src/subnet/index.js';
+
+/** The parsed `--etcd-*` flags (undefined: not given on the command line). */
+export interface EtcdArgs {
+  'etcd-endpoints'?: string | undefined;
+  'etcd-prefix'?: string | undefined;
+  'etcd-keyfile'?: string | undefined;
+  'etcd-certfile'?: string | undefined;
+  'etcd-cafile'?: string | undefined;
+  'etcd-username'?: string | undefined;
+  'etcd-password'?: string | undefined;
+}
+
+/**
+ * yargs option definitions for the `--etcd-*` flags. Defaults are applied by `etcdConnectionFromArgs`
+ * (after the environment), not by yargs, so FLANNELD_ETCD_* can fill a flag that was not given.
+ */
+export const ETCD_OPTIONS: Record<keyof EtcdArgs, Options> = Object.fromEntries(
+  ETCD_FLAGS.map((f) => {
+    const env = `FLANNELD_${f.name.toUpperCase().replace(/-/g, '_')}`;
+    const shownDefault =
+      f.default !== undefined && !f.secret ? ` (default ${JSON.stringify(f.default)})` : '';
+    const option: Options = {
+      type: 'string',
+      group: 'etcd:',
+      describe: `${f.describe}${shownDefault} [env ${env}]`,
+    };
+    return [f.name, option];
+  }),
+) as Record<keyof EtcdArgs, Options>;
+
+/** Adds the `--etcd-*` options to a yargs instance. */
+export function withEtcdOptions<T>(y: Argv<T>): Argv<T & EtcdArgs> {
+  return y.options(ETCD_OPTIONS) as unknown as Argv<T & EtcdArgs>;
+}
+
+/** Where and how to reach etcd, and under which prefix flannel's keys live. */
+export interface EtcdConnection {
+  client: EtcdClientOptions;
+  prefix: string;
+}
+
+function given(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  return String(value);
+}
+
+/**
+ * Turns parsed flags (command line first, then FLANNELD_ / WEFT_ environment variables, then flannel's
+ * defaults) into etcd client options. Throws `OptionError` naming the flag for a bad value.
+ */
+export function etcdConnectionFromArgs(args: EtcdArgs, env: NodeJS.ProcessEnv = process.env): EtcdConnection {
+  const fromEnv = flagsFromEnv(ETCD_FLAGS, env);
+  const pick = (name: keyof EtcdArgs): string | undefined => given(args[name]) ?? given(fromEnv[name]);
+  const endpointsText = pick('etcd-endpoints') ?? DEFAULT_ETCD_ENDPOINTS;
+  const endpoints = endpointsText
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  try {
+    checkEndpoints(endpoints);
+  } catch (err) {
+    throw new OptionError(
+      'etcd-endpoints',
+      err instanceof EtcdClientConfigError ? err.message.replace(/^etcd-endpoints: /, '') : String(err),
+    );
+  }
+  const prefixText = pick('etcd-prefix') ?? DEFAULT_ETCD_PREFIX;
+  if (!prefixText.startsWith('/')) {
+    throw new OptionError('etcd-prefix', `must start with "/", found ${JSON.stringify(prefixText)}`);
+  }
+  const prefix = prefixText.replace(/\/+$/, '') || '/';
+  const ca = pick('etcd-cafile');
+  const cert = pick('etcd-certfile');
+  const key = pick('etcd-keyfile');
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new OptionError(
+      cert ? 'etcd-keyfile' : 'etcd-certfile',
+      'a client certificate needs both --etcd-certfile and --etcd-keyfile',
+    );
+  }
+  const username = pick('etcd-username');
+  const password = pick('etcd-password');
+  if (password !== undefined && username === undefined) {
+    throw new OptionError('etcd-password', 'given without --etcd-username');
+  }
+  const client: EtcdClientOptions = { endpoints };
+  if (ca || cert || key) {
+    client.tls = {};
+    if (ca) client.tls.ca = ca;
+    if (cert) client.tls.cert = cert;
+    if (key) client.tls.key = key;
+  }
+  if (username !== undefined) {
+    client.username = username;
+    client.password = password ?? '';
+  }
+  return { client, prefix };
+}

@@ -1,0 +1,123 @@
+// `weftctl leases`: lists the leases under <etcd-prefix>/subnets/ as a table or JSON. Takes the same
+// --etcd-* flags (and FLANNELD_ETCD_* variables) as weftd. Keys or values that cannot be used are listed on
+// stderr with the reason; they never stop the listing.
+import type { Argv, CommandModule } from 'yargs';
+import { type NetworkConfig, parseNetworkConfigText } from '../../src/config/index.js';
+import { OptionError } from '../../src/config/options.js';
+import { leaseToJson, renderLeaseTable, sortLeases } from '../../src/lease/index.js';
+import { EtcdSubnetManager, type LeaseListing } from '../../src/subnet/index.js';
+import { type EtcdArgs, etcdConnectionFromArgs, withEtcdOptions } from './etcd-options.js';
+
+export interface LeasesArgs extends EtcdArgs {
+  output: 'table' | 'json';
+}
+
+/** Where output goes (tests pass their own). */
+export interface CommandIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  now?: () => Date;
+}
+
+export const EXIT_OK = 0;
+/** etcd unreachable or refused the request. */
+export const EXIT_UNAVAILABLE = 1;
+export const EXIT_USAGE = 2;
+
+/** Per-call deadline for the CLI: fail in seconds when etcd is down, never hang. */
+const CLI_CALL_TIMEOUT_MS = 3_000;
+
+export const processIo: CommandIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  env: process.env,
+};
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Runs the command; resolves with the exit code. Never throws. */
+export async function runLeases(args: LeasesArgs, io: CommandIo): Promise<number> {
+  let connection: ReturnType<typeof etcdConnectionFromArgs>;
+  try {
+    connection = etcdConnectionFromArgs(args, io.env);
+  } catch (err) {
+    io.stderr(`weftctl leases: ${message(err)}\n`);
+    return err instanceof OptionError ? EXIT_USAGE : EXIT_UNAVAILABLE;
+  }
+  let manager: EtcdSubnetManager;
+  try {
+    manager = new EtcdSubnetManager({
+      ...connection.client,
+      callTimeoutMs: CLI_CALL_TIMEOUT_MS,
+      prefix: connection.prefix,
+      renewMargin: 60,
+    });
+  } catch (err) {
+    io.stderr(`weftctl leases: ${message(err)}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    // Leases are checked against the network config when there is a valid one; without it, every
+    // well-formed lease is shown.
+    let config: NetworkConfig | undefined;
+    const text = await manager.store.getConfigText();
+    if (text === undefined) {
+      io.stderr(
+        `weftctl leases: warning: ${connection.prefix}/config does not exist; leases are not checked against a network\n`,
+      );
+    } else {
+      try {
+        config = parseNetworkConfigText(text, `${connection.prefix}/config`);
+      } catch (err) {
+        io.stderr(
+          `weftctl leases: warning: ${connection.prefix}/config is invalid (${message(err)}); leases are not checked against it\n`,
+        );
+      }
+    }
+    const listing: LeaseListing = await manager.listLeases(config);
+    for (const s of listing.skipped) io.stderr(`weftctl leases: skipped ${s.key}: ${s.reason}\n`);
+    const now = io.now?.() ?? new Date();
+    if (args.output === 'json') {
+      const doc = {
+        prefix: connection.prefix,
+        revision: listing.revision.toString(),
+        leases: sortLeases(listing.leases).map((l) => leaseToJson(l, now)),
+        skipped: listing.skipped,
+      };
+      io.stdout(`${JSON.stringify(doc, null, 2)}\n`);
+    } else if (listing.leases.length === 0) {
+      io.stdout(`no leases under ${connection.prefix}/subnets/\n`);
+    } else {
+      io.stdout(renderLeaseTable(listing.leases, now));
+    }
+    return EXIT_OK;
+  } catch (err) {
+    io.stderr(
+      `weftctl leases: cannot read leases from etcd (${connection.client.endpoints.join(',')}): ${message(err)}\n`,
+    );
+    return EXIT_UNAVAILABLE;
+  } finally {
+    await manager.close();
+  }
+}
+
+/** The yargs command; `io` defaults to the process's streams and environment. */
+export function leasesCommand(io: CommandIo = processIo): CommandModule<object, LeasesArgs> {
+  return {
+    command: 'leases',
+    describe: 'list the subnet leases in etcd: subnet, public IP, backend, VTEP MAC, expiry or reservation',
+    builder: (y: Argv<object>) =>
+      withEtcdOptions(y).option('output', {
+        alias: 'o',
+        choices: ['table', 'json'] as const,
+        default: 'table' as const,
+        describe: 'output format',
+      }),
+    handler: async (argv) => {
+      process.exitCode = await runLeases(argv, io);
+    },
+  };
+}

@@ -1,0 +1,5 @@
+export * from './attrs.js';
+export * from './key.js';
+export * from './lease.js';
+export * from './table.js';
+export * from './types.js';

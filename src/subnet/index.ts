@@ -1,0 +1,2 @@
+export * from './etcd/index.js';
+export * from './types.js';

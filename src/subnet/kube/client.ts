@@ -1,0 +1,409 @@
+// The Kubernetes API calls weft makes, on @kubernetes/client-node: config loading (kubeconfig, in-cluster,
+// --kube-api-url), node get/list/patch, pod get, and a node watch stream. Every call has a timeout and every
+// failure becomes a `KubeApiError` naming the operation, so callers can retry without guessing.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import {
+  ApiException,
+  type ConfigurationOptions,
+  CoreV1Api,
+  KubeConfig,
+  Observable,
+  type ObservableMiddleware,
+  PatchStrategy,
+  type RequestContext,
+  type ResponseContext,
+  setHeaderOptions,
+  type V1Node,
+  type V1NodeList,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import type { KubeNode } from './node-lease.js';
+
+export class KubeConfigError extends Error {
+  override name = 'KubeConfigError';
+}
+
+/** A failed API call: which call, the HTTP status (undefined when no response came) and the server's reason. */
+export class KubeApiError extends Error {
+  override name = 'KubeApiError';
+  constructor(
+    readonly operation: string,
+    readonly status: number | undefined,
+    readonly reason: string | undefined,
+    detail: string,
+  ) {
+    super(
+      `${operation}: ${status === undefined ? '' : `${status} `}${reason ? `${reason}: ` : ''}${detail}${hint(status)}`,
+    );
+  }
+}
+
+function hint(status: number | undefined): string {
+  if (status === 401)
+    return ' (the credentials were refused: check the kubeconfig or the ServiceAccount token)';
+  if (status === 403) {
+    return ' (permission denied: weft needs pods get, nodes get/list/watch and nodes/status patch; see contrib/kubernetes/weft.yaml)';
+  }
+  return '';
+}
+
+/** True for a `410 Gone`: the resourceVersion a watch asked for is no longer in the server's history. */
+export function isGone(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 410;
+}
+
+export interface KubeConnectionOptions {
+  /** `--kubeconfig-file`. */
+  kubeconfigFile?: string;
+  /** `--kube-api-url`: overrides the server of the kubeconfig or in-cluster config, or is used alone. */
+  apiUrl?: string;
+  /** Environment to read `KUBERNETES_SERVICE_HOST/PORT` from (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+}
+
+function checkApiUrl(apiUrl: string): URL {
+  let url: URL;
+  try {
+    url = new URL(apiUrl);
+  } catch {
+    throw new KubeConfigError(
+      `--kube-api-url=${JSON.stringify(apiUrl)} is not a URL (expected e.g. https://10.0.0.1:6443)`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new KubeConfigError(
+      `--kube-api-url=${JSON.stringify(apiUrl)}: expected an http:// or https:// URL`,
+    );
+  }
+  return url;
+}
+
+/**
+ * The client config, as flannel builds it: `--kubeconfig-file` if given, else the in-cluster ServiceAccount
+ * (KUBERNETES_SERVICE_HOST/PORT), else `--kube-api-url` alone (no credentials, e.g. `kubectl proxy`).
+ * `--kube-api-url` replaces the server address in the first two cases.
+ */
+export function loadKubeConfig(options: KubeConnectionOptions): KubeConfig {
+  const env = options.env ?? process.env;
+  const apiUrl = options.apiUrl ? checkApiUrl(options.apiUrl) : undefined;
+  const kc = new KubeConfig();
+  if (options.kubeconfigFile) {
+    try {
+      kc.loadFromFile(options.kubeconfigFile);
+    } catch (err) {
+      throw new KubeConfigError(
+        `cannot load --kubeconfig-file ${options.kubeconfigFile}: ${(err as Error).message}`,
+      );
+    }
+    if (!kc.getCurrentCluster()) {
+      throw new KubeConfigError(
+        `--kubeconfig-file ${options.kubeconfigFile} has no current context with a cluster (set current-context)`,
+      );
+    }
+  } else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
+    try {
+      kc.loadFromCluster();
+    } catch (err) {
+      throw new KubeConfigError(`cannot load the in-cluster config: ${(err as Error).message}`);
+    }
+  } else if (apiUrl) {
+    kc.loadFromClusterAndUser(
+      { name: 'kube-api-url', server: apiUrl.href, skipTLSVerify: false },
+      { name: 'anonymous' },
+    );
+  } else {
+    throw new KubeConfigError(
+      'no Kubernetes API to talk to: run in a pod (KUBERNETES_SERVICE_HOST/PORT set), or give --kubeconfig-file or --kube-api-url',
+    );
+  }
+  const current = kc.getCurrentCluster();
+  if (current) {
+    const server = apiUrl ? apiUrl.href.replace(/\/$/, '') : current.server;
+    // The client refuses http:// unless "skip TLS verify" is set; on plain http there is no TLS to verify.
+    const plainHttp = server.startsWith('http:');
+    kc.clusters = kc.clusters.map((c) =>
+      c.name === current.name ? { ...c, server, skipTLSVerify: c.skipTLSVerify || plainHttp } : c,
+    );
+  }
+  return kc;
+}
+
+/** One line of a watch stream. */
+export interface WatchEvent {
+  type: string;
+  object: unknown;
+}
+
+/** The calls the list+watch loop needs (KubeClient implements it). */
+export interface NodeSource {
+  listNodes(
+    query: { fieldSelector?: string },
+    signal?: AbortSignal,
+  ): Promise<{ items: KubeNode[]; resourceVersion: string }>;
+  watchNodes(query: WatchNodesQuery, signal?: AbortSignal): AsyncGenerator<WatchEvent>;
+}
+
+export interface WatchNodesQuery {
+  resourceVersion: string;
+  fieldSelector?: string;
+  /** Ask the server to end the watch after this long (it is then resumed). */
+  timeoutSeconds?: number;
+  /** Give up on a watch that sent nothing (not even a bookmark) for this long. */
+  idleTimeoutMs: number;
+}
+
+export interface KubeClientOptions {
+  /** Timeout of each get/list/patch call (default 30 s). */
+  requestTimeoutMs?: number;
+}
+
+/** Watch lines longer than this are not a Node; the stream is dropped rather than buffering without bound. */
+const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
+
+class WatchIdleError extends Error {
+  override name = 'WatchIdleError';
+}
+
+export class KubeClient implements NodeSource {
+  readonly api: CoreV1Api;
+  private readonly requestTimeoutMs: number;
+
+  constructor(
+    readonly kubeConfig: KubeConfig,
+    options: KubeClientOptions = {},
+  ) {
+    this.api = kubeConfig.makeApiClient(CoreV1Api);
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  }
+
+  /** The API server URL in use. */
+  get server(): string {
+    return this.kubeConfig.getCurrentCluster()?.server ?? '(none)';
+  }
+
+  /** Per-call options: the caller's signal plus the request timeout, applied through a middleware. */
+  private callOptions(signal: AbortSignal | undefined): ConfigurationOptions {
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const withSignal: ObservableMiddleware = {
+      pre: (context: RequestContext) => {
+        context.setSignal(combined);
+        return new Observable(Promise.resolve(context));
+      },
+      post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+    };
+    return { middleware: [withSignal], middlewareMergeStrategy: 'append' };
+  }
+
+  private async call<T>(
+    operation: string,
+    signal: AbortSignal | undefined,
+    fn: (o: ConfigurationOptions) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await fn(this.callOptions(signal));
+    } catch (err) {
+      throw toKubeApiError(operation, err, this.requestTimeoutMs);
+    }
+  }
+
+  readNode(name: string, signal?: AbortSignal): Promise<V1Node> {
+    return this.call(`GET nodes/${name}`, signal, (o) => this.api.readNode({ name }, o));
+  }
+
+  async listNodes(
+    query: { fieldSelector?: string },
+    signal?: AbortSignal,
+  ): Promise<{ items: V1Node[]; resourceVersion: string }> {
+    const list: V1NodeList = await this.call('LIST nodes', signal, (o) =>
+      this.api.listNode(query.fieldSelector ? { fieldSelector: query.fieldSelector } : {}, o),
+    );
+    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '' };
+  }
+
+  /** PATCH nodes/<name>/status with a strategic merge patch (annotations: a null value deletes the key). */
+  patchNodeStatus(name: string, patch: object, signal?: AbortSignal): Promise<V1Node> {
+    return this.call(`PATCH nodes/${name}/status`, signal, (o) =>
+      this.api.patchNodeStatus(
+        { name, body: patch },
+        setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch, o),
+      ),
+    );
+  }
+
+  readPod(namespace: string, name: string, signal?: AbortSignal): Promise<V1Pod> {
+    return this.call(`GET pods ${namespace}/${name}`, signal, (o) =>
+      this.api.readNamespacedPod({ namespace, name }, o),
+    );
+  }
+
+  /**
+   * Streams `GET /api/v1/nodes?watch=true` as parsed lines. Uses the client's own auth/TLS options
+   * (`applyToHTTPSOptions`) but its own HTTP request, because the library's `Watch` cannot be aborted before
+   * the response headers arrive and has no idle timeout: a half-open connection would stall it forever.
+   * Throws `KubeApiError` for a non-200 answer (410 included) and for a dropped or idle connection.
+   */
+  async *watchNodes(query: WatchNodesQuery, signal?: AbortSignal): AsyncGenerator<WatchEvent> {
+    const operation = `WATCH nodes from resourceVersion ${query.resourceVersion || '(now)'}`;
+    const cluster = this.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new KubeConfigError('the kubeconfig has no current cluster');
+    const url = new URL(`${cluster.server.replace(/\/+$/, '')}/api/v1/nodes`);
+    url.searchParams.set('watch', 'true');
+    url.searchParams.set('allowWatchBookmarks', 'true');
+    if (query.resourceVersion) url.searchParams.set('resourceVersion', query.resourceVersion);
+    if (query.fieldSelector) url.searchParams.set('fieldSelector', query.fieldSelector);
+    if (query.timeoutSeconds) url.searchParams.set('timeoutSeconds', String(query.timeoutSeconds));
+
+    const options: https.RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
+    await this.kubeConfig.applyToHTTPSOptions(options);
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort(signal?.reason);
+    if (signal?.aborted) return;
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const request = (url.protocol === 'https:' ? https : http).request(url, {
+      ...options,
+      signal: abort.signal,
+    });
+    let idleTimer: NodeJS.Timeout | undefined;
+    const touch = (): void => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => {
+        request.destroy(new WatchIdleError(`no data for ${query.idleTimeoutMs} ms`));
+      }, query.idleTimeoutMs);
+    };
+    try {
+      touch();
+      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        request.once('response', resolve);
+        request.once('error', reject);
+        request.end();
+      });
+      touch();
+      if (response.statusCode !== 200) {
+        const body = await readBounded(response, 64 * 1024);
+        const status = parseStatus(body);
+        throw new KubeApiError(
+          operation,
+          response.statusCode,
+          status.reason ?? response.statusMessage,
+          status.message ?? body.slice(0, 200),
+        );
+      }
+      let buffered = '';
+      response.setEncoding('utf8');
+      for await (const chunk of response as AsyncIterable<string>) {
+        touch();
+        buffered += chunk;
+        if (buffered.length > MAX_WATCH_LINE_BYTES) {
+          throw new KubeApiError(
+            operation,
+            undefined,
+            'TooLarge',
+            `a watch line exceeds ${MAX_WATCH_LINE_BYTES} bytes`,
+          );
+        }
+        let newline = buffered.indexOf('\n');
+        while (newline >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          newline = buffered.indexOf('\n');
+          if (line === '') continue;
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(line);
+          } catch {
+            throw new KubeApiError(operation, undefined, 'BadWatchLine', `not JSON: ${line.slice(0, 80)}`);
+          }
+          if (
+            typeof parsed !== 'object' ||
+            parsed === null ||
+            typeof (parsed as WatchEvent).type !== 'string'
+          ) {
+            throw new KubeApiError(
+              operation,
+              undefined,
+              'BadWatchLine',
+              `not a watch event: ${line.slice(0, 80)}`,
+            );
+          }
+          yield parsed as WatchEvent;
+        }
+      }
+      // A clean end (the server's timeoutSeconds) completes the chunked body; a dropped connection does not.
+      if (!response.complete) {
+        throw new KubeApiError(
+          operation,
+          undefined,
+          'Unreachable',
+          'the connection closed in the middle of the watch',
+        );
+      }
+    } catch (err) {
+      if (err instanceof KubeApiError) throw err;
+      if (signal?.aborted) return;
+      throw toKubeApiError(operation, err, query.idleTimeoutMs);
+    } finally {
+      clearTimeout(idleTimer);
+      signal?.removeEventListener('abort', onAbort);
+      request.destroy();
+    }
+  }
+}
+
+async function readBounded(stream: http.IncomingMessage, limit: number): Promise<string> {
+  let text = '';
+  stream.setEncoding('utf8');
+  for await (const chunk of stream as AsyncIterable<string>) {
+    if (text.length < limit) text += chunk;
+  }
+  return text.slice(0, limit);
+}
+
+interface StatusFields {
+  reason?: string;
+  message?: string;
+  code?: number;
+}
+
+function parseStatus(body: unknown): StatusFields {
+  let value = body;
+  if (typeof body === 'string') {
+    try {
+      value = JSON.parse(body);
+    } catch {
+      return {};
+    }
+  }
+  if (typeof value !== 'object' || value === null) return {};
+  const v = value as Record<string, unknown>;
+  const out: StatusFields = {};
+  if (typeof v.reason === 'string' && v.reason) out.reason = v.reason;
+  if (typeof v.message === 'string' && v.message) out.message = v.message;
+  if (typeof v.code === 'number') out.code = v.code;
+  return out;
+}
+
+/** Parses a watch ERROR event's object (a `Status`). */
+export function watchErrorStatus(object: unknown): StatusFields {
+  return parseStatus(object);
+}
+
+function toKubeApiError(operation: string, err: unknown, timeoutMs: number): KubeApiError {
+  if (err instanceof KubeApiError) return err;
+  if (err instanceof ApiException) {
+    const status = parseStatus(err.body);
+    return new KubeApiError(
+      operation,
+      err.code,
+      status.reason,
+      status.message ?? String(err.body ?? err.message).slice(0, 200),
+    );
+  }
+  const e = err as { name?: string; code?: string; message?: string };
+  if (e?.name === 'AbortError' || e?.name === 'TimeoutError' || e?.name === 'WatchIdleError') {
+    return new KubeApiError(operation, undefined, 'Timeout', `no answer within ${timeoutMs} ms`);
+  }
+  const code = typeof e?.code === 'string' ? `${e.code}: ` : '';
+  return new KubeApiError(operation, undefined, 'Unreachable', `${code}${e?.message ?? String(err)}`);
+}
