@@ -18,7 +18,7 @@ import {
   renderKernelOp,
   type SelectedInterface,
 } from '../src/kernel/index.js';
-import { createScratchNamespace } from '../src/kernel/scratch-netns.js';
+import { createScratchNamespace } from '../e2e/harness/scratch-netns.js';
 import type { Lease } from '../src/lease/index.js';
 
 const { values } = parseArgs({

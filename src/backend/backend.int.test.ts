@@ -13,7 +13,7 @@ import {
   probeVxlanSupport,
   selectInterface,
 } from '../kernel/index.js';
-import { createScratchPair, type ScratchNamespace } from '../kernel/scratch-netns.js';
+import { createScratchPair, type ScratchNamespace } from '../../e2e/harness/scratch-netns.js';
 import type { Lease } from '../lease/index.js';
 import { type Backend, createBackend, HostGwBackend, VxlanBackend } from './index.js';
 

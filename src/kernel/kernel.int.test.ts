@@ -17,7 +17,7 @@ import {
   selectInterface,
   type VxlanLinkSpec,
 } from './index.js';
-import { createScratchNamespace, type ScratchNamespace } from './scratch-netns.js';
+import { createScratchNamespace, type ScratchNamespace } from '../../e2e/harness/scratch-netns.js';
 
 const hex = (n: number) => n.toString(16).padStart(2, '0');
 

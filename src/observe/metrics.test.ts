@@ -172,6 +172,8 @@ describe('probe metrics', () => {
     const a = '10.5.1.0/24';
     const b = '10.5.2.0/24';
     metrics.probeResult(a, 1.5, 0);
+    // The loss counter exists (at 0) from the first answered probe, so loss-rate queries see it.
+    expect(sampleValue(await scrape(metrics), 'weft_peer_probe_losses_total', { peer: a })).toBe(0);
     metrics.probeResult(a, null, 0.5);
     metrics.peerHealth(a, 'healthy');
     metrics.probeResult(b, null, 1);

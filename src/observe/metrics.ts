@@ -6,7 +6,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 /** Where a lease watch reconnected or re-listed from. */
 export type WatchSource = 'etcd' | 'kube';
 
-/** The outcome of one kernel operation of a reconcile plan (kind: `route`, `neigh`, `fdb`, `link`, …). */
+/** The outcome of one kernel operation of a reconcile plan (kind: `route`, `neighbor`, `fdb`, `link`, `address`). */
 export interface KernelOpOutcome {
   kind: string;
   ok: boolean;
@@ -362,8 +362,9 @@ export class WeftMetrics {
    */
   probeResult(peer: string, rttMs: number | null, lossRatio?: number): void {
     this.probesSent.inc({ peer });
-    if (rttMs === null) this.probesLost.inc({ peer });
-    else this.probeRtt.set({ peer }, rttMs / 1000);
+    // inc by 0 creates the series: `rate(losses) / rate(probes)` needs it before the first loss.
+    this.probesLost.inc({ peer }, rttMs === null ? 1 : 0);
+    if (rttMs !== null) this.probeRtt.set({ peer }, rttMs / 1000);
     if (lossRatio !== undefined && Number.isFinite(lossRatio)) this.probeLossRatio.set({ peer }, lossRatio);
   }
 
