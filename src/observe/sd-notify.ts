@@ -99,7 +99,7 @@ function sendNotify(lines: string[], options: SdNotifyOptions): Promise<SdNotify
         if (err.code === 'ENOENT') {
           resolve({
             sent: false,
-            reason: `${command} not found: install systemd's systemd-notify, or run the unit as Type=exec (see contrib/README-deploy.md)`,
+            reason: `${command} not found: install systemd's systemd-notify, or run the unit as Type=exec (see README.md, "Run on bare metal with systemd")`,
           });
         } else if (err.killed) {
           resolve({ sent: false, reason: `${command} did not finish within ${timeoutMs} ms` });
