@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { Argv, Options } from 'yargs';
 import { type FlagSpec, flagsFromEnv, OptionError } from '../src/config/options.js';
+import { weftVersion } from '../src/config/version.js';
 
 const GROUP_TITLES: Record<FlagSpec['group'], string> = {
   etcd: 'etcd:',
@@ -33,21 +33,8 @@ export function envConfig(flags: FlagSpec[], env: NodeJS.ProcessEnv = process.en
   return flagsFromEnv(flags, env);
 }
 
-/** The package version, read from package.json next to dist/ or the source tree. */
-export function packageVersion(): string {
-  for (const rel of ['../../package.json', '../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'weft' && pkg.version) return pkg.version;
-    } catch {
-      // try the next layout
-    }
-  }
-  return 'unknown';
-}
+/** The package version (one reader for weftd, weftctl and the daemon). */
+export const packageVersion = weftVersion;
 
 /** Exit 2 with a one-line reason: the contract for bad flag values. */
 export function usageExit(message: string): never {
