@@ -48,7 +48,23 @@ export interface WeftClusterOptions extends Partial<NetnsClusterOptions> {
   skipEtcdConfig?: boolean;
   /** Replace the etcd flags (e.g. Kubernetes mode). */
   subnetManagerArgs?: (node: ClusterNode) => string[];
+  /** Extra environment for each weftd (e.g. Kubernetes mode: NODE_NAME), on every start and restart. */
+  weftdEnv?: (node: ClusterNode) => NodeJS.ProcessEnv;
+  /**
+   * Runs once the namespaces exist and before any weftd starts (e.g. start a test API server on a host and
+   * write each node's files).
+   */
+  beforeWeftd?: (cluster: WeftCluster) => Promise<void>;
+  /** Called as each step of `startWeftCluster` begins (progress display, e.g. `npm run demo`). */
+  onStep?: (step: WeftClusterStep) => void;
 }
+
+/**
+ * The steps of `startWeftCluster`, in order: `network` (namespaces, underlay and etcd host), `config` (the
+ * network config written to etcd), `weftd` (one weftd started per node), `ready` (every weftd leased a subnet
+ * and wrote its subnet file and conflist).
+ */
+export type WeftClusterStep = 'network' | 'config' | 'weftd' | 'ready';
 
 export const DEFAULT_NET_CONF = { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } };
 
@@ -99,7 +115,7 @@ export class WeftCluster {
     const w = this.weftNodes[i]!;
     w.weftd = await w.node.spawn(process.execPath, [WEFTD, ...this.weftdArgs(w)], {
       logFile: w.logFile,
-      env: { ...env, WEFT_TEST: '1' },
+      env: { ...this.options.weftdEnv?.(w.node), ...env, WEFT_TEST: '1' },
     });
     return w.weftd;
   }
@@ -141,8 +157,15 @@ export class WeftCluster {
     return pods;
   }
 
-  /** Pings every pod from every other pod; returns the failures as "a → b". */
-  async pingMatrix(pods: Pod[], opts: { count?: number; timeoutSec?: number } = {}): Promise<string[]> {
+  /**
+   * Pings every pod from every other pod over IPv4 (`family: 6`: over IPv6, to each pod's `ip6`); returns the
+   * failures as "a → b". A pod without an address of that family is a failure too.
+   */
+  async pingMatrix(
+    pods: Pod[],
+    opts: { count?: number; timeoutSec?: number; family?: 4 | 6 } = {},
+  ): Promise<string[]> {
+    const addressOf = (p: Pod): string => (opts.family === 6 ? (p.ip6 ?? '') : p.ip);
     const failures: string[] = [];
     for (const from of pods) {
       const results = await Promise.all(
@@ -150,11 +173,18 @@ export class WeftCluster {
           .filter((to) => to !== from)
           .map(async (to) => ({
             to,
-            r: await this.net.ping(from, to.ip, { count: opts.count ?? 1, timeoutSec: opts.timeoutSec ?? 3 }),
+            r:
+              addressOf(to) === ''
+                ? undefined
+                : await this.net.ping(from, addressOf(to), {
+                    count: opts.count ?? 1,
+                    timeoutSec: opts.timeoutSec ?? 3,
+                  }),
           })),
       );
       for (const { to, r } of results)
-        if (!r.ok) failures.push(`${from.name}(${from.ip}) → ${to.name}(${to.ip})`);
+        if (!r?.ok)
+          failures.push(`${from.name}(${addressOf(from)}) → ${to.name}(${addressOf(to) || 'no address'})`);
     }
     return failures;
   }
@@ -181,6 +211,7 @@ export class WeftCluster {
 /** Builds the namespaces, writes the network config to etcd and starts weftd on every node. */
 export async function startWeftCluster(options: WeftClusterOptions): Promise<WeftCluster> {
   if (!existsSync(WEFTD)) throw new Error(`${WEFTD} is missing: run \`npm run build\` first`);
+  options.onStep?.('network');
   const net = await netnsCluster({
     nodes: options.nodes,
     ipv6: options.ipv6,
@@ -201,13 +232,17 @@ export async function startWeftCluster(options: WeftClusterOptions): Promise<Wef
       });
     }
     if (!options.skipEtcdConfig) {
+      options.onStep?.('config');
       await cluster.etcdctl([
         'put',
         '/coreos.com/network/config',
         JSON.stringify(options.netConf ?? DEFAULT_NET_CONF),
       ]);
     }
+    await options.beforeWeftd?.(cluster);
+    options.onStep?.('weftd');
     for (let i = 0; i < net.nodes.length; i++) await cluster.startWeftd(i);
+    options.onStep?.('ready');
     for (let i = 0; i < net.nodes.length; i++) await cluster.waitReady(i);
     return cluster;
   } catch (err) {
