@@ -23,6 +23,11 @@ export interface SubnetManager {
   keepLease(lease: Lease, onChange: (change: OwnLeaseChange) => void, signal: AbortSignal): Promise<void>;
   /** Lists then watches all leases: first batch is a snapshot; resumes after disconnects. */
   watchLeases(signal: AbortSignal): AsyncIterable<LeaseWatchBatch>;
+  /**
+   * Kubernetes mode: the operator's `node-public-ip[v6]` annotations on this node, which the daemon uses as
+   * `--public-ip[v6]` when choosing the external interface.
+   */
+  readNodePublicIPOverride?(signal?: AbortSignal): Promise<{ publicIP?: string; publicIPv6?: string }>;
   /** Called once the network is plumbed (kube: NetworkUnavailable=False). */
   markNetworkReady?(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

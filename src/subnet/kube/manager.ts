@@ -347,10 +347,18 @@ export class KubeSubnetManager implements SubnetManager {
     }
     const plan = planOwnAnnotations(node, this.names, next.attrs, next.subnets);
     if (plan.patch) {
-      this.log.warn(
-        { node: name, keys: Object.keys(plan.patch) },
-        'lease annotations of this node are missing or changed; patching them back',
-      );
+      // A new public-ip-overwrite is the operator's doing (notes); anything else was removed or changed by someone.
+      if (plan.notes.length > 0) {
+        this.log.info(
+          { node: name, keys: Object.keys(plan.patch), notes: plan.notes },
+          'publishing the public address the node annotations ask for',
+        );
+      } else {
+        this.log.warn(
+          { node: name, keys: Object.keys(plan.patch) },
+          'lease annotations of this node are missing or changed; patching them back',
+        );
+      }
       await this.retry(`patching the annotations of node ${name} failed`, signal, async (x) => {
         const fresh = await this.client.readNode(name, x);
         await this.ensureAnnotations(fresh, next.attrs, next.subnets, x);
