@@ -107,6 +107,11 @@ const valid: ValidCase[] = [
     },
   },
   {
+    name: 'IPv6 /124 network: the smallest flannel accepts, split into four /126',
+    input: { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00::/124' },
+    expect: { ipv6SubnetLen: 126, ipv6SubnetMin: 'fd00::4', ipv6SubnetMax: 'fd00::c' },
+  },
+  {
     name: 'vxlan keys are case-insensitive',
     input: { Network: '10.5.0.0/16', Backend: { type: 'VXLAN', vni: 7, directrouting: true } },
     expect: { backend: { type: 'vxlan', vni: 7, directRouting: true } },
@@ -292,16 +297,22 @@ const invalid: InvalidCase[] = [
     message: /IPv6 CIDR/,
   },
   {
-    name: 'IPv6SubnetLen above 127',
-    input: { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00::/48', IPv6SubnetLen: 128 },
+    name: 'IPv6SubnetLen above 126 (flannel: "SubnetLen must be less than /127")',
+    input: { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00::/48', IPv6SubnetLen: 127 },
     field: 'IPv6SubnetLen',
-    message: /at most 127/,
+    message: /at most 126/,
   },
   {
     name: 'IPv6 network too small',
     input: { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00::/126' },
     field: 'IPv6Network',
     message: /too small/,
+  },
+  {
+    name: 'IPv6 network too small: /125 (flannel: minimum useful prefix is /124)',
+    input: { EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00::/125' },
+    field: 'IPv6Network',
+    message: /too small.*\/124/,
   },
   {
     name: 'Backend not an object',

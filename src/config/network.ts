@@ -206,7 +206,9 @@ function familyNetwork(r: KeyReader, family: Family): FamilyNetwork {
     );
   }
   const network = cidrField(networkField, networkText, family);
-  const maxLen = family === 4 ? 30 : 127;
+  // flannel: SubnetLen ≤ 30, IPv6SubnetLen ≤ 126 — a subnet keeps its network address (the VTEP's) and the
+  // bridge's ::1/.1 and still has room for pods; a /127 would have none.
+  const maxLen = family === 4 ? 30 : 126;
   const defaultLen = family === 4 ? 24 : 64;
   const lenField = `${p}SubnetLen`;
   let subnetLen = r.get(lenField);

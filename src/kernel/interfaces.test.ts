@@ -134,6 +134,75 @@ describe('selectInterface', () => {
     );
   });
 
+  it('IPv6: prefers a stable address to a temporary or deprecated one, never takes a dadfailed one', () => {
+    const flagged = (ip: string, ...flags: NonNullable<InterfaceAddress['flags']>) => ({ ...v6(ip), flags });
+    const eth = iface('eth0', 2, [
+      v4('192.168.1.10'),
+      // iproute2 order: newest first.
+      flagged('2001:db8::aaaa', 'temporary'),
+      flagged('2001:db8::bbbb', 'deprecated'),
+      flagged('2001:db8::cccc', 'dadfailed'),
+      v6('2001:db8::10'),
+    ]);
+    const dual = { interfaces: [eth], defaultRouteDev: { ipv4: 'eth0' } };
+    expect(selectInterface(dual, { ipv6: true })).toMatchObject({
+      ipv6: { ip: '2001:db8::10' },
+      publicIpv6: '2001:db8::10',
+    });
+    // Only unstable addresses: still usable (better than none), the temporary one is taken.
+    const onlyTemporary = iface('eth0', 2, [v4('192.168.1.10'), flagged('2001:db8::aaaa', 'temporary')]);
+    expect(
+      selectInterface({ interfaces: [onlyTemporary], defaultRouteDev: { ipv4: 'eth0' } }, { ipv6: true })
+        .publicIpv6,
+    ).toBe('2001:db8::aaaa');
+    const onlyFailed = iface('eth0', 2, [v4('192.168.1.10'), flagged('2001:db8::cccc', 'dadfailed')]);
+    expect(() =>
+      selectInterface({ interfaces: [onlyFailed], defaultRouteDev: { ipv4: 'eth0' } }, { ipv6: true }),
+    ).toThrow(/eth0 has no global IPv6 address/);
+  });
+
+  it('reads IPv6 address flags from `ip -json addr show`', () => {
+    const text = JSON.stringify([
+      {
+        ifindex: 2,
+        ifname: 'eth0',
+        flags: ['UP'],
+        mtu: 1500,
+        addr_info: [
+          { family: 'inet', local: '10.0.0.1', prefixlen: 24, scope: 'global', secondary: true },
+          {
+            family: 'inet6',
+            local: '2001:db8::a',
+            prefixlen: 64,
+            scope: 'global',
+            temporary: true,
+            dynamic: true,
+          },
+          { family: 'inet6', local: '2001:db8::b', prefixlen: 64, scope: 'global', deprecated: true },
+          { family: 'inet6', local: '2001:db8::c', prefixlen: 64, scope: 'global', tentative: true },
+          {
+            family: 'inet6',
+            local: '2001:db8::d',
+            prefixlen: 64,
+            scope: 'global',
+            dadfailed: true,
+            tentative: true,
+          },
+          { family: 'inet6', local: '2001:db8::e', prefixlen: 64, scope: 'global' },
+        ],
+      },
+    ]);
+    const [fact] = parseLinkList(text, 'ip -json addr show').map(toInterfaceFact);
+    expect(fact?.addresses.map((a) => [a.ip, a.flags])).toEqual([
+      ['10.0.0.1', undefined],
+      ['2001:db8::a', ['temporary']],
+      ['2001:db8::b', ['deprecated']],
+      ['2001:db8::c', ['tentative']],
+      ['2001:db8::d', ['tentative', 'dadfailed']],
+      ['2001:db8::e', undefined],
+    ]);
+  });
+
   it('works on facts read from a real `ip -json addr show`', () => {
     const real = parseLinkList(
       readFileSync(new URL('./fixtures/ip-addr-show.json', import.meta.url), 'utf8'),

@@ -78,9 +78,19 @@ export interface SelectInterfaceOptions {
   ipv6?: boolean;
 }
 
-/** Global-scope addresses of a family (link-local and host addresses are never a VTEP or PublicIP). */
+/**
+ * Global-scope addresses of a family, stable ones first (link-local and host addresses are never a VTEP or
+ * PublicIP; one that failed duplicate address detection is not this node's).
+ */
 function usable(facts: InterfaceFact, family: Family): InterfaceAddress[] {
-  return facts.addresses.filter((a) => a.family === family && a.scope === 'global');
+  const global = facts.addresses.filter(
+    (a) => a.family === family && a.scope === 'global' && !a.flags?.includes('dadfailed'),
+  );
+  // A privacy (temporary) or deprecated IPv6 address goes away within hours, taking the VTEP with it:
+  // stable addresses first (iproute2 lists the newest address first, often a fresh temporary one).
+  const unstable = (a: InterfaceAddress) =>
+    a.flags?.some((f) => f === 'temporary' || f === 'deprecated') === true;
+  return [...global.filter((a) => !unstable(a)), ...global.filter(unstable)];
 }
 
 function describeIface(f: InterfaceFact): string {

@@ -13,6 +13,7 @@ import type {
   AddressEntry,
   FdbEntry,
   InterfaceAddress,
+  InterfaceAddressFlag,
   InterfaceFact,
   NeighborEntry,
   ObservedLink,
@@ -115,7 +116,11 @@ export function parseLinkList(text: string, command = 'ip -d -json addr show'): 
       if (local === undefined || prefix === undefined || family === undefined) continue;
       const ip = tryCanonical(() => canonicalIpText(local));
       if (ip === undefined || familyOfText(ip) !== family) continue;
-      addresses.push({ family, ip, prefix, scope: str(info.scope) ?? 'global' });
+      const address: InterfaceAddress = { family, ip, prefix, scope: str(info.scope) ?? 'global' };
+      // iproute2 prints each set flag as `"<name>": true` (IPv4's "secondary" shares temporary's bit: not read).
+      const addressFlags = family === 6 ? ADDRESS_FLAGS.filter((f) => info[f] === true) : [];
+      if (addressFlags.length > 0) address.flags = addressFlags;
+      addresses.push(address);
     }
     return {
       index,
@@ -130,6 +135,8 @@ export function parseLinkList(text: string, command = 'ip -d -json addr show'): 
     };
   });
 }
+
+const ADDRESS_FLAGS: readonly InterfaceAddressFlag[] = ['temporary', 'deprecated', 'tentative', 'dadfailed'];
 
 /** The weft model of a listed device: vxlan and tun details, anything else as `other`. */
 export function toObservedLink(link: ListedLink): ObservedLink {
@@ -207,21 +214,25 @@ export function parseRouteList(text: string, command = 'ip -json route show'): R
   return out;
 }
 
-/** Reads `ip -json neigh show nud permanent` (all devices): PERMANENT entries with a MAC. */
+/**
+ * Reads `ip -json neigh show nud permanent`: PERMANENT entries with a MAC. With `dev … ` in the command iproute2
+ * leaves the device out of each entry; pass it as `dev`.
+ */
 export function parseNeighborList(
   text: string,
   command = 'ip -json neigh show nud permanent',
+  dev?: string,
 ): NeighborEntry[] {
   const out: NeighborEntry[] = [];
   for (const entry of parseJsonList(text, command)) {
     if (!strings(entry.state).includes('PERMANENT')) continue;
     const dst = str(entry.dst);
-    const dev = str(entry.dev);
+    const entryDev = str(entry.dev) ?? dev;
     const lladdr = str(entry.lladdr);
-    if (dst === undefined || dev === undefined || lladdr === undefined || !isMac(lladdr)) continue;
+    if (dst === undefined || entryDev === undefined || lladdr === undefined || !isMac(lladdr)) continue;
     const ip = tryCanonical(() => canonicalIpText(dst));
     if (ip === undefined) continue;
-    out.push({ dev, ip, mac: canonicalMacText(lladdr) });
+    out.push({ dev: entryDev, ip, mac: canonicalMacText(lladdr) });
   }
   return out;
 }

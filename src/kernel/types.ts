@@ -143,7 +143,15 @@ export interface InterfaceAddress {
   prefix: number;
   /** `global`, `link`, `host`, … */
   scope: string;
+  /** The IPv6 flags that matter when choosing a VTEP / PublicIPv6 (absent when none is set). */
+  flags?: InterfaceAddressFlag[];
 }
+
+/**
+ * `temporary`: a privacy address (RFC 8981) that is replaced within hours; `deprecated`: its preferred lifetime
+ * ended; `tentative`: duplicate address detection still runs; `dadfailed`: another host holds it.
+ */
+export type InterfaceAddressFlag = 'temporary' | 'deprecated' | 'tentative' | 'dadfailed';
 
 /** One network interface. */
 export interface InterfaceFact {
