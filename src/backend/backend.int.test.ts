@@ -3,6 +3,7 @@
 // then ping across. Traffic stays between the two namespaces.
 import { execFile } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createScratchPair, type ScratchNamespace } from '../../e2e/harness/scratch-netns.js';
 import { parseNetworkConfig } from '../config/index.js';
 import { parseCidr } from '../ip/index.js';
 import {
@@ -13,7 +14,6 @@ import {
   probeVxlanSupport,
   selectInterface,
 } from '../kernel/index.js';
-import { createScratchPair, type ScratchNamespace } from '../../e2e/harness/scratch-netns.js';
 import type { Lease } from '../lease/index.js';
 import { type Backend, createBackend, HostGwBackend, VxlanBackend } from './index.js';
 

@@ -1,4 +1,4 @@
-// Data-plane backends: the Backend interface, the registry by name, and the vxlan and host-gw planners.
+// Data-plane backends: the Backend interface, the registry by name, and the vxlan, host-gw and udp backends.
 export { HostGwBackend, hostGwScope, planHostGw } from './hostgw/index.js';
 export { enabledFamilies, type FamilyNetworks, familyNetworks } from './networks.js';
 export { dataField, isOnLink, isUnicastMac } from './peers.js';
@@ -6,6 +6,7 @@ export { createBackend, registerBackend, registeredBackendTypes } from './regist
 export {
   type Backend,
   type BackendContext,
+  type BackendCounters,
   type BackendFactory,
   BackendNotPreparedError,
   BackendPrepareError,
@@ -15,6 +16,7 @@ export {
   type SkippedPeer,
   UnknownBackendError,
 } from './types.js';
+export { planUdp, UDP_DEVICE_NAME, UdpBackend, udpScope } from './udp/index.js';
 export {
   planVxlan,
   VXLAN_OVERHEAD,

@@ -1,7 +1,9 @@
 // Backends by name, as flannel's registry: `Backend.Type` in the network config picks one.
-import type { BackendConfig } from '../config/index.js';
+import { type BackendConfig, vxlanPort } from '../config/index.js';
+import { probeVxlanSupport } from '../kernel/index.js';
 import { HostGwBackend } from './hostgw/index.js';
 import { type Backend, type BackendFactory, UnknownBackendError } from './types.js';
+import { UdpBackend } from './udp/index.js';
 import { VxlanBackend } from './vxlan/index.js';
 
 const factories = new Map<string, BackendFactory>();
@@ -24,6 +26,13 @@ export function createBackend(config: BackendConfig): Backend {
 
 registerBackend('vxlan', (config) => {
   if (config.type !== 'vxlan') throw new UnknownBackendError(config.type, registeredBackendTypes());
-  return new VxlanBackend(config);
+  // The probe brings a throw-away device up on the configured port: a port someone else holds makes vxlan
+  // unavailable here (so `auto` falls back to udp) instead of failing every reconcile pass later.
+  const port = vxlanPort(config);
+  return new VxlanBackend(config, { probe: (existing) => probeVxlanSupport({ existing, port }) });
 });
 registerBackend('host-gw', () => new HostGwBackend());
+registerBackend('udp', (config) => {
+  if (config.type !== 'udp') throw new UnknownBackendError(config.type, registeredBackendTypes());
+  return new UdpBackend(config);
+});

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { BackendConfig, NetworkConfig } from '../config/index.js';
 import type { DesiredKernelState, KernelScope, SelectedInterface } from '../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../lease/index.js';
@@ -9,6 +10,8 @@ export interface BackendContext {
   iface: SelectedInterface;
   /** The own lease, when re-preparing after it is known (vxlan and host-gw do not need it). */
   lease?: Lease;
+  /** Where a backend with in-process work (udp's engine) logs; silent when absent. */
+  logger?: Logger;
 }
 
 export interface PreparedBackend {
@@ -52,6 +55,20 @@ export interface Backend {
   afterReconcile?(own: Lease, peers: readonly Lease[]): Promise<void> | void;
   /** Releases what the backend holds in-process (sockets, engines); kernel state stays. */
   close?(): Promise<void> | void;
+  /** Running totals of an in-process data path (udp), for the metrics; undefined when there is none yet. */
+  counters?(): BackendCounters | undefined;
+}
+
+/**
+ * Running totals of an in-process data path since the daemon started (the shape `WeftMetrics.udpCounters`
+ * takes): `tx` = TUN → peers, `rx` = peers → TUN, inner-packet bytes, drops by snake_case reason.
+ */
+export interface BackendCounters {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  drops: Record<string, number>;
 }
 
 export type BackendFactory = (config: BackendConfig) => Backend;
