@@ -4,11 +4,11 @@
  * On SIGTERM/SIGINT it stops and leaves every kernel entry, rule and file in place (a restart does not cut
  * traffic); a second signal or a 10 s stall exits anyway.
  */
-import { readFileSync } from 'node:fs';
 import { type Backend, createBackend, type PreparedBackend } from './backend/index.js';
 import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEnv } from './cni/index.js';
 import type { BackendConfig, NetworkConfig } from './config/index.js';
 import { type DaemonOptions, redactOptions } from './config/options.js';
+import { weftVersion } from './config/version.js';
 import {
   detectIptables,
   Firewall,
@@ -45,22 +45,7 @@ import { PeerStore, ReconcileLoop } from './reconcile/index.js';
 import type { OwnLeaseChange, SubnetManager } from './subnet/index.js';
 import { createSubnetManager } from './subnet/select.js';
 
-export const VERSION = readVersion();
-
-function readVersion(): string {
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'weft' && pkg.version) return pkg.version;
-    } catch {
-      // next layout
-    }
-  }
-  return 'unknown';
-}
+export const VERSION = weftVersion();
 
 /** Runs weftd until a signal; resolves with the process exit code. */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
@@ -101,6 +86,9 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
 function errorFields(err: unknown): Record<string, unknown> {
   return err instanceof Error ? { type: err.name, message: err.message } : { message: String(err) };
 }
+
+/** How often the data path's counters reach the metrics between reconcile passes. */
+const BACKEND_COUNTERS_INTERVAL_MS = 5_000;
 
 /** Backend types the config can name, reduced to the one that runs (auto → vxlan or udp). */
 function backendCandidates(cfg: BackendConfig): BackendConfig[] {
@@ -174,10 +162,18 @@ class Daemon {
       'network config',
     );
 
+    // Kubernetes mode: the node's `node-public-ip[v6]` annotations act like --public-ip[v6] (per node, so they win).
+    const nodeOverride = await this.sm.readNodePublicIPOverride?.(signal);
+    if (nodeOverride?.publicIP !== undefined || nodeOverride?.publicIPv6 !== undefined) {
+      logger.info(
+        { publicIp: nodeOverride.publicIP, publicIpv6: nodeOverride.publicIPv6 },
+        'using the node-public-ip annotation as --public-ip',
+      );
+    }
     const facts = await listInterfaces({ canReach: options.ifaceCanReach });
     this.iface = selectInterface(facts, {
-      publicIp: options.publicIp,
-      publicIpv6: options.publicIpv6,
+      publicIp: nodeOverride?.publicIP ?? options.publicIp,
+      publicIpv6: nodeOverride?.publicIPv6 ?? options.publicIpv6,
       iface: options.iface,
       ifaceRegex: options.ifaceRegex,
       ifaceCanReach: options.ifaceCanReach,
@@ -212,6 +208,7 @@ class Daemon {
       signal,
     );
     this.setLease(lease);
+    this.metrics.leaseAcquired();
     logger.info({ subnet: leaseSubnets(lease), key: lease.key, expires: lease.expiration }, 'lease acquired');
 
     await ensureSysctl('net.ipv4.ip_forward', '1').catch((err: unknown) =>
@@ -235,6 +232,8 @@ class Daemon {
           durationMs: record.durationMs,
           error: record.error,
         });
+        // A pass that threw (e.g. the kernel dump failed) never reached reconcileObserved: count it here.
+        if (record.error !== undefined) this.metrics.reconcileObserved(record.durationMs / 1000, [], true);
         if (!record.ok)
           logger.error(
             { reason: record.reason, failed: record.failed, error: record.error },
@@ -262,6 +261,12 @@ class Daemon {
     logger.info({ peers: this.peers.size - 1 }, 'weftd ready');
 
     this.startProber(signal);
+    // The udp data path counts on its own threads; the metrics read its totals each pass and every 5 s.
+    if (this.backend?.counters) {
+      const timer = setInterval(() => this.feedBackendCounters(), BACKEND_COUNTERS_INTERVAL_MS);
+      timer.unref();
+      this.closers.push(() => clearInterval(timer));
+    }
     const tasks = [
       this.sm.keepLease(lease, (change) => void this.onOwnLease(change), signal),
       this.firewall ? this.firewall.run(options.iptablesResync, signal) : Promise.resolve(),
@@ -276,7 +281,11 @@ class Daemon {
     for (const candidate of candidates) {
       const backend = createBackend(candidate);
       try {
-        this.prepared = await backend.prepare({ config, iface });
+        this.prepared = await backend.prepare({
+          config,
+          iface,
+          logger: this.logger.child({ backend: candidate.type }),
+        });
         this.backend = backend;
         if (candidates.length > 1 && candidate !== candidates[0]) {
           this.logger.warn(
@@ -378,8 +387,11 @@ class Daemon {
     for (const s of skipped)
       this.logger.debug({ peer: s.key, family: s.family, reason: s.reason }, 'peer not programmed');
     const scope = backend.scope(own);
+    const planned = process.hrtime.bigint();
     const observed = await dumpKernelState(scope);
+    const dumped = process.hrtime.bigint();
     const ops = planKernel(state, observed, scope);
+    const diffed = process.hrtime.bigint();
     let results: KernelOpResult[] = [];
     if (ops.length > 0) {
       results = await applyKernelOps(ops);
@@ -390,23 +402,45 @@ class Daemon {
     }
     const failed = results.filter((r) => !r.ok).length;
     const removed = results.filter((r) => r.ok && r.op.kind.endsWith('-delete')).length;
+    // Metric labels name the kind of entry (`route`, `neighbor`, `fdb`, `link`, `address`), not the operation.
     for (const r of results)
-      if (r.ok && r.op.kind.endsWith('-delete')) this.metrics.staleRemoved(r.op.kind.replace('-delete', ''));
+      if (r.ok && r.op.kind.endsWith('-delete')) this.metrics.staleRemoved(kernelEntryKind(r.op.kind));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.reconcileObserved(
       seconds,
-      results.map((r) => ({ kind: r.op.kind, ok: r.ok })),
+      results.map((r) => ({ kind: kernelEntryKind(r.op.kind), ok: r.ok })),
     );
     this.metrics.setPeers(peers.length);
     if (ops.length > 0 || reason !== 'resync') {
+      const ms = (from: bigint, to: bigint) => Math.round(Number(to - from) / 1e6);
+      const applied = process.hrtime.bigint();
       this.logger.info(
-        { reason, ops: ops.length, failed, removed, peers: peers.length, ms: Math.round(seconds * 1000) },
+        {
+          reason,
+          ops: ops.length,
+          failed,
+          removed,
+          peers: peers.length,
+          ms: Math.round(seconds * 1000),
+          // Where the time went: backend plan, kernel dump, diff, apply (+ metrics).
+          stepsMs: [ms(started, planned), ms(planned, dumped), ms(dumped, diffed), ms(diffed, applied)],
+        },
         'reconciled',
       );
     }
     this.prober?.setPeers(probeTargetsForLeases(peers, backend.name));
     await backend.afterReconcile?.(own, peers);
+    this.feedBackendCounters();
     return { applied: results.length - failed, failed, removed };
+  }
+
+  private feedBackendCounters(): void {
+    try {
+      const counters = this.backend?.counters?.();
+      if (counters) this.metrics.udpCounters(counters);
+    } catch (err) {
+      this.logger.warn({ err: errorFields(err) }, 'could not read the data path counters');
+    }
   }
 
   private async consumeWatch(
@@ -494,6 +528,11 @@ class Daemon {
     for (const c of this.closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
     await this.sm?.close().catch(() => undefined);
   }
+}
+
+/** `route-replace` → `route`: the kind of kernel entry an operation touches. */
+function kernelEntryKind(opKind: string): string {
+  return opKind.split('-')[0] ?? opKind;
 }
 
 function leaseSubnets(lease: Lease): string {
