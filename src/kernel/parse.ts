@@ -208,7 +208,8 @@ export function parseRouteList(text: string, command = 'ip -json route show'): R
     const metric = num(entry.metric);
     if (metric !== undefined) route.metric = metric;
     const protocol = str(entry.protocol);
-    if (protocol !== undefined) route.protocol = protocol;
+    // `boot` is the default; iproute2 names it only with -d (the dump's batch uses -d for link details).
+    if (protocol !== undefined && protocol !== 'boot') route.protocol = protocol;
     out.push(route);
   }
   return out;
