@@ -2,8 +2,9 @@ import { formatCidr } from '../ip/index.js';
 import type { Lease } from './types.js';
 
 /** `23h59m`, `4m05s`, `42s`, `expired`; `reservation` for a lease without expiry. */
-export function formatExpiresIn(expiration: Date | null, now: Date): string {
+export function formatExpiresIn(expiration: Date | null | undefined, now: Date): string {
   if (expiration === null) return 'reservation';
+  if (expiration === undefined) return 'unknown';
   const seconds = Math.floor((expiration.getTime() - now.getTime()) / 1000);
   if (seconds <= 0) return 'expired';
   const h = Math.floor(seconds / 3600);

@@ -21,8 +21,12 @@ export interface Lease {
   subnet?: Cidr;
   ipv6Subnet?: Cidr;
   attrs: LeaseAttrs;
-  /** When the lease expires; `null` for a reservation (a key with no etcd lease: never expires). */
-  expiration: Date | null;
+  /**
+   * When the lease expires; `null` for a reservation (a key with no etcd lease: never expires); `undefined`
+   * when not looked up (peers seen through a watch: the data plane never needs their expiry, and asking etcd
+   * for each peer's TTL made converging on 1000 peers 4× slower).
+   */
+  expiration: Date | null | undefined;
   /** etcd mod revision (or kube resourceVersion) the lease was read at; used for conditional renewals. */
   revision?: string;
 }

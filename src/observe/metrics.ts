@@ -256,9 +256,15 @@ export class WeftMetrics {
    * The own lease for `subnet` (e.g. `10.5.52.0/24`, the `subnet` label) is held until `expiration`;
    * null means a reservation (never expires). Call again after each renewal.
    */
-  leaseHeld(subnet: string, expiration: Date | null): void {
+  leaseHeld(subnet: string, expiration: Date | null | undefined): void {
     this.leaseHeldGauge.set(1);
     this.leaseExpiryGauge.reset();
+    if (expiration === undefined) {
+      // Not known (never the case for the own etcd lease, which is always read with its TTL).
+      this.leaseExpiry = null;
+      this.leaseReservationGauge.set(0);
+      return;
+    }
     if (expiration === null) {
       this.leaseExpiry = null;
       this.leaseReservationGauge.set(1);

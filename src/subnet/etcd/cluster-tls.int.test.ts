@@ -81,7 +81,19 @@ describe('3-member etcd cluster', () => {
     const survivors = cluster.endpoints.filter((_, i) => i !== victim);
 
     // Watch goes on: a lease written through a surviving member arrives.
-    await etcdctl(survivors, ['put', `${PREFIX}/subnets/10.20.99.0-24`, value('192.168.10.99')]);
+    // Right after a leader dies, the first proposal can time out while the survivors elect a new one.
+    for (let attempt = 1; ; attempt++) {
+      const put = await etcdctl(
+        survivors,
+        ['put', `${PREFIX}/subnets/10.20.99.0-24`, value('192.168.10.99')],
+        {
+          allowFailure: true,
+          commandTimeoutMs: 2_000,
+        },
+      );
+      if (put.code === 0) break;
+      if (attempt >= 10) throw new Error(`etcdctl put kept failing after the kill: ${put.stderr}`);
+    }
     expect(await recorder.until(() => recorder.current.has('10.20.99.0-24'), 30_000)).toBe(true);
     const reconnected = watchEvents.filter((e) => e.type === 'connected');
     expect(reconnected.length).toBeGreaterThanOrEqual(2);

@@ -121,7 +121,7 @@ function toLease(
   record: RawLeaseRecord,
   subnets: LeaseKeySubnets,
   attrs: LeaseAttrs,
-  expiration: Date | null,
+  expiration: Date | null | undefined,
 ): Lease {
   const lease: Lease = { key: record.key, attrs, expiration, revision: record.modRevision };
   if (subnets.subnet) lease.subnet = subnets.subnet;
@@ -304,6 +304,7 @@ export class EtcdSubnetManager implements SubnetManager {
   private async classify(
     records: RawLeaseRecord[],
     config: NetworkConfig | undefined,
+    lookupExpirations = true,
   ): Promise<{ leases: Map<string, Lease>; skipped: SkippedLease[] }> {
     const usable: { record: RawLeaseRecord; subnets: LeaseKeySubnets; attrs: LeaseAttrs }[] = [];
     const skipped: SkippedLease[] = [];
@@ -325,13 +326,13 @@ export class EtcdSubnetManager implements SubnetManager {
       }
       usable.push({ record, subnets: parsed.subnets, attrs: parsed.attrs });
     }
-    const expirations = await this.store.expirations(usable.map((u) => u.record.leaseId));
+    const ids = usable.map((u) => u.record.leaseId);
+    const expirations = lookupExpirations
+      ? await this.store.expirations(ids)
+      : this.store.knownExpirations(ids);
     const leases = new Map<string, Lease>();
     for (const u of usable) {
-      leases.set(
-        u.record.key,
-        toLease(u.record, u.subnets, u.attrs, expirations.get(u.record.leaseId) ?? null),
-      );
+      leases.set(u.record.key, toLease(u.record, u.subnets, u.attrs, expirations.get(u.record.leaseId)));
     }
     return { leases, skipped };
   }
@@ -706,7 +707,7 @@ export class EtcdSubnetManager implements SubnetManager {
         for (;;) {
           const lease = get();
           const dueAt =
-            lease.expiration === null
+            lease.expiration === null || lease.expiration === undefined
               ? undefined
               : (retryAt ?? lease.expiration.getTime() - this.renewMarginMs);
           const outcome = await raceWatchTimer(pending, dueAt, stop);
@@ -782,7 +783,7 @@ export class EtcdSubnetManager implements SubnetManager {
   ): Promise<string | undefined> {
     const lease = get();
     if (ev.type === 'Delete') {
-      const expired = lease.expiration !== null && Date.now() >= lease.expiration.getTime() - 2_000;
+      const expired = lease.expiration != null && Date.now() >= lease.expiration.getTime() - 2_000;
       return expired ? 'the lease expired' : 'the key was deleted';
     }
     if (ev.kv.mod_revision === lease.revision) return undefined;
@@ -930,14 +931,15 @@ export class EtcdSubnetManager implements SubnetManager {
     skipped: Map<string, string>,
   ): Promise<{ leases: Map<string, Lease>; revision: bigint }> {
     const list = await this.store.list();
-    const { leases, skipped: bad } = await this.classify(list.records, config);
+    // The watch does not ask etcd for every peer's TTL: the data plane does not need it (see Lease.expiration).
+    const { leases, skipped: bad } = await this.classify(list.records, config, false);
     const byKey = new Map(list.records.map((r) => [r.key, r.modRevision]));
     for (const key of [...skipped.keys()]) if (!byKey.has(key)) skipped.delete(key);
     for (const s of bad) this.reportSkipped(s.key, byKey.get(s.key) ?? '', s.reason, skipped);
     return { leases, revision: list.revision };
   }
 
-  /** Applies one watch response to `known`; resolves expiries first so a failure changes nothing. */
+  /** Applies one watch response to `known`. Expiries come only from what is already known (no etcd calls). */
   private async applyEvents(
     events: IEvent[],
     config: NetworkConfig,
@@ -945,7 +947,7 @@ export class EtcdSubnetManager implements SubnetManager {
     skipped: Map<string, string>,
   ): Promise<LeaseEvent[]> {
     const puts = events.filter((e) => e.type === 'Put').map((e) => this.store.toRecord(e.kv));
-    const expirations = await this.store.expirations(
+    const expirations = this.store.knownExpirations(
       puts.filter((r): r is RawLeaseRecord => r !== undefined).map((r) => r.leaseId),
     );
     const out: LeaseEvent[] = [];
@@ -965,7 +967,7 @@ export class EtcdSubnetManager implements SubnetManager {
       let reason = parsed.reason;
       let lease: Lease | undefined;
       if (parsed.subnets && parsed.attrs) {
-        lease = toLease(record, parsed.subnets, parsed.attrs, expirations.get(record.leaseId) ?? null);
+        lease = toLease(record, parsed.subnets, parsed.attrs, expirations.get(record.leaseId));
         const misfit = leaseMisfit(lease, config);
         if (misfit) {
           reason = `does not fit the network config: ${misfit}`;

@@ -285,6 +285,13 @@ export class EtcdLeaseStore {
     return out;
   }
 
+  /** Expiries known without asking etcd: reservations (`null`) and cached TTLs; others stay undefined. */
+  knownExpirations(leaseIds: Iterable<string>): Map<string, Date | null | undefined> {
+    const out = new Map<string, Date | null | undefined>();
+    for (const id of leaseIds) out.set(id, id === '0' ? null : this.ttlCache.get(id));
+    return out;
+  }
+
   rememberExpiration(leaseId: string, at: Date): void {
     if (leaseId === '0') return;
     if (this.ttlCache.size >= TTL_CACHE_LIMIT) this.ttlCache.clear();

@@ -292,7 +292,7 @@ describe('watchLeases', () => {
     expect(await recorder.until(() => recorder.current.has('10.18.6.0-24'))).toBe(true);
   });
 
-  it('reports each lease with its expiry, and reservations without one', async () => {
+  it('watches without asking etcd for TTLs; listLeases reports each expiry, and reservations without one', async () => {
     const prefix = newPrefix();
     const config = await putConfig(prefix, { Network: '10.19.0.0/16' });
     const m = manager(prefix);
@@ -300,10 +300,14 @@ describe('watchLeases', () => {
     await put(prefix, '10.19.200.0-24', value('192.168.6.2', '02:00:00:00:06:02'));
     const recorder = watch(manager(prefix));
     expect(await recorder.until(() => recorder.current.size === 2)).toBe(true);
-    const seen = recorder.current.get(own.key);
+    // A fresh watcher has not looked the own TTL up: unknown, not a reservation.
+    expect(recorder.current.get(own.key)?.expiration).toBeUndefined();
+    const listed = await manager(prefix).listLeases(config);
+    const seen = listed.leases.find((l) => l.key === own.key);
     expect(seen?.expiration).toBeInstanceOf(Date);
     const left = (seen?.expiration?.getTime() ?? 0) - Date.now();
     expect(left).toBeGreaterThan(23 * 3600 * 1000);
+    expect(listed.leases.find((l) => l.key === '10.19.200.0-24')?.expiration).toBeNull();
     expect(recorder.current.get('10.19.200.0-24')?.expiration).toBeNull();
   });
 });
