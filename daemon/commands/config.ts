@@ -6,7 +6,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { type NetworkConfig, networkConfigToJson, parseNetworkConfigText } from '../../src/config/index.js';
 import { EtcdSubnetManager } from '../../src/subnet/index.js';
 import { type EtcdArgs, etcdConnectionFromArgs, withEtcdOptions } from './etcd-options.js';
-import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './leases.js';
+import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';
 
 /** `config set` refuses a bad file with this code (nothing written). */
 export const EXIT_INVALID = 3;

@@ -7,32 +7,14 @@ import { OptionError } from '../../src/config/options.js';
 import { leaseToJson, renderLeaseTable, sortLeases } from '../../src/lease/index.js';
 import { EtcdSubnetManager, type LeaseListing } from '../../src/subnet/index.js';
 import { type EtcdArgs, etcdConnectionFromArgs, withEtcdOptions } from './etcd-options.js';
+import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';
 
 export interface LeasesArgs extends EtcdArgs {
   output: 'table' | 'json';
 }
 
-/** Where output goes (tests pass their own). */
-export interface CommandIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  env: NodeJS.ProcessEnv;
-  now?: () => Date;
-}
-
-export const EXIT_OK = 0;
-/** etcd unreachable or refused the request. */
-export const EXIT_UNAVAILABLE = 1;
-export const EXIT_USAGE = 2;
-
 /** Per-call deadline for the CLI: fail in seconds when etcd is down, never hang. */
 const CLI_CALL_TIMEOUT_MS = 3_000;
-
-export const processIo: CommandIo = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-  env: process.env,
-};
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -121,3 +103,5 @@ export function leasesCommand(io: CommandIo = processIo): CommandModule<object, 
     },
   };
 }
+
+export { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';

@@ -11,6 +11,7 @@ import {
   type StatusDoc,
   StatusDocumentError,
 } from '../../src/observe/status.js';
+import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';
 
 export interface StatusArgs {
   'healthz-ip'?: string;
@@ -19,18 +20,8 @@ export interface StatusArgs {
   'timeout-ms': number;
 }
 
-/** Where output goes (tests pass their own). */
-export interface StatusIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  env: NodeJS.ProcessEnv;
-  now?: () => Date;
-}
-
-export const EXIT_OK = 0;
-/** weftd unreachable, its health server off, or a bad answer. */
-export const EXIT_UNAVAILABLE = 1;
-export const EXIT_USAGE = 2;
+export type StatusIo = CommandIo;
+export { EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE };
 
 /** Why /status could not be read; the message is what the user sees. */
 export class StatusFetchError extends Error {
@@ -157,13 +148,6 @@ export async function runStatus(args: StatusArgs, io: StatusIo): Promise<number>
   return EXIT_OK;
 }
 
-const processIo: StatusIo = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-  env: process.env,
-};
-
-/** The yargs command; `io` defaults to the process's streams and environment. */
 export function statusCommand(io: StatusIo = processIo): CommandModule<object, StatusArgs> {
   return {
     command: 'status',
