@@ -7,6 +7,7 @@
 //
 // Needs root and iproute2. No packets are sent. Namespaces are `wk<4 hex>`, removed after each round.
 import { parseArgs } from 'node:util';
+import { createScratchNamespace } from '../e2e/harness/scratch-netns.js';
 import { planVxlan } from '../src/backend/index.js';
 import { parseCidr, stableVtepMac } from '../src/ip/index.js';
 import { runTool } from '../src/kernel/exec.js';
@@ -18,7 +19,6 @@ import {
   renderKernelOp,
   type SelectedInterface,
 } from '../src/kernel/index.js';
-import { createScratchNamespace } from '../e2e/harness/scratch-netns.js';
 import type { Lease } from '../src/lease/index.js';
 
 const { values } = parseArgs({
