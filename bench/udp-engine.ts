@@ -7,14 +7,14 @@
 // inside the two namespaces this script creates (prefix wu<4 hex>); they are removed at the end.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import type { UdpEngineStats } from '../src/backend/udp/engine.js';
 import {
   createTestbed,
   destroyTestbed,
   inNamespace,
   type Testbed,
   testbedPrefix,
-} from '../src/backend/udp/testbed.js';
+} from '../e2e/harness/udp-testbed.js';
+import type { UdpEngineStats } from '../src/backend/udp/engine.js';
 
 interface Measurement {
   name: string;

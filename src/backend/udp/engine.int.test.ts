@@ -2,8 +2,6 @@
 // Traffic stays inside namespaces this file creates; all of them are removed in afterAll.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UdpEngineOptionError, type UdpEngineStats } from './engine.js';
-import { internetChecksum, parseIpv4 } from './packet.js';
 import {
   createTestbed,
   destroyTestbed,
@@ -13,7 +11,9 @@ import {
   type Testbed,
   testbedPrefix,
   waitFor,
-} from './testbed.js';
+} from '../../../e2e/harness/udp-testbed.js';
+import { UdpEngineOptionError, type UdpEngineStats } from './engine.js';
+import { internetChecksum, parseIpv4 } from './packet.js';
 
 /** A valid inner IPv4/UDP-ish packet as hex (the engine does not look past the IP header). */
 function innerPacket(source: string, destination: string, ttl = 64, payloadLength = 16): string {

@@ -3,10 +3,12 @@
 // (10.99.1.0/32 and 10.99.2.0/32, route 10.99.0.0/16) driven by a UdpEngine that runs in this process
 // (the TUN and the socket are created inside the namespace; the threads need not be).
 // Everything is created inside the namespaces; the root namespace is never touched.
+
 import { execFile } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { openTun, type TunDevice, UdpEngine, type UdpPeer } from './engine.js';
+import { openTun, type TunDevice, UdpEngine, type UdpPeer } from '../../src/backend/udp/engine.js';
+import { registerNamespace, runPrefix, unregisterNamespace } from './run.js';
 
 const run = promisify(execFile);
 
@@ -61,11 +63,9 @@ export function inNamespace(
   return runCommand('ip', ['netns', 'exec', ns, file, ...args], timeoutMs);
 }
 
-/** A run prefix `wu<4 hex>`, short enough for interface names. */
+/** The harness's run prefix plus `u` and a hex digit: short enough for interface names, swept if the run dies. */
 export function testbedPrefix(): string {
-  return `wu${Math.floor(Math.random() * 0x10000)
-    .toString(16)
-    .padStart(4, '0')}`;
+  return `${runPrefix()}u${Math.floor(Math.random() * 16).toString(16)}`;
 }
 
 function node(prefix: string, side: 'a' | 'b'): TestbedNode {
@@ -92,6 +92,7 @@ export async function createTestbed(prefix: string, options: { vnetHdr: boolean 
   try {
     for (const n of [testbed.a, testbed.b]) {
       await runCommand('ip', ['netns', 'add', n.ns]);
+      registerNamespace(n.ns);
       await runCommand('ip', ['-n', n.ns, 'link', 'set', 'lo', 'up']);
     }
     const vethA = `${prefix}va`;
@@ -187,6 +188,7 @@ export async function destroyTestbed(testbed: Testbed): Promise<void> {
   for (const n of [testbed.a, testbed.b]) {
     try {
       await runCommand('ip', ['netns', 'del', n.ns]);
+      unregisterNamespace(n.ns);
     } catch {
       // not created, or already gone
     }
