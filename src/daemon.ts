@@ -107,6 +107,8 @@ class Daemon {
   private lease: Lease | undefined;
   private firewall: Firewall | undefined;
   private firewallSets: IptablesRuleSet[] = [];
+  /** Whether this iptables supports MASQUERADE --random-fully (checked once). */
+  private randomFully = true;
   private loop: ReconcileLoop | undefined;
   private prober: PeerProber | undefined;
   private readonly closers: Array<() => Promise<void> | void> = [];
@@ -325,10 +327,8 @@ class Daemon {
         sets.push(planMasqRules({ network, subnet, family, randomFully: this.randomFully }));
       if (this.options.iptablesForwardRules) sets.push(planForwardRules({ network, family }));
     }
-    return sets.length > 0 ? [mergeRuleSets(sets)].flat() : [];
+    return mergeRuleSets(sets);
   }
-
-  private randomFully = true;
 
   private async installFirewall(lease: Lease): Promise<void> {
     if (!this.options.ipMasq && !this.options.iptablesForwardRules) {
