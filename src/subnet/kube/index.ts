@@ -26,6 +26,7 @@ export {
   NodePodCidrError,
   type NodePublicIPOverride,
   nodeToLease,
+  PodCidrFamilyMissingError,
   PodCidrNotAssignedError,
   PodCidrOutsideNetworkError,
 } from './node-lease.js';

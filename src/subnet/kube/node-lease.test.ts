@@ -9,6 +9,7 @@ import {
   nodePodCidrs,
   nodeToLease,
   ownNodeSubnets,
+  PodCidrFamilyMissingError,
   PodCidrNotAssignedError,
   PodCidrOutsideNetworkError,
   planOwnAnnotations,
@@ -64,7 +65,7 @@ describe('nodePodCidrs', () => {
   it('rejects garbage and two CIDRs of one family, naming the node', () => {
     expect(() => nodePodCidrs(node('bad', ['10.5.1.0/33']))).toThrow(NodePodCidrError);
     expect(() => nodePodCidrs(node('bad', ['10.5.1.0/24', '10.5.2.0/24']))).toThrow(
-      /"bad": spec.podCIDRs has two IPv4/,
+      /"bad": spec.podCIDRs \["10.5.1.0\/24","10.5.2.0\/24"\] has two IPv4 CIDRs; .*the second entry must be IPv6/,
     );
   });
 });
@@ -133,6 +134,34 @@ describe('ownNodeSubnets', () => {
       subnet: parseCidr('10.5.3.0/24'),
     });
   });
+  it('refuses pod CIDRs that lack a family the net-conf enables, and an IPv6 one outside IPv6Network', () => {
+    const thrown = (n: KubeNode, nets: Parameters<typeof ownNodeSubnets>[1]): Error | undefined => {
+      try {
+        ownNodeSubnets(n, nets, '/x.json');
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    };
+    const v4Only = thrown(node('n', ['10.5.3.0/24']), DUAL);
+    expect(v4Only).toBeInstanceOf(PodCidrFamilyMissingError);
+    expect(v4Only?.message).toMatch(
+      /spec.podCIDRs \["10.5.3.0\/24"\] with no IPv6 CIDR, but \/x.json asks for IPv6/,
+    );
+    const v6Only = thrown(node('n', ['fd00:5:0:3::/64']), V4);
+    expect(v6Only).toBeInstanceOf(PodCidrFamilyMissingError);
+    expect(v6Only?.message).toMatch(/no IPv4 CIDR/);
+    const outside = thrown(node('n', ['10.5.3.0/24', 'fd00:99::/64']), DUAL);
+    expect(outside).toBeInstanceOf(PodCidrOutsideNetworkError);
+    expect(outside?.message).toMatch(
+      /IPv6 spec.podCIDRs entry fd00:99::\/64, which is outside the IPv6Network fd00:5::\/48 from \/x.json/,
+    );
+    expect(ownNodeSubnets(node('n', ['10.5.3.0/24', 'fd00:5:0:3::/64']), DUAL, '/x.json')).toEqual({
+      subnet: parseCidr('10.5.3.0/24'),
+      ipv6Subnet: parseCidr('fd00:5:0:3::/64'),
+    });
+  });
+
   it('asks to wait when no pod CIDR is assigned, and refuses one outside the Network', () => {
     expect(() => ownNodeSubnets(node('n', []), V4, '/x.json')).toThrow(PodCidrNotAssignedError);
     const err = (() => {

@@ -66,10 +66,37 @@ export class PodCidrOutsideNetworkError extends Error {
     readonly podCidr: string,
     readonly network: string,
     readonly netConfigPath: string,
+    readonly family: 4 | 6 = 4,
   ) {
     super(
-      `node ${JSON.stringify(nodeName)} has spec.podCIDR ${podCidr}, which is outside the Network ${network} ` +
-        `from ${netConfigPath}: make the controller manager's --cluster-cidr and the net-conf Network the same range`,
+      family === 4
+        ? `node ${JSON.stringify(nodeName)} has spec.podCIDR ${podCidr}, which is outside the Network ${network} ` +
+            `from ${netConfigPath}: make the controller manager's --cluster-cidr and the net-conf Network the same range`
+        : `node ${JSON.stringify(nodeName)} has the IPv6 spec.podCIDRs entry ${podCidr}, which is outside the ` +
+            `IPv6Network ${network} from ${netConfigPath}: make the IPv6 range of the controller manager's ` +
+            '--cluster-cidr and the net-conf IPv6Network the same range',
+    );
+  }
+}
+
+/**
+ * The node has pod CIDRs, but none of a family the net-conf enables. The controller manager assigns every
+ * family at once and never adds one to a node later, so waiting cannot help: the two configs disagree.
+ */
+export class PodCidrFamilyMissingError extends Error {
+  override name = 'PodCidrFamilyMissingError';
+  constructor(
+    readonly nodeName: string,
+    readonly family: 4 | 6,
+    readonly podCidrs: string[],
+    readonly netConfigPath: string,
+  ) {
+    const setting = family === 6 ? 'EnableIPv6 with IPv6Network' : 'Network (EnableIPv4 is on by default)';
+    const off = family === 6 ? 'turn EnableIPv6 off' : 'set EnableIPv4 to false';
+    super(
+      `node ${JSON.stringify(nodeName)} has spec.podCIDRs ${JSON.stringify(podCidrs)} with no IPv${family} CIDR, ` +
+        `but ${netConfigPath} asks for IPv${family} (${setting}): give the controller manager a --cluster-cidr ` +
+        `with an IPv${family} range (the node must then register again to get one), or ${off} in the net-conf`,
     );
   }
 }
@@ -78,18 +105,20 @@ export function nodeNameOf(node: KubeNode): string {
   return node.metadata?.name ?? '(unnamed node)';
 }
 
+/** `spec.podCIDRs`, or the older single `spec.podCIDR` when the list is empty. */
+function podCidrList(node: KubeNode): string[] {
+  return node.spec?.podCIDRs?.length ? node.spec.podCIDRs : node.spec?.podCIDR ? [node.spec.podCIDR] : [];
+}
+
 /** Parses `spec.podCIDRs` (or the older single `spec.podCIDR`): at most one CIDR per family. */
 export function nodePodCidrs(node: KubeNode): NodeSubnets {
   const name = nodeNameOf(node);
-  const list = node.spec?.podCIDRs?.length
-    ? node.spec.podCIDRs
-    : node.spec?.podCIDR
-      ? [node.spec.podCIDR]
-      : [];
+  const list = podCidrList(node);
+  const shown = `spec.podCIDRs ${JSON.stringify(list)}`;
   if (list.length > 2) {
     throw new NodePodCidrError(
       name,
-      `spec.podCIDRs has ${list.length} entries; expected one IPv4 and/or one IPv6 CIDR`,
+      `${shown} has ${list.length} entries; expected one IPv4 and/or one IPv6 CIDR`,
     );
   }
   const out: NodeSubnets = {};
@@ -103,11 +132,14 @@ export function nodePodCidrs(node: KubeNode): NodeSubnets {
         `spec.podCIDRs entry ${JSON.stringify(text)}: ${(err as InvalidAddressError).message}`,
       );
     }
+    // Dual stack is one CIDR of each family; a second of one family is an entry of the wrong family.
+    const other = cidr.family === 4 ? 'IPv6' : 'IPv4';
+    const twice = `${shown} has two IPv${cidr.family} CIDRs; expected at most one IPv4 and one IPv6 CIDR (dual stack: the second entry must be ${other})`;
     if (cidr.family === 4) {
-      if (out.subnet) throw new NodePodCidrError(name, 'spec.podCIDRs has two IPv4 CIDRs');
+      if (out.subnet) throw new NodePodCidrError(name, twice);
       out.subnet = cidr;
     } else {
-      if (out.ipv6Subnet) throw new NodePodCidrError(name, 'spec.podCIDRs has two IPv6 CIDRs');
+      if (out.ipv6Subnet) throw new NodePodCidrError(name, twice);
       out.ipv6Subnet = cidr;
     }
   }
@@ -130,6 +162,10 @@ function parseJsonAnnotation(annotations: Record<string, string>, key: string): 
   } catch (err) {
     throw new InvalidLeaseValueError(key, `not valid JSON: ${(err as Error).message}`);
   }
+}
+
+function noPodCidrReason(node: KubeNode, family: 4 | 6): string {
+  return `has no IPv${family} pod CIDR (spec.podCIDRs ${JSON.stringify(podCidrList(node))}) but the net-conf enables IPv${family}`;
 }
 
 /**
@@ -156,7 +192,7 @@ export function nodeToLease(
   const used: NodeSubnets = {};
   const value: Record<string, unknown> = { PublicIP: null, PublicIPv6: null };
   if (useV4) {
-    if (!subnets.subnet) return { kind: 'invalid', reason: 'has no IPv4 pod CIDR' };
+    if (!subnets.subnet) return { kind: 'invalid', reason: noPodCidrReason(node, 4) };
     if (networks.ipv4 && !containsCidr(networks.ipv4.network, subnets.subnet)) {
       return {
         kind: 'invalid',
@@ -174,7 +210,7 @@ export function nodeToLease(
     used.subnet = subnets.subnet;
   }
   if (useV6) {
-    if (!subnets.ipv6Subnet) return { kind: 'invalid', reason: 'has no IPv6 pod CIDR' };
+    if (!subnets.ipv6Subnet) return { kind: 'invalid', reason: noPodCidrReason(node, 6) };
     if (networks.ipv6 && !containsCidr(networks.ipv6.network, subnets.ipv6Subnet)) {
       return {
         kind: 'invalid',
@@ -209,14 +245,21 @@ export function nodeToLease(
 
 /**
  * This node's subnets from its pod CIDRs, checked against the net-conf. Throws `PodCidrNotAssignedError`
- * (wait and retry) or `PodCidrOutsideNetworkError` / `NodePodCidrError` (configuration errors).
+ * (none at all yet: wait and retry) or `PodCidrFamilyMissingError` / `PodCidrOutsideNetworkError` /
+ * `NodePodCidrError` (configuration errors).
  */
 export function ownNodeSubnets(node: KubeNode, networks: KubeNetworks, netConfigPath: string): NodeSubnets {
   const name = nodeNameOf(node);
   const subnets = nodePodCidrs(node);
+  const list = podCidrList(node);
+  // No pod CIDR at all: not assigned yet (wait). Some, but not of a needed family: the configs disagree.
+  const missing = (family: 4 | 6): Error =>
+    list.length === 0
+      ? new PodCidrNotAssignedError(name, family)
+      : new PodCidrFamilyMissingError(name, family, list, netConfigPath);
   const out: NodeSubnets = {};
   if (networks.ipv4) {
-    if (!subnets.subnet) throw new PodCidrNotAssignedError(name, 4);
+    if (!subnets.subnet) throw missing(4);
     if (!containsCidr(networks.ipv4.network, subnets.subnet)) {
       throw new PodCidrOutsideNetworkError(
         name,
@@ -228,13 +271,14 @@ export function ownNodeSubnets(node: KubeNode, networks: KubeNetworks, netConfig
     out.subnet = subnets.subnet;
   }
   if (networks.ipv6) {
-    if (!subnets.ipv6Subnet) throw new PodCidrNotAssignedError(name, 6);
+    if (!subnets.ipv6Subnet) throw missing(6);
     if (!containsCidr(networks.ipv6.network, subnets.ipv6Subnet)) {
       throw new PodCidrOutsideNetworkError(
         name,
         formatCidr(subnets.ipv6Subnet),
         formatCidr(networks.ipv6.network),
         netConfigPath,
+        6,
       );
     }
     out.ipv6Subnet = subnets.ipv6Subnet;
