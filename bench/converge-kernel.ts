@@ -9,7 +9,8 @@
 import { parseArgs } from 'node:util';
 import { createScratchNamespace } from '../e2e/harness/scratch-netns.js';
 import { planVxlan } from '../src/backend/index.js';
-import { parseCidr, stableVtepMac } from '../src/ip/index.js';
+import { DEFAULT_VXLAN_CONFIG, subnetLease, vxlanLeaseAttrs } from '../src/backend/testing.js';
+import { parseCidr } from '../src/ip/index.js';
 import { runTool } from '../src/kernel/exec.js';
 import {
   applyKernelOps,
@@ -30,25 +31,11 @@ if (!Number.isInteger(peerCount) || peerCount < 1 || peerCount > 4000)
   throw new Error('--peers must be 1..4000');
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error('--rounds must be 1..50');
 
-const vxlan = {
-  type: 'vxlan',
-  vni: 1,
-  port: 0,
-  mtu: 0,
-  gbp: false,
-  learning: false,
-  directRouting: false,
-} as const;
+const vxlan = DEFAULT_VXLAN_CONFIG;
 const networks = { ipv4: parseCidr('10.0.0.0/8') };
 
 function lease(i: number): Lease {
-  const publicIP = `192.168.${i >> 8}.${i & 255}`;
-  return {
-    key: `10.${10 + (i >> 8)}.${i & 255}.0-24`,
-    subnet: parseCidr(`10.${10 + (i >> 8)}.${i & 255}.0/24`),
-    attrs: { publicIP, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: stableVtepMac(publicIP, 1) } },
-    expiration: null,
-  };
+  return subnetLease(`10.${10 + (i >> 8)}.${i & 255}.0/24`, vxlanLeaseAttrs(`192.168.${i >> 8}.${i & 255}`));
 }
 
 const own = lease(1);

@@ -21,16 +21,7 @@ describe('auto: vxlan’s port is taken, so weftd falls back to udp', () => {
   beforeAll(async () => {
     const net = await netnsCluster({ nodes: 2, withEtcdHost: true });
     c = new WeftCluster(net, { nodes: 2, netConf: NET_CONF });
-    for (const node of net.nodes) {
-      c.weftNodes.push({
-        node,
-        weftd: undefined,
-        subnetFile: join(node.dir, 'run/flannel/subnet.env'),
-        cniConfFile: join(node.dir, 'etc/cni/net.d/10-weft.conflist'),
-        logFile: join(node.dir, 'weftd.log'),
-        args: [],
-      });
-    }
+    c.addWeftNodes();
     await c.etcdctl(['put', '/coreos.com/network/config', JSON.stringify(NET_CONF)]);
     // Someone else holds UDP 8472 on every node before weftd starts.
     for (const node of net.nodes) {

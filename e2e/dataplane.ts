@@ -1,6 +1,7 @@
 // What the data-plane e2e tests read back from a running weft cluster: leases in etcd (flannel format), the
 // kernel entries weft programs on a node, weftd's readiness after a restart, and bounded waits.
 import { readFileSync } from 'node:fs';
+import { expect } from 'vitest';
 import { sleep } from './harness/index.js';
 import type { WeftCluster } from './weft-cluster.js';
 
@@ -38,6 +39,21 @@ export async function leaseRows(c: WeftCluster): Promise<LeaseRow[]> {
       value: JSON.parse(Buffer.from(kv.value, 'base64').toString()) as LeaseValue,
     };
   });
+}
+
+/**
+ * The lease keys, after asserting that they are one flannel-format vxlan lease per node: a `10.244.x.0/24`
+ * subnet, BackendType vxlan, VNI 1.
+ */
+export async function vxlanLeaseRows(c: WeftCluster): Promise<LeaseRow[]> {
+  const rows = await leaseRows(c);
+  expect(rows).toHaveLength(c.net.nodes.length);
+  for (const row of rows) {
+    expect(row.key).toMatch(/^\/coreos\.com\/network\/subnets\/10\.244\.\d+\.0-24$/);
+    expect(row.value.BackendType).toBe('vxlan');
+    expect(row.value.BackendData?.VNI).toBe(1);
+  }
+  return rows;
 }
 
 /** The lease published by node `i` (matched by its underlay address). */
@@ -187,6 +203,16 @@ export async function deviceMac(c: WeftCluster, i: number, dev: string): Promise
   const [link] = await c.ipJson<Array<{ address?: string }>>(i, ['link', 'show', 'dev', dev]);
   if (!link?.address) throw new Error(`node ${i + 1} has no MAC for ${dev}`);
   return link.address;
+}
+
+/** Global (non link-local) addresses of `dev` in node `i`, as `ip/len`. */
+export async function globalAddresses(c: WeftCluster, i: number, dev: string): Promise<string[]> {
+  const rows = await c.ipJson<
+    Array<{ addr_info?: Array<{ local: string; prefixlen: number; scope: string }> }>
+  >(i, ['addr', 'show', 'dev', dev]);
+  return (rows[0]?.addr_info ?? [])
+    .filter((a) => a.scope === 'global')
+    .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
 /** A device's TX packet counter in node `i`. */

@@ -3,6 +3,7 @@
 // Every node has IPv4 and IPv6 on its underlay veth (`ipv6: true`: fd77::(10+i)/64, DAD off).
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { globalAddresses } from './dataplane.js';
 import { type Pod, sleep } from './harness/index.js';
 import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
 
@@ -145,16 +146,6 @@ async function link(c: WeftCluster, i: number, dev: string): Promise<LinkRow | u
   const r = await c.net.nodes[i]!.exec('ip', ['-json', '-d', 'link', 'show', 'dev', dev]);
   if (r.code !== 0) return undefined;
   return (JSON.parse(r.stdout) as LinkRow[])[0];
-}
-
-/** Global (non link-local) addresses of `dev` in node `i`, as `ip/len`. */
-async function globalAddresses(c: WeftCluster, i: number, dev: string): Promise<string[]> {
-  const rows = await c.ipJson<
-    Array<{ addr_info?: Array<{ local: string; prefixlen: number; scope: string }> }>
-  >(i, ['addr', 'show', 'dev', dev]);
-  return (rows[0]?.addr_info ?? [])
-    .filter((a) => a.scope === 'global')
-    .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
 async function podMtu(c: WeftCluster, pod: Pod): Promise<number> {

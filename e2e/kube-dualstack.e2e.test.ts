@@ -2,24 +2,18 @@
 // the test API server (its own host namespace, 192.168.77.101). Every node has IPv4 and IPv6 on its underlay
 // veth (fd77::(10+i)/64) and `spec.podCIDRs` holding one IPv4 and one IPv6 CIDR, as kube-controller-manager
 // with a dual-stack --cluster-cidr assigns them; the net-conf enables IPv6 with vxlan.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClusterNode, Pod } from './harness/index.js';
-import { sleep } from './harness/index.js';
-import { type RemoteApiServer, startRemoteApiServer } from './kube-apiserver/remote.js';
-import { makeNode, type NodeObject } from './kube-apiserver/server.js';
-import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
+import { globalAddresses } from './dataplane.js';
+import type { Pod } from './harness/index.js';
+import type { RemoteApiServer } from './kube-apiserver/remote.js';
+import {
+  FLANNEL_ANNOTATIONS as A,
+  type KubeWeftCluster,
+  kubeNodeName as nodeName,
+  startKubeWeftCluster,
+} from './kube-cluster.js';
+import type { WeftCluster } from './weft-cluster.js';
 
-const PREFIX = 'flannel.alpha.coreos.com';
-const A = {
-  backendType: `${PREFIX}/backend-type`,
-  backendData: `${PREFIX}/backend-data`,
-  backendV6Data: `${PREFIX}/backend-v6-data`,
-  publicIP: `${PREFIX}/public-ip`,
-  publicIPv6: `${PREFIX}/public-ipv6`,
-  kubeSubnetManager: `${PREFIX}/kube-subnet-manager`,
-};
 const IPV6_NETWORK = 'fd00:10:244::/56';
 const NET_CONF = {
   Network: '10.244.0.0/16',
@@ -30,7 +24,6 @@ const NET_CONF = {
 const V4_DEV = 'flannel.1';
 const V6_DEV = 'flannel-v6.1';
 
-const nodeName = (node: ClusterNode): string => `node-${node.index}`;
 /** As kube-controller-manager with a dual-stack --cluster-cidr assigns them (1-based node index). */
 const podCidr4 = (index: number): string => `10.244.${index}.0/24`;
 const podCidr6 = (index: number): string => `fd00:10:244:${index}::/64`;
@@ -60,61 +53,19 @@ interface VxlanData {
   VtepMAC?: string;
 }
 
-/** Polls `probe` until it returns true, bounded in count and time; never asserts on how long it took. */
-async function waitFor(
-  what: string,
-  probe: () => Promise<boolean | string>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (let attempt = 0; attempt < 10_000; attempt++) {
-    try {
-      const r = await probe();
-      if (r === true) return;
-      last = typeof r === 'string' ? r : 'not yet';
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) break;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}; last seen: ${last}`);
-}
-
 describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', () => {
+  let kube: KubeWeftCluster;
   let c: WeftCluster;
   let api: RemoteApiServer;
   let pods: Pod[];
 
-  const logs = (): string =>
-    c.weftNodes.map((w, i) => `--- ${nodeName(w.node)}\n${c.logTail(i, 25)}`).join('\n') +
-    `\n--- api server\n${api?.process.logTail(15) ?? ''}`;
-  const wait = (what: string, probe: () => Promise<boolean | string>, timeoutMs?: number): Promise<void> =>
-    waitFor(what, probe, timeoutMs).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}\n${logs()}`);
-    });
-
-  const node = async (i: number): Promise<NodeObject> => {
-    const n = await api.node(nodeName(c.net.nodes[i]!));
-    if (!n) throw new Error(`node ${i + 1} is not in the API server's store`);
-    return n;
-  };
   const annotations = async (i: number): Promise<Record<string, string>> =>
-    (await node(i)).metadata.annotations ?? {};
+    (await kube.node(i)).metadata.annotations ?? {};
   const vtep = (a: Record<string, string>, key: string): VxlanData => JSON.parse(a[key] ?? 'null') ?? {};
   const others = (i: number): number[] => [0, 1, 2].filter((k) => k !== i);
 
   const link = async (i: number, dev: string): Promise<LinkRow | undefined> =>
     (await c.ipJson<LinkRow[]>(i, ['-d', 'link', 'show', 'dev', dev]))[0];
-  const globalAddresses = async (i: number, dev: string): Promise<string[]> => {
-    const rows = await c.ipJson<
-      Array<{ addr_info?: Array<{ local: string; prefixlen: number; scope: string }> }>
-    >(i, ['addr', 'show', 'dev', dev]);
-    return (rows[0]?.addr_info ?? [])
-      .filter((a) => a.scope === 'global')
-      .map((a) => `${a.local}/${a.prefixlen}`);
-  };
   const fdb = async (i: number, dev: string): Promise<FdbEntry[]> => {
     const r = await c.net.nodes[i]!.exec('bridge', ['-json', 'fdb', 'show', 'dev', dev]);
     if (r.code !== 0) throw new Error(`bridge fdb show dev ${dev} on node ${i + 1}: ${r.stderr}`);
@@ -151,7 +102,7 @@ describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', (
   /** No IPv6 address in the pods and on the nodes is still tentative (DAD): a tentative one cannot send. */
   const waitIpv6Settled = async (): Promise<void> => {
     const namespaces = [...pods.map((p) => p.netns), ...c.net.nodes.map((n) => n.netns)];
-    await wait('IPv6 duplicate address detection to finish', async () => {
+    await kube.wait('IPv6 duplicate address detection to finish', async () => {
       for (const ns of namespaces) {
         const r = await c.net.nodes[0]!.exec('ip', ['-n', ns, '-6', '-json', 'addr', 'show', 'tentative']);
         if (r.code !== 0) return `ip addr show in ${ns}: ${r.stderr}`;
@@ -162,31 +113,13 @@ describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', (
   };
 
   beforeAll(async () => {
-    c = await startWeftCluster({
-      nodes: 3,
+    kube = await startKubeWeftCluster({
+      netConf: NET_CONF,
       ipv6: true,
-      withEtcdHost: false,
-      extraHosts: 1,
-      skipEtcdConfig: true,
-      subnetManagerArgs: (n) => [
-        '--kube-subnet-mgr',
-        `--kubeconfig-file=${api.kubeconfigPath}`,
-        `--net-config-path=${join(n.dir, 'net-conf.json')}`,
-      ],
-      weftdEnv: (n) => ({ NODE_NAME: nodeName(n) }),
-      beforeWeftd: async (cluster) => {
-        api = await startRemoteApiServer(cluster.net.hosts[0]!);
-        for (const n of cluster.net.nodes) {
-          writeFileSync(join(n.dir, 'net-conf.json'), JSON.stringify(NET_CONF));
-          await api.addNode(
-            makeNode(nodeName(n), {
-              podCIDRs: [podCidr4(n.index), podCidr6(n.index)],
-              internalIP: n.underlayIp,
-            }),
-          );
-        }
-      },
+      nodeSpec: (n) => ({ podCIDRs: [podCidr4(n.index), podCidr6(n.index)], internalIP: n.underlayIp }),
+      waitTimeoutMs: 30_000,
     });
+    ({ cluster: c, api } = kube);
     pods = await c.addPods(2);
     await waitIpv6Settled();
   });
@@ -219,8 +152,8 @@ describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', (
 
   it('publishes public-ip, public-ipv6, backend-data and backend-v6-data (the VXLAN device MACs)', async () => {
     for (let i = 0; i < 3; i++) {
-      await wait(`node ${i + 1}'s NetworkUnavailable=False condition`, async () => {
-        const cond = (await node(i)).status?.conditions?.find((x) => x.type === 'NetworkUnavailable');
+      await kube.wait(`node ${i + 1}'s NetworkUnavailable=False condition`, async () => {
+        const cond = (await kube.node(i)).status?.conditions?.find((x) => x.type === 'NetworkUnavailable');
         return cond?.status === 'False' || JSON.stringify(cond);
       });
       const a = await annotations(i);
@@ -236,7 +169,7 @@ describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', (
       expect(v6.VtepMAC).toBe((await link(i, V6_DEV))?.address);
       expect(v6.VtepMAC).not.toBe(v4.VtepMAC);
       // Status patches never touch the spec.
-      expect((await node(i)).spec?.podCIDRs).toEqual([podCidr4(i + 1), podCidr6(i + 1)]);
+      expect((await kube.node(i)).spec?.podCIDRs).toEqual([podCidr4(i + 1), podCidr6(i + 1)]);
     }
   });
 
@@ -249,15 +182,15 @@ describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', (
       expect(data.id).toBe(1);
       expect(data.local6 ?? data.local).toBe(c.net.nodes[i]!.underlayIp6);
       expect(data.link).toBe('eth0');
-      expect(await globalAddresses(i, V6_DEV)).toEqual([`fd00:10:244:${i + 1}::/128`]);
-      expect(await globalAddresses(i, V4_DEV)).toEqual([`10.244.${i + 1}.0/32`]);
+      expect(await globalAddresses(c, i, V6_DEV)).toEqual([`fd00:10:244:${i + 1}::/128`]);
+      expect(await globalAddresses(c, i, V4_DEV)).toEqual([`10.244.${i + 1}.0/32`]);
     }
   });
 
   it('programs a v6 route, neighbour and FDB entry (dst = the peer public-ipv6) per peer', async () => {
     for (let i = 0; i < 3; i++) {
       for (const k of others(i)) {
-        await wait(`node ${i + 1}'s IPv6 entries for node ${k + 1}`, () => v6EntriesFor(i, k));
+        await kube.wait(`node ${i + 1}'s IPv6 entries for node ${k + 1}`, () => v6EntriesFor(i, k));
       }
       // Exactly one remote v6 FDB entry per peer, none for itself.
       const own = vtep(await annotations(i), A.backendV6Data).VtepMAC;
@@ -286,7 +219,7 @@ describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', (
     const mac6 = vtep(a, A.backendV6Data).VtepMAC;
     await api.deleteNode(nodeName(c.net.nodes[gone]!));
     for (const k of others(gone)) {
-      await wait(`node ${k + 1} to drop node 3's IPv4 and IPv6 entries`, async () => {
+      await kube.wait(`node ${k + 1} to drop node 3's IPv4 and IPv6 entries`, async () => {
         const left = [
           ...(await routes6(k)).filter((r) => r.dst === podCidr6(gone + 1)),
           ...(await c.ipJson<RouteEntry[]>(k, ['route', 'show', podCidr4(gone + 1)])),
@@ -302,6 +235,6 @@ describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', (
   });
 
   it('kept every weftd running', () => {
-    for (let i = 0; i < 3; i++) expect(c.weftNodes[i]!.weftd?.exited, logs()).toBe(false);
+    for (let i = 0; i < 3; i++) expect(c.weftNodes[i]!.weftd?.exited, kube.logs()).toBe(false);
   });
 });

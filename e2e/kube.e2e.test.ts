@@ -1,28 +1,21 @@
 // Kubernetes mode end to end: three namespace nodes run the real `weftd --kube-subnet-mgr` against the test API
 // server, which runs as its own process inside an extra host namespace (192.168.77.101) and is driven by the
 // test through its admin socket, the way an operator (kubectl) and kube-controller-manager would drive a real one.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClusterNode, Pod } from './harness/index.js';
-import { sleep } from './harness/index.js';
-import { type RemoteApiServer, startRemoteApiServer } from './kube-apiserver/remote.js';
-import { makeNode, type NodeObject } from './kube-apiserver/server.js';
-import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
+import type { Pod } from './harness/index.js';
+import type { RemoteApiServer } from './kube-apiserver/remote.js';
+import { makeNode } from './kube-apiserver/server.js';
+import {
+  FLANNEL_ANNOTATIONS as A,
+  type KubeWeftCluster,
+  kubeNodeName as nodeName,
+  startKubeWeftCluster,
+} from './kube-cluster.js';
+import type { WeftCluster } from './weft-cluster.js';
 
-const PREFIX = 'flannel.alpha.coreos.com';
-const A = {
-  backendType: `${PREFIX}/backend-type`,
-  backendData: `${PREFIX}/backend-data`,
-  publicIP: `${PREFIX}/public-ip`,
-  publicIPOverwrite: `${PREFIX}/public-ip-overwrite`,
-  nodePublicIP: `${PREFIX}/node-public-ip`,
-  kubeSubnetManager: `${PREFIX}/kube-subnet-manager`,
-};
 const NET_CONF = { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } };
 const VXLAN_DEV = 'flannel.1';
 
-const nodeName = (node: ClusterNode): string => `node-${node.index}`;
 /** As kube-controller-manager with --allocate-node-cidrs would assign them. */
 const podCidrOf = (index: number): string => `10.244.${index}.0/24`;
 
@@ -40,53 +33,14 @@ interface RouteEntry {
   gateway?: string;
 }
 
-/**
- * Polls `probe` until it returns true or `timeoutMs` passes (bounded in count and time); on timeout throws
- * naming `what`, with what the last probe saw. Never asserts on how long it took.
- */
-async function waitFor(
-  what: string,
-  probe: () => Promise<boolean | string>,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (let attempt = 0; attempt < 10_000; attempt++) {
-    try {
-      const r = await probe();
-      if (r === true) return;
-      last = typeof r === 'string' ? r : 'not yet';
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) break;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}; last seen: ${last}`);
-}
-
 describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API server', () => {
+  let kube: KubeWeftCluster;
   let c: WeftCluster;
   let api: RemoteApiServer;
   let pods: Pod[];
 
-  const logs = (): string =>
-    c.weftNodes.map((w, i) => `--- ${nodeName(w.node)}\n${c.logTail(i, 25)}`).join('\n') +
-    `\n--- api server\n${api?.process.logTail(15) ?? ''}`;
-
-  /** `waitFor` that adds the weftd and API server logs to a timeout. */
-  const wait = (what: string, probe: () => Promise<boolean | string>, timeoutMs?: number): Promise<void> =>
-    waitFor(what, probe, timeoutMs).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}\n${logs()}`);
-    });
-
-  const node = async (i: number): Promise<NodeObject> => {
-    const n = await api.node(nodeName(c.net.nodes[i]!));
-    if (!n) throw new Error(`node ${i + 1} is not in the API server's store`);
-    return n;
-  };
   const annotation = async (i: number, key: string): Promise<string | undefined> =>
-    (await node(i)).metadata.annotations?.[key];
+    (await kube.node(i)).metadata.annotations?.[key];
   const vtepMac = async (i: number): Promise<string> => {
     const data = JSON.parse((await annotation(i, A.backendData)) ?? 'null') as { VtepMAC?: string } | null;
     if (!data?.VtepMAC) throw new Error(`node ${i + 1} has no VtepMAC in ${A.backendData}`);
@@ -120,12 +74,12 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
    */
   const waitPeersFollow = async (i: number, ip: string): Promise<void> => {
     const mac = await deviceMac(i);
-    await wait(`node ${i + 1} to publish its VtepMAC ${mac}`, async () => {
+    await kube.wait(`node ${i + 1} to publish its VtepMAC ${mac}`, async () => {
       const published = await vtepMac(i);
       return published === mac || `published ${published}`;
     });
     for (const k of others(i)) {
-      await wait(
+      await kube.wait(
         `node ${k + 1}'s FDB and neighbour entries for node ${i + 1} (${mac}) to point at ${ip}`,
         async () => {
           const dst = await fdbDst(k, mac);
@@ -137,27 +91,12 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
   };
 
   beforeAll(async () => {
-    c = await startWeftCluster({
-      nodes: 3,
-      withEtcdHost: false,
-      extraHosts: 1,
-      skipEtcdConfig: true,
-      subnetManagerArgs: (n) => [
-        '--kube-subnet-mgr',
-        `--kubeconfig-file=${api.kubeconfigPath}`,
-        `--net-config-path=${join(n.dir, 'net-conf.json')}`,
-      ],
-      weftdEnv: (n) => ({ NODE_NAME: nodeName(n) }),
-      beforeWeftd: async (cluster) => {
-        api = await startRemoteApiServer(cluster.net.hosts[0]!);
-        for (const n of cluster.net.nodes) {
-          // The ConfigMap key net-conf.json, as the DaemonSet mounts it.
-          writeFileSync(join(n.dir, 'net-conf.json'), JSON.stringify(NET_CONF));
-          // Registered by the kubelet, pod CIDR assigned by the controller manager; no flannel annotations yet.
-          await api.addNode(makeNode(nodeName(n), { podCIDR: podCidrOf(n.index), internalIP: n.underlayIp }));
-        }
-      },
+    kube = await startKubeWeftCluster({
+      netConf: NET_CONF,
+      // Registered by the kubelet, pod CIDR assigned by the controller manager; no flannel annotations yet.
+      nodeSpec: (n) => ({ podCIDR: podCidrOf(n.index), internalIP: n.underlayIp }),
     });
+    ({ cluster: c, api } = kube);
     pods = await c.addPods(2);
   });
 
@@ -178,11 +117,11 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
   it('publishes the flannel annotations and sets NetworkUnavailable=False (FlannelIsUp) on every node', async () => {
     for (let i = 0; i < 3; i++) {
       // markNetworkReady runs right after the files are written: allow it a moment.
-      await wait(`node ${i + 1}'s NetworkUnavailable condition`, async () => {
-        const cond = (await node(i)).status?.conditions?.find((x) => x.type === 'NetworkUnavailable');
+      await kube.wait(`node ${i + 1}'s NetworkUnavailable condition`, async () => {
+        const cond = (await kube.node(i)).status?.conditions?.find((x) => x.type === 'NetworkUnavailable');
         return cond !== undefined || 'no condition';
       });
-      const n = await node(i);
+      const n = await kube.node(i);
       const annotations = n.metadata.annotations ?? {};
       expect(annotations[A.backendType]).toBe('vxlan');
       expect(annotations[A.publicIP]).toBe(c.net.nodes[i]!.underlayIp);
@@ -203,7 +142,7 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     for (let i = 0; i < 3; i++) {
       for (const k of others(i)) {
         const mac = await vtepMac(k);
-        await wait(`node ${i + 1}'s entries for node ${k + 1}`, async () => {
+        await kube.wait(`node ${i + 1}'s entries for node ${k + 1}`, async () => {
           const routes = await routesTo(i, podCidrOf(k + 1));
           const n = (await neigh(i)).find((e) => e.dst === `10.244.${k + 1}.0`);
           const dst = await fdbDst(i, mac);
@@ -227,7 +166,7 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     expect(r.code, r.stderr).toBe(0);
     await api.annotate(nodeName(c.net.nodes[1]!), { [A.publicIPOverwrite]: natIp });
     // weft on node 2 copies it into public-ip (the annotation peers read)...
-    await wait("node 2's public-ip to become the overwrite", async () => {
+    await kube.wait("node 2's public-ip to become the overwrite", async () => {
       const ip = await annotation(1, A.publicIP);
       return ip === natIp || `public-ip ${ip}`;
     });
@@ -240,8 +179,8 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     // Not a user-facing knob: weft owns public-ip and restores it (public-ip-overwrite is the way to change it).
     const bogus = '192.168.77.250';
     await api.annotate(nodeName(c.net.nodes[0]!), { [A.publicIP]: bogus, [A.kubeSubnetManager]: null });
-    await wait("node 1's public-ip and kube-subnet-manager to be restored", async () => {
-      const n = await node(0);
+    await kube.wait("node 1's public-ip and kube-subnet-manager to be restored", async () => {
+      const n = await kube.node(0);
       const a = n.metadata.annotations ?? {};
       return (
         (a[A.publicIP] === c.net.nodes[0]!.underlayIp && a[A.kubeSubnetManager] === 'true') ||
@@ -257,13 +196,13 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     await api.restart({ downMs: 1500 });
     // The operator removes the overwrite after the restart: node 2 goes back to its own address.
     await api.annotate(nodeName(c.net.nodes[1]!), { [A.publicIPOverwrite]: null });
-    await wait("node 2's public-ip to return to its own address", async () => {
+    await kube.wait("node 2's public-ip to return to its own address", async () => {
       const ip = await annotation(1, A.publicIP);
       return ip === c.net.nodes[1]!.underlayIp || `public-ip ${ip}`;
     });
     await waitPeersFollow(1, c.net.nodes[1]!.underlayIp);
     // Each weftd holds two watches (all nodes; its own node): all six come back.
-    await wait('all six watches to be open again', async () => {
+    await kube.wait('all six watches to be open again', async () => {
       const info = await api.info();
       return info.openWatches >= 6 || `${info.openWatches} open`;
     });
@@ -282,7 +221,7 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     const mac = await vtepMac(gone);
     await api.deleteNode(nodeName(c.net.nodes[gone]!));
     for (const k of others(gone)) {
-      await wait(`node ${k + 1} to drop node 3's route, neighbour and FDB entry`, async () => {
+      await kube.wait(`node ${k + 1} to drop node 3's route, neighbour and FDB entry`, async () => {
         const routes = await routesTo(k, podCidrOf(gone + 1));
         const n = (await neigh(k)).filter((e) => e.dst === `10.244.${gone + 1}.0`);
         const f = (await fdb(k)).filter((e) => e.mac === mac);
@@ -303,8 +242,8 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
         internalIP: c.net.nodes[gone]!.underlayIp,
       }),
     );
-    await wait("node 3's annotations to be published again", async () => {
-      const a = (await node(gone)).metadata.annotations ?? {};
+    await kube.wait("node 3's annotations to be published again", async () => {
+      const a = (await kube.node(gone)).metadata.annotations ?? {};
       return a[A.kubeSubnetManager] === 'true' || JSON.stringify(a);
     });
     await waitPeersFollow(gone, c.net.nodes[gone]!.underlayIp);
@@ -323,7 +262,7 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     await api.annotate(nodeName(c.net.nodes[0]!), { [A.publicIPOverwrite]: natIp });
     await api.compact();
     await api.resume();
-    await wait("node 1's public-ip to become the overwrite made while the server was down", async () => {
+    await kube.wait("node 1's public-ip to become the overwrite made while the server was down", async () => {
       const ip = await annotation(0, A.publicIP);
       return ip === natIp || `public-ip ${ip}`;
     });
@@ -344,11 +283,11 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     await api.annotate(nodeName(c.net.nodes[i]!), { [A.nodePublicIP]: chosen });
     await c.weftNodes[i]!.weftd!.stop('SIGTERM', 10_000);
     await c.startWeftd(i);
-    await wait("node 3's public-ip to become the node-public-ip", async () => {
+    await kube.wait("node 3's public-ip to become the node-public-ip", async () => {
       const ip = await annotation(i, A.publicIP);
       return ip === chosen || `public-ip ${ip}`;
     });
-    await wait("node 3's VXLAN device to use the node-public-ip as its local address", async () => {
+    await kube.wait("node 3's VXLAN device to use the node-public-ip as its local address", async () => {
       const links = await c.ipJson<Array<{ linkinfo?: { info_data?: { local?: string } } }>>(i, [
         '-d',
         'link',
@@ -363,6 +302,6 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
   });
 
   it('kept every weftd running through all of it', () => {
-    for (let i = 0; i < 3; i++) expect(c.weftNodes[i]!.weftd?.exited, logs()).toBe(false);
+    for (let i = 0; i < 3; i++) expect(c.weftNodes[i]!.weftd?.exited, kube.logs()).toBe(false);
   });
 });

@@ -3,7 +3,6 @@
 // after the node has a lease and a subnet file, and `weftctl status` (table, JSON, nothing listening).
 // The health server listens on 127.0.0.1 inside each node namespace: every request runs there (curl).
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ParsedFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExposition, sampleValue } from '../src/observe/exposition.testkit.js';
@@ -447,15 +446,7 @@ describe('observability: /readyz before and after the node has a lease and a sub
     // The cluster is built by hand: startWeftCluster writes the config first and waits for readiness.
     const net = await netnsCluster({ nodes: 1, withEtcdHost: true });
     c = new WeftCluster(net, { nodes: 1, skipEtcdConfig: true });
-    const node = net.nodes[0]!;
-    c.weftNodes.push({
-      node,
-      weftd: undefined,
-      subnetFile: join(node.dir, 'run/flannel/subnet.env'),
-      cniConfFile: join(node.dir, 'etc/cni/net.d/10-weft.conflist'),
-      logFile: join(node.dir, 'weftd.log'),
-      args: [],
-    });
+    c.addWeftNodes();
   });
 
   afterAll(async () => {

@@ -39,10 +39,13 @@ async function flannel0(c: WeftCluster, i: number): Promise<TunLink> {
 }
 
 /** weftd's udp counters from /metrics inside node `i`: `packets.tx|rx` and `drops.<reason>`. */
-async function udpCounters(
-  c: WeftCluster,
-  i: number,
-): Promise<{ packets: Record<string, number>; drops: Record<string, number> }> {
+/** weft_udp_packets_total by direction and weft_udp_drops_total by reason. */
+interface UdpCounters {
+  packets: Record<string, number>;
+  drops: Record<string, number>;
+}
+
+async function udpCounters(c: WeftCluster, i: number): Promise<UdpCounters> {
   const r = await c.net.nodes[i]!.exec('curl', [
     '--silent',
     '--show-error',
@@ -51,12 +54,41 @@ async function udpCounters(
     `http://127.0.0.1:${HEALTHZ_PORT}/metrics`,
   ]);
   if (r.code !== 0) throw new Error(`curl /metrics on node ${i + 1} failed: ${r.stderr.trim()}`);
-  const out = { packets: {} as Record<string, number>, drops: {} as Record<string, number> };
+  const out: UdpCounters = { packets: {}, drops: {} };
   for (const line of r.stdout.split('\n')) {
     const m = /^weft_udp_(packets|drops)_total\{(?:direction|reason)="([a-z_0-9]+)"\} (\S+)$/.exec(line);
     if (m) out[m[1] === 'packets' ? 'packets' : 'drops'][m[2]!] = Number(m[3]);
   }
   return out;
+}
+
+/** Waits (bounded) until node `i`'s counters satisfy `ready`, and returns them. */
+function waitForUdpCounters(
+  c: WeftCluster,
+  i: number,
+  what: string,
+  ready: (m: UdpCounters) => boolean,
+): Promise<UdpCounters> {
+  return waitFor(
+    what,
+    async () => {
+      const m = await udpCounters(c, i);
+      return ready(m) ? m : undefined;
+    },
+    20_000,
+  );
+}
+
+/** Waits (bounded) until the full pod ping matrix passes; returns the last (empty) list of failures. */
+function waitForFullMatrix(c: WeftCluster, pods: Pod[], what: string): Promise<string[]> {
+  return waitFor(
+    what,
+    async () => {
+      const f = await c.pingMatrix(pods, { count: 1, timeoutSec: 2 });
+      return f.length === 0 ? f : undefined;
+    },
+    30_000,
+  );
 }
 
 /** A TCP connect from `from`'s namespace: 'ok', an error code such as 'ENETUNREACH', or 'timeout'. */
@@ -199,22 +231,13 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
     const r = await c.net.iperf(pods[0]!, pods[4]!, 2);
     expect(r.gbps).toBeGreaterThan(0);
     // Counters reach the metrics each reconcile pass and every 5 s.
-    const sender = await waitFor(
-      'tx counters on node 1',
-      async () => {
-        const m = await udpCounters(c, 0);
-        return (m.packets.tx ?? 0) > 1000 ? m : undefined;
-      },
-      20_000,
-    );
+    const sender = await waitForUdpCounters(c, 0, 'tx counters on node 1', (m) => (m.packets.tx ?? 0) > 1000);
     expect(sender.packets.tx).toBeGreaterThan(1000);
-    const receiver = await waitFor(
+    const receiver = await waitForUdpCounters(
+      c,
+      2,
       'rx counters on node 3',
-      async () => {
-        const m = await udpCounters(c, 2);
-        return (m.packets.rx ?? 0) > 1000 ? m : undefined;
-      },
-      20_000,
+      (m) => (m.packets.rx ?? 0) > 1000,
     );
     expect(receiver.packets.rx).toBeGreaterThan(1000);
   });
@@ -223,11 +246,7 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
     const before = (await udpCounters(c, 0)).drops.no_route ?? 0;
     // Like flannel, the engine never answers ICMP with ICMP: TCP shows the reply.
     expect(await tcpConnect(pods[0]!, '10.244.254.9', 80)).toBe('ENETUNREACH');
-    await waitFor(
-      'no_route drops on node 1',
-      async () => ((await udpCounters(c, 0)).drops.no_route ?? 0) > before,
-      20_000,
-    );
+    await waitForUdpCounters(c, 0, 'no_route drops on node 1', (m) => (m.drops.no_route ?? 0) > before);
   });
 
   it('drops forged datagrams (unknown sender, spoofed inner source, wrong destination), counts them, delivers none; peers come and go live', async () => {
@@ -255,12 +274,11 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
       node1.underlayIp,
       [1, 2, 3].map(() => forged(h1Pod, target.ip, 'unknown-peer')),
     );
-    await waitFor(
+    await waitForUdpCounters(
+      c,
+      0,
       'unknown_peer drops',
-      async () => {
-        return ((await udpCounters(c, 0)).drops.unknown_peer ?? 0) >= (m0.drops.unknown_peer ?? 0) + 3;
-      },
-      20_000,
+      (m) => (m.drops.unknown_peer ?? 0) >= (m0.drops.unknown_peer ?? 0) + 3,
     );
 
     // 2. h1 gets a lease (PublicIP only, as a flannel udp node writes it): the running daemons take it as a peer.
@@ -284,16 +302,13 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
         forged('192.168.77.101', target.ip, 'spoofed'),
         forged(h1Pod, pods[4]!.ip, 'wrong-destination'),
       ]);
-      const m1 = await waitFor(
+      const m1 = await waitForUdpCounters(
+        c,
+        0,
         'spoofed_source and wrong_destination drops',
-        async () => {
-          const m = await udpCounters(c, 0);
-          return (m.drops.spoofed_source ?? 0) >= (m0.drops.spoofed_source ?? 0) + 3 &&
-            (m.drops.wrong_destination ?? 0) >= (m0.drops.wrong_destination ?? 0) + 1
-            ? m
-            : undefined;
-        },
-        20_000,
+        (m) =>
+          (m.drops.spoofed_source ?? 0) >= (m0.drops.spoofed_source ?? 0) + 3 &&
+          (m.drops.wrong_destination ?? 0) >= (m0.drops.wrong_destination ?? 0) + 1,
       );
       expect(m1.drops.spoofed_source).toBe((m0.drops.spoofed_source ?? 0) + 3);
 
@@ -332,12 +347,11 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
     );
     m0 = await udpCounters(c, 0);
     await sendFrom(h1, node1.underlayIp, [forged(h1Pod, target.ip, 'after-removal')]);
-    await waitFor(
+    await waitForUdpCounters(
+      c,
+      0,
       'unknown_peer drops after removal',
-      async () => {
-        return ((await udpCounters(c, 0)).drops.unknown_peer ?? 0) >= (m0.drops.unknown_peer ?? 0) + 1;
-      },
-      20_000,
+      (m) => (m.drops.unknown_peer ?? 0) >= (m0.drops.unknown_peer ?? 0) + 1,
     );
 
     // Nothing forged reached the pod: only the datagrams h1 sent as a peer, from its own subnet.
@@ -368,14 +382,7 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
       30_000,
     );
     expect(after.flags).toContain('UP');
-    const failures = await waitFor(
-      'the full matrix after the repair',
-      async () => {
-        const f = await c.pingMatrix(pods, { count: 1, timeoutSec: 2 });
-        return f.length === 0 ? f : undefined;
-      },
-      30_000,
-    );
+    const failures = await waitForFullMatrix(c, pods, 'the full matrix after the repair');
     expect(failures).toEqual([]);
     expect(c.weftNodes[0]!.weftd!.pid).toBe(pid);
     expect(c.weftNodes[0]!.weftd!.exited).toBe(false);
@@ -395,14 +402,7 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
     const after = await flannel0(c, 1);
     expect(after.ifindex).toBe(before.ifindex);
     expect(after.flags).not.toContain('NO-CARRIER');
-    const failures = await waitFor(
-      'the full matrix after the restart',
-      async () => {
-        const f = await c.pingMatrix(pods, { count: 1, timeoutSec: 2 });
-        return f.length === 0 ? f : undefined;
-      },
-      30_000,
-    );
+    const failures = await waitForFullMatrix(c, pods, 'the full matrix after the restart');
     expect(failures).toEqual([]);
   });
 
@@ -430,14 +430,7 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
 
     await restartWeftd(c, 2);
     expect((await flannel0(c, 2)).ifindex).toBe(before.ifindex);
-    const failures = await waitFor(
-      'the full matrix after the restart',
-      async () => {
-        const f = await c.pingMatrix(pods, { count: 1, timeoutSec: 2 });
-        return f.length === 0 ? f : undefined;
-      },
-      30_000,
-    );
+    const failures = await waitForFullMatrix(c, pods, 'the full matrix after the restart');
     expect(failures).toEqual([]);
   });
 });

@@ -110,6 +110,23 @@ export class WeftCluster {
     ];
   }
 
+  /**
+   * Gives every node of `net` its weftd record (where its subnet file, conflist and log go; its extra args)
+   * without starting weftd: the first step of `startWeftCluster`, and of tests that start weftd themselves.
+   */
+  addWeftNodes(): void {
+    for (const node of this.net.nodes) {
+      this.weftNodes.push({
+        node,
+        weftd: undefined,
+        subnetFile: join(node.dir, 'run/flannel/subnet.env'),
+        cniConfFile: join(node.dir, 'etc/cni/net.d/10-weft.conflist'),
+        logFile: join(node.dir, 'weftd.log'),
+        args: this.options.nodeArgs?.[node.index - 1] ?? [],
+      });
+    }
+  }
+
   /** Starts (or restarts) weftd on node `i`. */
   async startWeftd(i: number, env: NodeJS.ProcessEnv = {}): Promise<ProcessHandle> {
     const w = this.weftNodes[i]!;
@@ -221,16 +238,7 @@ export async function startWeftCluster(options: WeftClusterOptions): Promise<Wef
   });
   const cluster = new WeftCluster(net, options);
   try {
-    for (const node of net.nodes) {
-      cluster.weftNodes.push({
-        node,
-        weftd: undefined,
-        subnetFile: join(node.dir, 'run/flannel/subnet.env'),
-        cniConfFile: join(node.dir, 'etc/cni/net.d/10-weft.conflist'),
-        logFile: join(node.dir, 'weftd.log'),
-        args: options.nodeArgs?.[node.index - 1] ?? [],
-      });
-    }
+    cluster.addWeftNodes();
     if (!options.skipEtcdConfig) {
       options.onStep?.('config');
       await cluster.etcdctl([

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type BackendConfig, parseNetworkConfig, type VxlanBackendConfig } from '../config/index.js';
-import { parseCidr, stableVtepMac } from '../ip/index.js';
+import { stableVtepMac } from '../ip/index.js';
 import type { SelectedInterface } from '../kernel/index.js';
-import type { Lease } from '../lease/index.js';
 import {
   BackendNotPreparedError,
   BackendPrepareError,
@@ -12,22 +11,10 @@ import {
   UnknownBackendError,
   VxlanBackend,
 } from './index.js';
+import { subnetLease, TEST_IFACE } from './testing.js';
 
-const iface: SelectedInterface = {
-  name: 'eth0',
-  index: 2,
-  mtu: 1500,
-  ipv4: { family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' },
-  publicIp: '192.168.1.1',
-  addresses: [{ family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' }],
-  reason: 'test',
-};
-const own: Lease = {
-  key: '10.5.1.0-24',
-  subnet: parseCidr('10.5.1.0/24'),
-  attrs: { publicIP: '192.168.1.1', backendType: 'vxlan' },
-  expiration: null,
-};
+const iface = TEST_IFACE;
+const own = subnetLease('10.5.1.0/24', { publicIP: '192.168.1.1', backendType: 'vxlan' });
 
 describe('backend registry', () => {
   it('knows vxlan, host-gw and udp, and refuses unknown types by name', () => {

@@ -1,25 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { parseBatchErrors } from './apply.js';
 import { InvalidKernelOpError, renderKernelOp } from './render.js';
+import { TEST_VXLAN_DEVICE } from './testing.js';
 
 describe('renderKernelOp', () => {
   it('renders a vxlan device as flannel creates it', () => {
     expect(
       renderKernelOp({
         kind: 'link-add',
-        link: {
-          kind: 'vxlan',
-          name: 'flannel.1',
-          vni: 1,
-          local: '192.168.1.10',
-          dev: 'eth0',
-          port: 8472,
-          learning: false,
-          gbp: false,
-          mtu: 1450,
-          mac: '02:AA:bb:cc:dd:ee',
-          up: true,
-        },
+        // A mixed-case MAC: rendered in lower case.
+        link: { ...TEST_VXLAN_DEVICE, mac: '02:AA:bb:cc:dd:ee' },
       }),
     ).toEqual({
       tool: 'ip',

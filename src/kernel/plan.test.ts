@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../ip/index.js';
 import { describeKernelOp, planKernel } from './plan.js';
+import { TEST_VXLAN_DEVICE } from './testing.js';
 import type { DesiredKernelState, KernelOp, KernelScope, KernelState, VxlanLinkSpec } from './types.js';
 
 const scope: KernelScope = {
@@ -10,19 +11,7 @@ const scope: KernelScope = {
   protectedDsts: [parseCidr('10.5.1.0/24')],
 };
 
-const device: VxlanLinkSpec = {
-  kind: 'vxlan',
-  name: 'flannel.1',
-  vni: 1,
-  local: '192.168.1.10',
-  dev: 'eth0',
-  port: 8472,
-  learning: false,
-  gbp: false,
-  mtu: 1450,
-  mac: '02:00:00:00:00:01',
-  up: true,
-};
+const device = TEST_VXLAN_DEVICE;
 
 function peerEntries(
   n: number,

@@ -2,28 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../../ip/index.js';
 import { outOfScope, planKernel, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
+import { subnetLease, TEST_IFACE } from '../testing.js';
 import { hostGwScope, planHostGw } from './plan.js';
 
 const networks = { ipv4: parseCidr('10.5.0.0/16') };
-const iface: SelectedInterface = {
-  name: 'eth0',
-  index: 2,
-  mtu: 1500,
-  ipv4: { family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' },
-  publicIp: '192.168.1.1',
-  addresses: [{ family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' }],
-  reason: 'test',
-};
-const lease = (
-  n: number,
-  publicIP = `192.168.1.${n}`,
-  backendType: string | undefined = 'host-gw',
-): Lease => ({
-  key: `10.5.${n}.0-24`,
-  subnet: parseCidr(`10.5.${n}.0/24`),
-  attrs: { publicIP, backendType },
-  expiration: null,
-});
+const iface = TEST_IFACE;
+const lease = (n: number, publicIP = `192.168.1.${n}`, backendType: string | undefined = 'host-gw'): Lease =>
+  subnetLease(`10.5.${n}.0/24`, { publicIP, backendType });
 const own = lease(1);
 
 describe('planHostGw', () => {

@@ -1,30 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { parseNetworkConfig, type UdpBackendConfig } from '../../config/index.js';
 import { parseCidr } from '../../ip/index.js';
-import type { SelectedInterface } from '../../kernel/index.js';
-import type { Lease } from '../../lease/index.js';
+import { subnetLease, TEST_IFACE } from '../testing.js';
 import { BackendNotPreparedError, BackendPrepareError } from '../types.js';
 import { UdpBackend } from './backend.js';
 import { addCounters, countersOf, DROP_REASON_LABELS, zeroCounters } from './counters.js';
 import type { UdpEngineStats } from './engine.js';
 
-const iface: SelectedInterface = {
-  name: 'eth0',
-  index: 2,
-  mtu: 1500,
-  ipv4: { family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' },
-  publicIp: '192.168.1.1',
-  addresses: [{ family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' }],
-  reason: 'test',
-};
+const iface = TEST_IFACE;
 const network = parseCidr('10.5.0.0/16');
 const udp: UdpBackendConfig = { type: 'udp', port: 8285 };
-const own: Lease = {
-  key: '10.5.1.0-24',
-  subnet: parseCidr('10.5.1.0/24'),
-  attrs: { publicIP: '192.168.1.1' },
-  expiration: null,
-};
+const own = subnetLease('10.5.1.0/24', { publicIP: '192.168.1.1' });
 
 describe('udp counters', () => {
   const stats = (n: number): UdpEngineStats => ({

@@ -1,30 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { UdpBackendConfig } from '../../config/index.js';
 import { parseCidr } from '../../ip/index.js';
-import { planKernel, type SelectedInterface } from '../../kernel/index.js';
+import { planKernel } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
+import { subnetLease, TEST_IFACE } from '../testing.js';
 import { OwnLeaseMismatchError } from '../types.js';
 import { peerTableKey, planUdp, udpScope } from './plan.js';
 
-const iface: SelectedInterface = {
-  name: 'eth0',
-  index: 2,
-  mtu: 1500,
-  ipv4: { family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' },
-  publicIp: '192.168.1.1',
-  addresses: [{ family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' }],
-  reason: 'test',
-};
+const iface = TEST_IFACE;
 const network = parseCidr('10.5.0.0/16');
 const udp: UdpBackendConfig = { type: 'udp', port: 8285 };
 
 function lease(subnet: string, publicIP: string, extra: Partial<Lease['attrs']> = {}): Lease {
-  return {
-    key: subnet.replace('/', '-'),
-    subnet: parseCidr(subnet),
-    attrs: { publicIP, ...extra },
-    expiration: null,
-  };
+  return subnetLease(subnet, { publicIP, ...extra });
 }
 
 const own = lease('10.5.1.0/24', '192.168.1.1');

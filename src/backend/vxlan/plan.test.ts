@@ -1,42 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { VxlanBackendConfig } from '../../config/index.js';
 import { parseCidr, stableVtepMac } from '../../ip/index.js';
 import { describeKernelOp, outOfScope, planKernel, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
+import { DEFAULT_VXLAN_CONFIG, subnetLease, TEST_IFACE, vxlanLeaseAttrs } from '../testing.js';
 import { planVxlan, vxlanScope } from './plan.js';
 
-const vxlan: VxlanBackendConfig = {
-  type: 'vxlan',
-  vni: 1,
-  port: 0,
-  mtu: 0,
-  gbp: false,
-  learning: false,
-  directRouting: false,
-};
+const vxlan = DEFAULT_VXLAN_CONFIG;
 const networks = { ipv4: parseCidr('10.5.0.0/16') };
-const iface: SelectedInterface = {
-  name: 'eth0',
-  index: 2,
-  mtu: 1500,
-  ipv4: { family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' },
-  publicIp: '192.168.1.1',
-  addresses: [{ family: 4, ip: '192.168.1.1', prefix: 24, scope: 'global' }],
-  reason: 'test',
-};
+const iface = TEST_IFACE;
 
 function lease(n: number, overrides: Partial<Lease['attrs']> = {}, publicIP = `192.168.1.${n}`): Lease {
-  return {
-    key: `10.5.${n}.0-24`,
-    subnet: parseCidr(`10.5.${n}.0/24`),
-    attrs: {
-      publicIP,
-      backendType: 'vxlan',
-      backendData: { VNI: 1, VtepMAC: stableVtepMac(publicIP, 1) },
-      ...overrides,
-    },
-    expiration: null,
-  };
+  return subnetLease(`10.5.${n}.0/24`, { ...vxlanLeaseAttrs(publicIP), ...overrides });
 }
 
 const own = lease(1);

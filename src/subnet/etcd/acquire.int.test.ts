@@ -1,52 +1,24 @@
 // The etcd subnet manager against a real etcd: allocation under concurrency, reuse, reservations,
 // conditional renewal and recovery of a lost own lease.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdServer, etcdctl, startEtcd } from '../../../e2e/harness/etcd.js';
-import { type NetworkConfig, parseNetworkConfigText } from '../../config/index.js';
+import { type EtcdServer, etcdctl } from '../../../e2e/harness/etcd.js';
 import { containsCidr, formatCidr, overlaps, parseCidr } from '../../ip/index.js';
 import { decodeLeaseAttrs, type Lease, type LeaseAttrs } from '../../lease/index.js';
-import { silentLogger } from '../../log/index.js';
 import type { OwnLeaseChange } from '../types.js';
 import { OutOfSubnetsError } from './errors.js';
-import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from './manager.js';
-import { captureLogs, TcpProxy } from './testing.js';
+import { captureLogs, EtcdManagerFixture } from './testing.js';
 
+let fx: EtcdManagerFixture;
 let etcd: EtcdServer;
-let prefixCounter = 0;
-const managers: EtcdSubnetManager[] = [];
 
 beforeAll(async () => {
-  etcd = await startEtcd();
+  fx = await EtcdManagerFixture.start('acq');
+  etcd = fx.etcd;
 });
 afterAll(async () => {
-  await etcd?.stop();
+  await fx?.stop();
 });
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
-
-function newPrefix(): string {
-  prefixCounter += 1;
-  return `/weft-acq-${prefixCounter}/network`;
-}
-
-function manager(prefix: string, extra: Partial<EtcdSubnetManagerOptions> = {}): EtcdSubnetManager {
-  const m = new EtcdSubnetManager({
-    endpoints: [etcd.endpoint],
-    prefix,
-    renewMargin: 60,
-    logger: silentLogger(),
-    ...extra,
-  });
-  managers.push(m);
-  return m;
-}
-
-async function putConfig(prefix: string, config: Record<string, unknown>): Promise<NetworkConfig> {
-  const text = JSON.stringify(config);
-  await etcdctl(etcd.endpoint, ['put', `${prefix}/config`, text]);
-  return parseNetworkConfigText(text);
-}
+afterEach(() => fx.cleanup());
 
 function attrs(
   i: number,
@@ -80,14 +52,14 @@ async function stored(prefix: string): Promise<StoredKey[]> {
 
 describe('acquireLease', () => {
   it('gives 100 concurrent nodes 100 distinct, non-overlapping subnets inside SubnetMin..SubnetMax', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, {
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, {
       Network: '10.5.0.0/16',
       SubnetMin: '10.5.10.0',
       SubnetMax: '10.5.200.0',
       Backend: { Type: 'vxlan' },
     });
-    const nodes = Array.from({ length: 100 }, (_, i) => ({ m: manager(prefix), attrs: attrs(i + 1) }));
+    const nodes = Array.from({ length: 100 }, (_, i) => ({ m: fx.manager(prefix), attrs: attrs(i + 1) }));
     const results = await Promise.allSettled(nodes.map((n) => n.m.acquireLease({ config, attrs: n.attrs })));
     const errors = results.filter((r) => r.status === 'rejected');
     expect(errors).toEqual([]);
@@ -114,9 +86,9 @@ describe('acquireLease', () => {
   });
 
   it('gives 300 nodes on a /16 with /24 subnets 255 leases and the rest "out of subnets", overwriting nothing', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.6.0.0/16' });
-    const nodes = Array.from({ length: 300 }, (_, i) => ({ m: manager(prefix), attrs: attrs(i + 1) }));
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.6.0.0/16' });
+    const nodes = Array.from({ length: 300 }, (_, i) => ({ m: fx.manager(prefix), attrs: attrs(i + 1) }));
     const results = await Promise.allSettled(nodes.map((n) => n.m.acquireLease({ config, attrs: n.attrs })));
     const ok = results.flatMap((r, i) => (r.status === 'fulfilled' ? [{ lease: r.value, node: i }] : []));
     const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
@@ -135,8 +107,8 @@ describe('acquireLease', () => {
   });
 
   it('gives concurrent dual-stack nodes distinct IPv4 and IPv6 subnets in flannel key form', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, {
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, {
       Network: '10.21.0.0/16',
       EnableIPv6: true,
       IPv6Network: 'fd00:21::/48',
@@ -146,7 +118,7 @@ describe('acquireLease', () => {
       IPv6SubnetMax: 'fd00:21:0:28::',
     });
     const nodes = Array.from({ length: 30 }, (_, i) => ({
-      m: manager(prefix),
+      m: fx.manager(prefix),
       attrs: { ...attrs(i + 1), publicIPv6: `fd00:ff::${i + 1}` },
     }));
     const leases = await Promise.all(nodes.map((n) => n.m.acquireLease({ config, attrs: n.attrs })));
@@ -161,11 +133,12 @@ describe('acquireLease', () => {
   });
 
   it('reuses the lease of the same public IP after a restart, with the new attributes', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.7.0.0/16' });
-    const first = await manager(prefix).acquireLease({ config, attrs: attrs(7, '02:00:00:00:00:07') });
-    await managers.pop()?.close();
-    const again = await manager(prefix).acquireLease({ config, attrs: attrs(7, '02:00:00:00:00:77') });
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.7.0.0/16' });
+    const firstManager = fx.manager(prefix);
+    const first = await firstManager.acquireLease({ config, attrs: attrs(7, '02:00:00:00:00:07') });
+    await firstManager.close();
+    const again = await fx.manager(prefix).acquireLease({ config, attrs: attrs(7, '02:00:00:00:00:77') });
     expect(again.key).toBe(first.key);
     expect(again.expiration).not.toBeNull();
     const [k] = await stored(prefix);
@@ -175,16 +148,16 @@ describe('acquireLease', () => {
   });
 
   it('reuses the subnet from the previous subnet file when it is free', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.8.0.0/16' });
-    const lease = await manager(prefix).acquireLease({
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.8.0.0/16' });
+    const lease = await fx.manager(prefix).acquireLease({
       config,
       attrs: attrs(8),
       previousSubnet: '10.8.77.0/24',
     });
     expect(lease.key).toBe('10.8.77.0-24');
     // Taken by someone else: another subnet.
-    const other = await manager(prefix).acquireLease({
+    const other = await fx.manager(prefix).acquireLease({
       config,
       attrs: attrs(9),
       previousSubnet: '10.8.77.0/24',
@@ -193,14 +166,14 @@ describe('acquireLease', () => {
   });
 
   it('uses a reservation written with etcdctl (no lease) and keeps it without a TTL after a renewal', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.9.0.0/16' });
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.9.0.0/16' });
     await etcdctl(etcd.endpoint, [
       'put',
       `${prefix}/subnets/10.9.42.0-24`,
       '{"PublicIP":"192.168.0.42","PublicIPv6":null,"BackendType":"vxlan"}',
     ]);
-    const m = manager(prefix, { leaseTtlSeconds: 5, renewMarginSeconds: 4 });
+    const m = fx.manager(prefix, { leaseTtlSeconds: 5, renewMarginSeconds: 4 });
     const lease = await m.acquireLease({ config, attrs: attrs(42) });
     expect(lease.key).toBe('10.9.42.0-24');
     expect(lease.expiration).toBeNull();
@@ -226,9 +199,9 @@ describe('acquireLease', () => {
 
 describe('keepLease', () => {
   it('renews before expiry with a new etcd lease, conditionally', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.10.0.0/16' });
-    const m = manager(prefix, { leaseTtlSeconds: 5, renewMarginSeconds: 4 });
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.10.0.0/16' });
+    const m = fx.manager(prefix, { leaseTtlSeconds: 5, renewMarginSeconds: 4 });
     const lease = await m.acquireLease({ config, attrs: attrs(10) });
     const [before] = await stored(prefix);
     const changes: OwnLeaseChange[] = [];
@@ -258,48 +231,41 @@ describe('keepLease', () => {
   });
 
   it('retries a failed renewal (etcd unreachable) and renews once etcd answers again', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.10.0.0/16' });
-    const proxy = await TcpProxy.start(etcd.endpoint);
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.10.0.0/16' });
+    const proxy = await fx.proxy();
     const logs = captureLogs('info');
-    const m = new EtcdSubnetManager({
+    const m = fx.manager(prefix, {
       endpoints: [proxy.endpoint],
-      prefix,
-      renewMargin: 60,
       leaseTtlSeconds: 8,
       renewMarginSeconds: 6,
       renewRetryMs: 500,
       callTimeoutMs: 1_000,
       logger: logs.logger,
     });
-    try {
-      const lease = await m.acquireLease({ config, attrs: attrs(20) });
-      await proxy.cut();
-      const changes: OwnLeaseChange[] = [];
-      const ac = new AbortController();
-      const kept = m.keepLease(lease, (c) => changes.push(c), ac.signal);
-      for (let i = 0; i < 100 && logs.matching(/lease renewal failed; retrying/).length < 2; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(logs.matching(/lease renewal failed; retrying/).length).toBeGreaterThanOrEqual(2);
-      expect(changes).toEqual([]);
-      await proxy.restore();
-      for (let i = 0; i < 100 && changes.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-      ac.abort();
-      await kept;
-      expect(changes[0]?.type).toBe('renewed');
-      expect(changes[0]?.lease.key).toBe(lease.key);
-    } finally {
-      await m.close();
-      await proxy.close();
+    const lease = await m.acquireLease({ config, attrs: attrs(20) });
+    await proxy.cut();
+    const changes: OwnLeaseChange[] = [];
+    const ac = new AbortController();
+    const kept = m.keepLease(lease, (c) => changes.push(c), ac.signal);
+    for (let i = 0; i < 100 && logs.matching(/lease renewal failed; retrying/).length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
     }
+    expect(logs.matching(/lease renewal failed; retrying/).length).toBeGreaterThanOrEqual(2);
+    expect(changes).toEqual([]);
+    await proxy.restore();
+    for (let i = 0; i < 100 && changes.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    await kept;
+    expect(changes[0]?.type).toBe('renewed');
+    expect(changes[0]?.lease.key).toBe(lease.key);
   });
 
   it('takes its key back (same subnet) when it is deleted by hand, and says so', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.11.0.0/16' });
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.11.0.0/16' });
     const logs = captureLogs('info');
-    const m = manager(prefix, { logger: logs.logger });
+    const m = fx.manager(prefix, { logger: logs.logger });
     const lease = await m.acquireLease({ config, attrs: attrs(11) });
     const changes: OwnLeaseChange[] = [];
     let reacquiredAt = 0;
@@ -330,45 +296,37 @@ describe('keepLease', () => {
   });
 
   it('notices a deletion that happened while it was cut off and etcd compacted the history', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.16.0.0/16' });
-    const proxy = await TcpProxy.start(etcd.endpoint);
-    const m = new EtcdSubnetManager({
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.16.0.0/16' });
+    const proxy = await fx.proxy();
+    const m = fx.manager(prefix, {
       endpoints: [proxy.endpoint],
-      prefix,
-      renewMargin: 60,
-      logger: silentLogger(),
     });
-    try {
-      const lease = await m.acquireLease({ config, attrs: attrs(16) });
-      const changes: OwnLeaseChange[] = [];
-      const ac = new AbortController();
-      const kept = m.keepLease(lease, (c) => changes.push(c), ac.signal);
-      await new Promise((r) => setTimeout(r, 300));
-      await proxy.cut();
-      await etcdctl(etcd.endpoint, ['del', `${prefix}/subnets/${lease.key}`]);
-      await etcdctl(etcd.endpoint, ['put', `${prefix}/unrelated`, 'x']);
-      const status = await etcdctl(etcd.endpoint, ['endpoint', 'status', '-w', 'json']);
-      await etcdctl(etcd.endpoint, ['compact', /"revision":(\d+)/.exec(status.stdout)?.[1] ?? '0']);
-      await proxy.restore();
-      for (let i = 0; i < 150 && !changes.some((c) => c.type === 'reacquired'); i++) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      ac.abort();
-      await kept;
-      const re = changes.find((c) => c.type === 'reacquired');
-      expect(re?.lease.key).toBe(lease.key);
-      expect(re?.type === 'reacquired' && re.reason).toMatch(/while the watch was behind/);
-    } finally {
-      await m.close();
-      await proxy.close();
+    const lease = await m.acquireLease({ config, attrs: attrs(16) });
+    const changes: OwnLeaseChange[] = [];
+    const ac = new AbortController();
+    const kept = m.keepLease(lease, (c) => changes.push(c), ac.signal);
+    await new Promise((r) => setTimeout(r, 300));
+    await proxy.cut();
+    await etcdctl(etcd.endpoint, ['del', `${prefix}/subnets/${lease.key}`]);
+    await etcdctl(etcd.endpoint, ['put', `${prefix}/unrelated`, 'x']);
+    const status = await etcdctl(etcd.endpoint, ['endpoint', 'status', '-w', 'json']);
+    await etcdctl(etcd.endpoint, ['compact', /"revision":(\d+)/.exec(status.stdout)?.[1] ?? '0']);
+    await proxy.restore();
+    for (let i = 0; i < 150 && !changes.some((c) => c.type === 'reacquired'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
     }
+    ac.abort();
+    await kept;
+    const re = changes.find((c) => c.type === 'reacquired');
+    expect(re?.lease.key).toBe(lease.key);
+    expect(re?.type === 'reacquired' && re.reason).toMatch(/while the watch was behind/);
   });
 
   it('re-acquires after its etcd lease expires (revoked), and adopts a reservation made of its key', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.12.0.0/16' });
-    const m = manager(prefix);
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.12.0.0/16' });
+    const m = fx.manager(prefix);
     const lease = await m.acquireLease({ config, attrs: attrs(12) });
     const changes: OwnLeaseChange[] = [];
     const ac = new AbortController();
@@ -397,9 +355,9 @@ describe('keepLease', () => {
   });
 
   it('moves to another subnet when its key is taken over by another node', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.13.0.0/16' });
-    const m = manager(prefix);
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.13.0.0/16' });
+    const m = fx.manager(prefix);
     const lease = await m.acquireLease({ config, attrs: attrs(13) });
     const changes: OwnLeaseChange[] = [];
     const ac = new AbortController();
@@ -424,9 +382,9 @@ describe('keepLease', () => {
 
 describe('getNetworkConfig', () => {
   it('waits for the config to appear, logging why', async () => {
-    const prefix = newPrefix();
+    const prefix = fx.newPrefix();
     const logs = captureLogs('info');
-    const m = manager(prefix, { logger: logs.logger, configPollMs: 100 });
+    const m = fx.manager(prefix, { logger: logs.logger, configPollMs: 100 });
     const pending = m.getNetworkConfig();
     await new Promise((r) => setTimeout(r, 500));
     expect(logs.matching(/not found in etcd; waiting/).length).toBeGreaterThanOrEqual(1);

@@ -1,10 +1,14 @@
-// Helpers for the etcd subnet manager's integration tests and benchmark: a log capture, a TCP proxy that
-// can cut a client off from etcd while etcd keeps running, and a recorder that applies watch batches.
+// Helpers for the etcd subnet manager's integration tests and benchmark (test-only: production code never
+// imports this): a log capture, a TCP proxy that can cut a client off from etcd while etcd keeps running, a
+// recorder that applies watch batches, and a fixture that runs one etcd and cleans up after every test.
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { type EtcdServer, etcdctl, startEtcd } from '../../../e2e/harness/etcd.js';
+import { type NetworkConfig, parseNetworkConfigText } from '../../config/index.js';
 import type { Lease, LeaseWatchBatch } from '../../lease/index.js';
-import type { Logger } from '../../log/index.js';
+import { type Logger, silentLogger } from '../../log/index.js';
+import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from './manager.js';
 
 export interface CapturedLogs {
   logger: Logger;
@@ -175,5 +179,72 @@ export class LeaseWatchRecorder {
 
   finished(): Promise<void> {
     return this.done;
+  }
+}
+
+/**
+ * One real etcd for a test file. Each test takes a fresh key prefix; the managers, proxies and watches it makes
+ * are closed by `cleanup()` (run it after each test), newest first.
+ */
+export class EtcdManagerFixture {
+  private readonly cleanups: (() => Promise<void> | void)[] = [];
+  private prefixCounter = 0;
+
+  private constructor(
+    readonly etcd: EtcdServer,
+    /** Names the prefixes: `/weft-<name>-<n>/network`. */
+    private readonly name: string,
+  ) {}
+
+  static async start(name: string): Promise<EtcdManagerFixture> {
+    return new EtcdManagerFixture(await startEtcd(), name);
+  }
+
+  /** A key prefix no other test of this file uses. */
+  newPrefix(): string {
+    this.prefixCounter += 1;
+    return `/weft-${this.name}-${this.prefixCounter}/network`;
+  }
+
+  /** Runs `cleanup` in the next `cleanup()`. */
+  defer(cleanup: () => Promise<void> | void): void {
+    this.cleanups.push(cleanup);
+  }
+
+  /** A silent manager on `prefix` against etcd (or `extra.endpoints`), closed after the test. */
+  manager(prefix: string, extra: Partial<EtcdSubnetManagerOptions> = {}): EtcdSubnetManager {
+    const m = new EtcdSubnetManager({
+      endpoints: [this.etcd.endpoint],
+      prefix,
+      renewMargin: 60,
+      logger: silentLogger(),
+      ...extra,
+    });
+    this.defer(() => m.close());
+    return m;
+  }
+
+  /** A TCP proxy in front of etcd, closed after the test. */
+  async proxy(): Promise<TcpProxy> {
+    const proxy = await TcpProxy.start(this.etcd.endpoint);
+    this.defer(() => proxy.close());
+    return proxy;
+  }
+
+  /** Writes `<prefix>/config` and returns it parsed. */
+  async putConfig(prefix: string, config: Record<string, unknown>): Promise<NetworkConfig> {
+    const text = JSON.stringify(config);
+    await etcdctl(this.etcd.endpoint, ['put', `${prefix}/config`, text]);
+    return parseNetworkConfigText(text);
+  }
+
+  /** Runs what the test deferred, newest first. */
+  async cleanup(): Promise<void> {
+    for (const c of this.cleanups.splice(0).reverse()) await c();
+  }
+
+  async stop(): Promise<void> {
+    await this.cleanup();
+    await this.etcd.stop();
   }
 }

@@ -1,59 +1,32 @@
 // The lease watch against a real etcd: garbage is skipped, an etcd outage loses no event, a client cut off
 // while etcd compacts gets a re-list whose diff carries added, removed and changed leases.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdServer, etcdctl, startEtcd } from '../../../e2e/harness/etcd.js';
-import { type NetworkConfig, parseNetworkConfigText } from '../../config/index.js';
+import { type EtcdServer, etcdctl } from '../../../e2e/harness/etcd.js';
 import { overlaps } from '../../ip/index.js';
 import { encodeLeaseAttrs, parseLeaseKey } from '../../lease/index.js';
-import { silentLogger } from '../../log/index.js';
-import { EtcdSubnetManager, type EtcdSubnetManagerOptions, type EtcdWatchEvent } from './manager.js';
-import { captureLogs, LeaseWatchRecorder, TcpProxy } from './testing.js';
+import type { EtcdSubnetManager, EtcdWatchEvent } from './manager.js';
+import { captureLogs, EtcdManagerFixture, LeaseWatchRecorder } from './testing.js';
 
+let fx: EtcdManagerFixture;
 let etcd: EtcdServer;
-let prefixCounter = 0;
-const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeAll(async () => {
-  etcd = await startEtcd();
+  fx = await EtcdManagerFixture.start('watch');
+  etcd = fx.etcd;
 });
 afterAll(async () => {
-  await etcd?.stop();
+  await fx?.stop();
 });
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function newPrefix(): string {
-  prefixCounter += 1;
-  return `/weft-watch-${prefixCounter}/network`;
-}
-
-function manager(prefix: string, extra: Partial<EtcdSubnetManagerOptions> = {}): EtcdSubnetManager {
-  const m = new EtcdSubnetManager({
-    endpoints: [etcd.endpoint],
-    prefix,
-    renewMargin: 60,
-    logger: silentLogger(),
-    ...extra,
-  });
-  cleanups.push(() => m.close());
-  return m;
-}
+afterEach(() => fx.cleanup());
 
 function watch(m: EtcdSubnetManager): LeaseWatchRecorder {
   const ac = new AbortController();
   const recorder = new LeaseWatchRecorder(m.watchLeases(ac.signal));
-  cleanups.push(async () => {
+  fx.defer(async () => {
     ac.abort();
     await recorder.finished();
   });
   return recorder;
-}
-
-async function putConfig(prefix: string, config: Record<string, unknown>): Promise<NetworkConfig> {
-  const text = JSON.stringify(config);
-  await etcdctl(etcd.endpoint, ['put', `${prefix}/config`, text]);
-  return parseNetworkConfigText(text);
 }
 
 function value(ip: string, mac: string): string {
@@ -81,8 +54,8 @@ const macOf = (r: LeaseWatchRecorder, key: string) => r.current.get(key)?.attrs.
 
 describe('watchLeases', () => {
   it('skips 20 kinds of garbage with a warning each while valid leases still flow', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, {
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, {
       Network: '10.15.0.0/16',
       SubnetMin: '10.15.1.0',
       SubnetMax: '10.15.30.0',
@@ -115,7 +88,7 @@ describe('watchLeases', () => {
     expect(garbage).toHaveLength(20);
     const logs = captureLogs('warn');
     const watchEvents: EtcdWatchEvent[] = [];
-    const m = manager(prefix, { logger: logs.logger, onWatchEvent: (e) => watchEvents.push(e) });
+    const m = fx.manager(prefix, { logger: logs.logger, onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
     // Half before the watch starts (skipped from the list), half after (skipped from events).
     for (const [k, v] of garbage.slice(0, 10)) await put(prefix, k, v);
@@ -137,7 +110,9 @@ describe('watchLeases', () => {
     // Allocation treats parseable garbage keys as taken: nothing is overwritten.
     const leases = await Promise.all(
       [1, 2, 3].map((i) =>
-        manager(prefix).acquireLease({ config, attrs: { publicIP: `192.168.2.${i}`, backendType: 'vxlan' } }),
+        fx
+          .manager(prefix)
+          .acquireLease({ config, attrs: { publicIP: `192.168.2.${i}`, backendType: 'vxlan' } }),
       ),
     );
     const garbageSubnets = garbage.flatMap(([k]) => {
@@ -159,10 +134,10 @@ describe('watchLeases', () => {
   });
 
   it('resumes after etcd is stopped for 10 s without missing or repeating an event', async () => {
-    const prefix = newPrefix();
-    await putConfig(prefix, { Network: '10.16.0.0/16' });
+    const prefix = fx.newPrefix();
+    await fx.putConfig(prefix, { Network: '10.16.0.0/16' });
     const watchEvents: EtcdWatchEvent[] = [];
-    const m = manager(prefix, { onWatchEvent: (e) => watchEvents.push(e) });
+    const m = fx.manager(prefix, { onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
     const recorder = watch(m);
     for (const i of [1, 2, 3])
@@ -204,19 +179,11 @@ describe('watchLeases', () => {
   }, 60_000);
 
   it('delivers every event written while the client was cut off from etcd', async () => {
-    const prefix = newPrefix();
-    await putConfig(prefix, { Network: '10.17.0.0/16' });
-    const proxy = await TcpProxy.start(etcd.endpoint);
-    cleanups.push(() => proxy.close());
+    const prefix = fx.newPrefix();
+    await fx.putConfig(prefix, { Network: '10.17.0.0/16' });
+    const proxy = await fx.proxy();
     const watchEvents: EtcdWatchEvent[] = [];
-    const m = new EtcdSubnetManager({
-      endpoints: [proxy.endpoint],
-      prefix,
-      renewMargin: 60,
-      logger: silentLogger(),
-      onWatchEvent: (e) => watchEvents.push(e),
-    });
-    cleanups.push(() => m.close());
+    const m = fx.manager(prefix, { endpoints: [proxy.endpoint], onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
     const recorder = watch(m);
     await put(prefix, '10.17.1.0-24', value('192.168.4.1', '02:00:00:00:04:01'));
@@ -239,19 +206,11 @@ describe('watchLeases', () => {
   });
 
   it('re-lists after a compaction while cut off and reports added, removed and changed leases', async () => {
-    const prefix = newPrefix();
-    await putConfig(prefix, { Network: '10.18.0.0/16' });
-    const proxy = await TcpProxy.start(etcd.endpoint);
-    cleanups.push(() => proxy.close());
+    const prefix = fx.newPrefix();
+    await fx.putConfig(prefix, { Network: '10.18.0.0/16' });
+    const proxy = await fx.proxy();
     const watchEvents: EtcdWatchEvent[] = [];
-    const m = new EtcdSubnetManager({
-      endpoints: [proxy.endpoint],
-      prefix,
-      renewMargin: 60,
-      logger: silentLogger(),
-      onWatchEvent: (e) => watchEvents.push(e),
-    });
-    cleanups.push(() => m.close());
+    const m = fx.manager(prefix, { endpoints: [proxy.endpoint], onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
     for (const i of [1, 2, 3])
       await put(prefix, `10.18.${i}.0-24`, value(`192.168.5.${i}`, `02:00:00:00:05:0${i}`));
@@ -293,16 +252,16 @@ describe('watchLeases', () => {
   });
 
   it('watches without asking etcd for TTLs; listLeases reports each expiry, and reservations without one', async () => {
-    const prefix = newPrefix();
-    const config = await putConfig(prefix, { Network: '10.19.0.0/16' });
-    const m = manager(prefix);
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.19.0.0/16' });
+    const m = fx.manager(prefix);
     const own = await m.acquireLease({ config, attrs: { publicIP: '192.168.6.1', backendType: 'vxlan' } });
     await put(prefix, '10.19.200.0-24', value('192.168.6.2', '02:00:00:00:06:02'));
-    const recorder = watch(manager(prefix));
+    const recorder = watch(fx.manager(prefix));
     expect(await recorder.until(() => recorder.current.size === 2)).toBe(true);
     // A fresh watcher has not looked the own TTL up: unknown, not a reservation.
     expect(recorder.current.get(own.key)?.expiration).toBeUndefined();
-    const listed = await manager(prefix).listLeases(config);
+    const listed = await fx.manager(prefix).listLeases(config);
     const seen = listed.leases.find((l) => l.key === own.key);
     expect(seen?.expiration).toBeInstanceOf(Date);
     const left = (seen?.expiration?.getTime() ?? 0) - Date.now();

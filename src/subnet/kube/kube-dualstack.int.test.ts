@@ -2,17 +2,16 @@
 // through the real @kubernetes/client-node: a node whose spec.podCIDRs holds one IPv4 and one IPv6 CIDR
 // leases both and publishes `public-ipv6` / `backend-v6-data`; dual-stack peers become leases with an
 // ipv6Subnet; pod CIDRs of the wrong family or outside IPv6Network fail at once, naming what is wrong.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeRunTempDir, removeRunTempDir } from '../../../e2e/harness/run.js';
-import { type FakeApiServer, makeNode, startFakeApiServer } from '../../../e2e/kube-apiserver/server.js';
+import { type FakeApiServer, makeNode } from '../../../e2e/kube-apiserver/server.js';
 import { parseCidr } from '../../ip/index.js';
 import type { LeaseAttrs, LeaseWatchBatch } from '../../lease/types.js';
 import type { OwnLeaseChange } from '../types.js';
 import { kubeAnnotationNames } from './annotations.js';
-import { KubeSubnetManager } from './manager.js';
+import type { KubeSubnetManager } from './manager.js';
 import { NodePodCidrError, PodCidrFamilyMissingError, PodCidrOutsideNetworkError } from './node-lease.js';
+import { Collector, eventually, KubeManagerFixture } from './testing.js';
 
 const A = kubeAnnotationNames();
 const DUAL_STACK_CONF = {
@@ -58,92 +57,25 @@ function dualStackAnnotations(i: number): Record<string, string> {
 
 const dualPodCidrs = (i: number): string[] => [`10.244.${i}.0/24`, `fd00:10:244:${i}::/64`];
 
-/** Consumes an async iterable in the background and lets a test wait for a matching item. */
-class Collector<T> {
-  readonly items: T[] = [];
-  private cursor = 0;
-  error: unknown;
-  constructor(iterable: AsyncIterable<T>) {
-    (async () => {
-      for await (const item of iterable) this.items.push(item);
-    })().catch((err: unknown) => {
-      this.error = err;
-    });
-  }
-  async next(predicate: (item: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (let i = 0; i < 10_000; i++) {
-      for (; this.cursor < this.items.length; this.cursor++) {
-        const item = this.items[this.cursor] as T;
-        if (predicate(item)) {
-          this.cursor++;
-          return item;
-        }
-      }
-      if (this.error) throw this.error;
-      if (Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(
-      `timed out waiting for ${what}; got ${JSON.stringify(this.items, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`,
-    );
-  }
-}
-
-async function eventually(probe: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 10_000; i++) {
-    if (probe()) return;
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('KubeSubnetManager with dual-stack and IPv6-only pod CIDRs', () => {
+  let fixture: KubeManagerFixture;
   let server: FakeApiServer;
-  let dir: string;
   let netConfPath: string;
-  const managers: KubeSubnetManager[] = [];
-  const aborts: AbortController[] = [];
 
   beforeEach(async () => {
-    server = await startFakeApiServer({ bookmarkIntervalMs: 200 });
-    dir = makeRunTempDir('kube6');
-    netConfPath = path.join(dir, 'net-conf.json');
-    fs.writeFileSync(netConfPath, JSON.stringify(DUAL_STACK_CONF));
-  });
-
-  afterEach(async () => {
-    for (const a of aborts.splice(0)) a.abort();
-    for (const m of managers.splice(0)) await m.close();
-    await server.stop();
-    removeRunTempDir(dir);
-  });
-
-  function manager(): KubeSubnetManager {
-    const m = new KubeSubnetManager({
-      kubeconfigFile: server.kubeconfigPath,
-      netConfigPath: netConfPath,
-      nodeName: 'n1',
-      env: {},
-      backoff: { initialMs: 20, maxMs: 300 },
-      requestTimeoutMs: 3_000,
+    fixture = await KubeManagerFixture.start({
+      tempDirName: 'kube6',
+      netConf: JSON.stringify(DUAL_STACK_CONF),
+      attrs: DUAL_ATTRS,
     });
-    managers.push(m);
-    return m;
-  }
+    ({ server, netConfPath } = fixture);
+  });
 
-  function signal(): AbortSignal {
-    const a = new AbortController();
-    aborts.push(a);
-    return a.signal;
-  }
+  afterEach(() => fixture.close());
 
-  async function acquire(m: KubeSubnetManager, attrs: LeaseAttrs = DUAL_ATTRS) {
-    const config = await m.getNetworkConfig();
-    return m.acquireLease({ config, attrs }, signal());
-  }
+  const manager = () => fixture.manager();
+  const signal = () => fixture.signal();
+  const acquire = (m: KubeSubnetManager, attrs?: LeaseAttrs) => fixture.acquire(m, attrs);
 
   const annotationsOf = (name: string): Record<string, string> =>
     server.nodes.get(name)?.metadata.annotations ?? {};
@@ -279,7 +211,7 @@ describe('KubeSubnetManager with dual-stack and IPv6-only pod CIDRs', () => {
   });
 
   it('IPv6 only (EnableIPv4: false): leases the one IPv6 pod CIDR, publishes only IPv6 addresses, sees IPv6-only peers', async () => {
-    fs.writeFileSync(netConfPath, JSON.stringify(IPV6_ONLY_CONF));
+    writeFileSync(netConfPath, JSON.stringify(IPV6_ONLY_CONF));
     server.nodes.add(makeNode('n1', { podCIDRs: ['fd00:10:244:1::/64'] }));
     server.nodes.add(
       makeNode('n2', {
@@ -319,14 +251,7 @@ describe('KubeSubnetManager with dual-stack and IPv6-only pod CIDRs', () => {
 
     // An IPv6-only config and a node given only an IPv4 pod CIDR disagree: a clear error, not a wait.
     server.nodes.add(makeNode('n9', { podCIDRs: ['10.244.9.0/24'] }));
-    const other = new KubeSubnetManager({
-      kubeconfigFile: server.kubeconfigPath,
-      netConfigPath: netConfPath,
-      nodeName: 'n9',
-      env: {},
-      backoff: { initialMs: 20, maxMs: 300 },
-    });
-    managers.push(other);
+    const other = fixture.manager({ nodeName: 'n9', requestTimeoutMs: undefined });
     const err = await acquire(other, IPV6_ONLY_ATTRS).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PodCidrFamilyMissingError);
     expect((err as Error).message).toContain('spec.podCIDRs ["10.244.9.0/24"] with no IPv6 CIDR');

@@ -1,20 +1,17 @@
 // The kube subnet manager against the test API server (e2e/kube-apiserver), through the real
 // @kubernetes/client-node: acquiring from podCIDR, annotations, conditions, the node watch (added, removed,
 // changed, 410 Gone, restarts), retries of 500s, 409s and hanging requests.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeRunTempDir, removeRunTempDir } from '../../../e2e/harness/run.js';
-import { type FakeApiServer, makeNode, startFakeApiServer } from '../../../e2e/kube-apiserver/server.js';
-import type { NetworkConfig } from '../../config/index.js';
+import { type FakeApiServer, makeNode } from '../../../e2e/kube-apiserver/server.js';
 import type { LeaseAttrs, LeaseWatchBatch } from '../../lease/types.js';
 import { createLogger, type Logger } from '../../log/index.js';
 import type { OwnLeaseChange } from '../types.js';
 import { kubeAnnotationNames } from './annotations.js';
 import type { KubeWatchEvent } from './list-watch.js';
-import { KubeSubnetManager, type KubeSubnetManagerOptions } from './manager.js';
+import type { KubeSubnetManager, KubeSubnetManagerOptions } from './manager.js';
 import { PodCidrOutsideNetworkError } from './node-lease.js';
+import { Collector, eventually, KubeManagerFixture } from './testing.js';
 
 const A = kubeAnnotationNames();
 const NET_CONF = '{"Network": "10.5.0.0/16", "Backend": {"Type": "vxlan", "VNI": 1}}';
@@ -56,105 +53,32 @@ class LogCapture {
   }
 }
 
-/** Consumes an async iterable in the background and lets a test wait for a matching item. */
-class Collector<T> {
-  readonly items: T[] = [];
-  private cursor = 0;
-  error: unknown;
-  readonly done: Promise<void>;
-  constructor(iterable: AsyncIterable<T>) {
-    this.done = (async () => {
-      for await (const item of iterable) this.items.push(item);
-    })().catch((err: unknown) => {
-      this.error = err;
-    });
-  }
-  /** The next item (after the previous match) satisfying `predicate`. */
-  async next(predicate: (item: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (let i = 0; i < 10_000; i++) {
-      for (; this.cursor < this.items.length; this.cursor++) {
-        const item = this.items[this.cursor] as T;
-        if (predicate(item)) {
-          this.cursor++;
-          return item;
-        }
-      }
-      if (this.error) throw this.error;
-      if (Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.items, replacer)}`);
-  }
-}
-
-function replacer(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value;
-}
-
-async function eventually<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 10_000; i++) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function summary(batch: LeaseWatchBatch): string[] {
   return batch.events.map((e) => `${e.type} ${e.lease.key} ${e.lease.attrs.publicIP}`);
 }
 
 describe('KubeSubnetManager against the test API server', () => {
+  let fixture: KubeManagerFixture;
   let server: FakeApiServer;
-  let dir: string;
   let netConfPath: string;
   let logs: LogCapture;
-  const managers: KubeSubnetManager[] = [];
-  const aborts: AbortController[] = [];
 
   beforeEach(async () => {
-    server = await startFakeApiServer({ bookmarkIntervalMs: 200 });
-    dir = makeRunTempDir('kube');
-    netConfPath = path.join(dir, 'net-conf.json');
-    fs.writeFileSync(netConfPath, NET_CONF);
     logs = new LogCapture();
-  });
-
-  afterEach(async () => {
-    for (const a of aborts.splice(0)) a.abort();
-    for (const m of managers.splice(0)) await m.close();
-    await server.stop();
-    removeRunTempDir(dir);
-  });
-
-  function manager(options: Partial<KubeSubnetManagerOptions> = {}): KubeSubnetManager {
-    const m = new KubeSubnetManager({
-      kubeconfigFile: server.kubeconfigPath,
-      netConfigPath: netConfPath,
-      nodeName: 'n1',
-      env: {},
-      logger: logs.logger,
-      backoff: { initialMs: 20, maxMs: 300 },
-      requestTimeoutMs: 3_000,
-      ...options,
+    fixture = await KubeManagerFixture.start({
+      tempDirName: 'kube',
+      netConf: NET_CONF,
+      attrs: ATTRS,
+      managerDefaults: { logger: logs.logger },
     });
-    managers.push(m);
-    return m;
-  }
+    ({ server, netConfPath } = fixture);
+  });
 
-  function signal(): AbortSignal {
-    const a = new AbortController();
-    aborts.push(a);
-    return a.signal;
-  }
+  afterEach(() => fixture.close());
 
-  async function acquire(m: KubeSubnetManager, attrs: LeaseAttrs = ATTRS) {
-    const config: NetworkConfig = await m.getNetworkConfig();
-    return m.acquireLease({ config, attrs }, signal());
-  }
+  const manager = (options?: Partial<KubeSubnetManagerOptions>) => fixture.manager(options);
+  const signal = () => fixture.signal();
+  const acquire = (m: KubeSubnetManager, attrs?: LeaseAttrs) => fixture.acquire(m, attrs);
 
   it('acquires the lease from spec.podCIDR and writes flannel annotations through nodes/<n>/status', async () => {
     server.nodes.add(makeNode('n1', { podCIDR: '10.5.3.0/24' }));
@@ -506,8 +430,7 @@ describe('KubeSubnetManager against the test API server', () => {
   });
 
   it('talks to --kube-api-url alone (no kubeconfig, no credentials, as through kubectl proxy)', async () => {
-    await server.stop();
-    server = await startFakeApiServer({ token: null });
+    server = await fixture.replaceServer({ token: null });
     server.nodes.add(makeNode('n1', { podCIDR: '10.5.3.0/24' }));
     const m = manager({ kubeconfigFile: undefined, apiUrl: server.url });
     const lease = await acquire(m);
