@@ -1,3 +1,4 @@
+import { IPv6, Validator } from 'ip-num';
 import { describe, expect, it } from 'vitest';
 import {
   containsCidr,
@@ -70,5 +71,62 @@ describe('MACs', () => {
     const first = Number.parseInt(a.slice(0, 2), 16);
     expect(first & 1).toBe(0);
     expect(first & 2).toBe(2);
+  });
+});
+
+describe('IPv6 parsing agrees with ip-num', () => {
+  function oracle(text: string): bigint | undefined {
+    const [ok] = Validator.isValidIPv6String(text);
+    return ok ? IPv6.fromString(text).getValue() : undefined;
+  }
+
+  it('on random addresses in every textual form', () => {
+    let seed = 12345;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const groups = Array.from({ length: 8 }, () => (rand() % 4 === 0 ? 0 : rand() & 0xffff));
+      const full = groups.map((g) => g.toString(16)).join(':');
+      const upper = groups.map((g) => g.toString(16).toUpperCase().padStart(4, '0')).join(':');
+      for (const text of [full, upper, formatIp(parseIp(full))]) {
+        expect(parseIp(text).value).toBe(oracle(text));
+      }
+    }
+  });
+
+  it.each([
+    '::',
+    '::1',
+    '1::',
+    'fd00::1:2',
+    '1:2:3:4:5:6:7::',
+    '::2:3:4:5:6:7:8',
+    'FFFF::ffff',
+    '0:0:0:0:0:0:0:0',
+  ])('%s', (text) => {
+    expect(parseIp(text).value).toBe(oracle(text));
+  });
+
+  it.each([
+    ':::',
+    '1::2::3',
+    '12345::',
+    '::g',
+    '1:2:3:4:5:6:7:8:9',
+    '1:2:3:4:5:6:7:8::',
+    ':1',
+    '1:',
+    '1:2:3:4:5:6:7',
+    'fe80::1%eth0',
+    'fd00::/64',
+  ])('rejects %s', (text) => {
+    expect(() => parseIp(text)).toThrow(/not a valid IPv6/);
+  });
+
+  it('reads a trailing dotted IPv4', () => {
+    expect(formatIp(parseIp('::ffff:192.0.2.1'))).toBe('::ffff:c000:201');
+    expect(() => parseIp('::ffff:192.0.2')).toThrow(/not a valid IPv6/);
   });
 });
