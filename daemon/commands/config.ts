@@ -4,15 +4,13 @@
 import * as fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { type NetworkConfig, networkConfigToJson, parseNetworkConfigText } from '../../src/config/index.js';
-import { EtcdSubnetManager } from '../../src/subnet/index.js';
-import { type EtcdArgs, etcdConnectionFromArgs, withEtcdOptions } from './etcd-options.js';
+import { type EtcdArgs, withEtcdManager, withEtcdOptions } from './etcd-options.js';
 import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';
 
 /** `config set` refuses a bad file with this code (nothing written). */
 export const EXIT_INVALID = 3;
 /** Largest config file accepted (a real one is a few hundred bytes). */
 const MAX_CONFIG_BYTES = 64 * 1024;
-const CLI_CALL_TIMEOUT_MS = 3_000;
 
 export interface ConfigGetArgs extends EtcdArgs {
   effective: boolean;
@@ -26,41 +24,9 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function withManager(
-  verb: string,
-  args: EtcdArgs,
-  io: CommandIo,
-  body: (manager: EtcdSubnetManager, prefix: string) => Promise<number>,
-): Promise<number> {
-  let connection: ReturnType<typeof etcdConnectionFromArgs>;
-  let manager: EtcdSubnetManager;
-  try {
-    connection = etcdConnectionFromArgs(args, io.env);
-    manager = new EtcdSubnetManager({
-      ...connection.client,
-      callTimeoutMs: CLI_CALL_TIMEOUT_MS,
-      prefix: connection.prefix,
-      renewMargin: 60,
-    });
-  } catch (err) {
-    io.stderr(`weftctl config ${verb}: ${message(err)}\n`);
-    return EXIT_USAGE;
-  }
-  try {
-    return await body(manager, connection.prefix);
-  } catch (err) {
-    io.stderr(
-      `weftctl config ${verb}: etcd (${connection.client.endpoints.join(',')}) failed: ${message(err)}\n`,
-    );
-    return EXIT_UNAVAILABLE;
-  } finally {
-    await manager.close();
-  }
-}
-
 /** Prints the stored config text (or, with `--effective`, the config with weft's defaults filled in). */
 export function runConfigGet(args: ConfigGetArgs, io: CommandIo): Promise<number> {
-  return withManager('get', args, io, async (manager, prefix) => {
+  return withEtcdManager('config get', args, io, async (manager, prefix) => {
     const text = await manager.store.getConfigText();
     if (text === undefined) {
       io.stderr(
@@ -103,7 +69,7 @@ export async function runConfigSet(args: ConfigSetArgs, io: CommandIo): Promise<
     io.stderr(`weftctl config set: ${args.file} refused, nothing written: ${message(err)}\n`);
     return EXIT_INVALID;
   }
-  return withManager('set', args, io, async (manager, prefix) => {
+  return withEtcdManager('config set', args, io, async (manager, prefix) => {
     if (config.unknownKeys.length > 0) {
       io.stderr(
         `weftctl config set: warning: keys weft does not know (ignored): ${config.unknownKeys.join(', ')}\n`,

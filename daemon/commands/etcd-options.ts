@@ -8,7 +8,13 @@ import {
   flagsFromEnv,
   OptionError,
 } from '../../src/config/options.js';
-import { checkEndpoints, EtcdClientConfigError, type EtcdClientOptions } from '../../src/subnet/index.js';
+import {
+  checkEndpoints,
+  EtcdClientConfigError,
+  type EtcdClientOptions,
+  EtcdSubnetManager,
+} from '../../src/subnet/index.js';
+import { type CommandIo, EXIT_UNAVAILABLE, EXIT_USAGE } from './io.js';
 
 /** The parsed `--etcd-*` flags (undefined: not given on the command line). */
 export interface EtcdArgs {
@@ -106,4 +112,47 @@ export function etcdConnectionFromArgs(args: EtcdArgs, env: NodeJS.ProcessEnv = 
     client.password = password ?? '';
   }
   return { client, prefix };
+}
+
+/** Per-call deadline for the CLI: fail in seconds when etcd is down, never hang. */
+const CLI_CALL_TIMEOUT_MS = 3_000;
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Runs a weftctl etcd command: builds the manager from the `--etcd-*` flags (a bad flag → exit 2), runs
+ * `body`, maps an etcd failure to exit 1 with the endpoints named, and always closes the client.
+ */
+export async function withEtcdManager(
+  command: string,
+  args: EtcdArgs,
+  io: CommandIo,
+  body: (manager: EtcdSubnetManager, prefix: string) => Promise<number>,
+): Promise<number> {
+  let connection: EtcdConnection;
+  let manager: EtcdSubnetManager;
+  try {
+    connection = etcdConnectionFromArgs(args, io.env);
+    manager = new EtcdSubnetManager({
+      ...connection.client,
+      callTimeoutMs: CLI_CALL_TIMEOUT_MS,
+      prefix: connection.prefix,
+      renewMargin: 60,
+    });
+  } catch (err) {
+    io.stderr(`weftctl ${command}: ${errorText(err)}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await body(manager, connection.prefix);
+  } catch (err) {
+    io.stderr(
+      `weftctl ${command}: etcd (${connection.client.endpoints.join(',')}) failed: ${errorText(err)}\n`,
+    );
+    return EXIT_UNAVAILABLE;
+  } finally {
+    await manager.close();
+  }
 }

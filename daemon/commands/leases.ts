@@ -3,59 +3,36 @@
 // stderr with the reason; they never stop the listing.
 import type { Argv, CommandModule } from 'yargs';
 import { type NetworkConfig, parseNetworkConfigText } from '../../src/config/index.js';
-import { OptionError } from '../../src/config/options.js';
 import { leaseToJson, renderLeaseTable, sortLeases } from '../../src/lease/index.js';
-import { EtcdSubnetManager, type LeaseListing } from '../../src/subnet/index.js';
-import { type EtcdArgs, etcdConnectionFromArgs, withEtcdOptions } from './etcd-options.js';
-import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';
+import type { LeaseListing } from '../../src/subnet/index.js';
+import { type EtcdArgs, withEtcdManager, withEtcdOptions } from './etcd-options.js';
+import { type CommandIo, EXIT_OK, processIo } from './io.js';
 
 export interface LeasesArgs extends EtcdArgs {
   output: 'table' | 'json';
 }
-
-/** Per-call deadline for the CLI: fail in seconds when etcd is down, never hang. */
-const CLI_CALL_TIMEOUT_MS = 3_000;
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
 /** Runs the command; resolves with the exit code. Never throws. */
-export async function runLeases(args: LeasesArgs, io: CommandIo): Promise<number> {
-  let connection: ReturnType<typeof etcdConnectionFromArgs>;
-  try {
-    connection = etcdConnectionFromArgs(args, io.env);
-  } catch (err) {
-    io.stderr(`weftctl leases: ${message(err)}\n`);
-    return err instanceof OptionError ? EXIT_USAGE : EXIT_UNAVAILABLE;
-  }
-  let manager: EtcdSubnetManager;
-  try {
-    manager = new EtcdSubnetManager({
-      ...connection.client,
-      callTimeoutMs: CLI_CALL_TIMEOUT_MS,
-      prefix: connection.prefix,
-      renewMargin: 60,
-    });
-  } catch (err) {
-    io.stderr(`weftctl leases: ${message(err)}\n`);
-    return EXIT_USAGE;
-  }
-  try {
+export function runLeases(args: LeasesArgs, io: CommandIo): Promise<number> {
+  return withEtcdManager('leases', args, io, async (manager, prefix) => {
     // Leases are checked against the network config when there is a valid one; without it, every
     // well-formed lease is shown.
     let config: NetworkConfig | undefined;
     const text = await manager.store.getConfigText();
     if (text === undefined) {
       io.stderr(
-        `weftctl leases: warning: ${connection.prefix}/config does not exist; leases are not checked against a network\n`,
+        `weftctl leases: warning: ${prefix}/config does not exist; leases are not checked against a network\n`,
       );
     } else {
       try {
-        config = parseNetworkConfigText(text, `${connection.prefix}/config`);
+        config = parseNetworkConfigText(text, `${prefix}/config`);
       } catch (err) {
         io.stderr(
-          `weftctl leases: warning: ${connection.prefix}/config is invalid (${message(err)}); leases are not checked against it\n`,
+          `weftctl leases: warning: ${prefix}/config is invalid (${message(err)}); leases are not checked against it\n`,
         );
       }
     }
@@ -64,26 +41,19 @@ export async function runLeases(args: LeasesArgs, io: CommandIo): Promise<number
     const now = io.now?.() ?? new Date();
     if (args.output === 'json') {
       const doc = {
-        prefix: connection.prefix,
+        prefix,
         revision: listing.revision.toString(),
         leases: sortLeases(listing.leases).map((l) => leaseToJson(l, now)),
         skipped: listing.skipped,
       };
       io.stdout(`${JSON.stringify(doc, null, 2)}\n`);
     } else if (listing.leases.length === 0) {
-      io.stdout(`no leases under ${connection.prefix}/subnets/\n`);
+      io.stdout(`no leases under ${prefix}/subnets/\n`);
     } else {
       io.stdout(renderLeaseTable(listing.leases, now));
     }
     return EXIT_OK;
-  } catch (err) {
-    io.stderr(
-      `weftctl leases: cannot read leases from etcd (${connection.client.endpoints.join(',')}): ${message(err)}\n`,
-    );
-    return EXIT_UNAVAILABLE;
-  } finally {
-    await manager.close();
-  }
+  });
 }
 
 /** The yargs command; `io` defaults to the process's streams and environment. */
