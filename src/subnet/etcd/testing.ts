@@ -165,6 +165,12 @@ export class LeaseWatchRecorder {
     return true;
   }
 
+  /** Waits until the initial list (the first snapshot) has arrived, so later writes are incremental events. */
+  async ready(timeoutMs = 15_000): Promise<void> {
+    if (!(await this.until(() => this.batches.some((b) => b.type === 'snapshot'), timeoutMs)))
+      throw new Error(`no initial snapshot from the lease watch within ${timeoutMs} ms`);
+  }
+
   /** Every event (from incremental batches and snapshot diffs) in order. */
   events(): { type: string; key: string; lease: Lease; snapshot: boolean }[] {
     return this.batches.flatMap((b) =>

@@ -19,13 +19,15 @@ afterAll(async () => {
 });
 afterEach(() => fx.cleanup());
 
-function watch(m: EtcdSubnetManager): LeaseWatchRecorder {
+/** Starts a watch and waits for its initial list, so every later write shows up as an incremental event. */
+async function watch(m: EtcdSubnetManager): Promise<LeaseWatchRecorder> {
   const ac = new AbortController();
   const recorder = new LeaseWatchRecorder(m.watchLeases(ac.signal));
   fx.defer(async () => {
     ac.abort();
     await recorder.finished();
   });
+  await recorder.ready();
   return recorder;
 }
 
@@ -93,7 +95,7 @@ describe('watchLeases', () => {
     // Half before the watch starts (skipped from the list), half after (skipped from events).
     for (const [k, v] of garbage.slice(0, 10)) await put(prefix, k, v);
     await put(prefix, '10.15.25.0-24', value('192.168.1.25', '02:00:00:00:00:25'));
-    const recorder = watch(m);
+    const recorder = await watch(m);
     expect(await recorder.until(() => recorder.current.has('10.15.25.0-24'))).toBe(true);
     for (const [k, v] of garbage.slice(10)) await put(prefix, k, v);
     await put(prefix, '10.15.26.0-24', value('192.168.1.26', '02:00:00:00:00:26'));
@@ -139,7 +141,7 @@ describe('watchLeases', () => {
     const watchEvents: EtcdWatchEvent[] = [];
     const m = fx.manager(prefix, { onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
-    const recorder = watch(m);
+    const recorder = await watch(m);
     for (const i of [1, 2, 3])
       await put(prefix, `10.16.${i}.0-24`, value(`192.168.3.${i}`, `02:00:00:00:03:0${i}`));
     expect(await recorder.until(() => recorder.current.size === 3)).toBe(true);
@@ -185,7 +187,7 @@ describe('watchLeases', () => {
     const watchEvents: EtcdWatchEvent[] = [];
     const m = fx.manager(prefix, { endpoints: [proxy.endpoint], onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
-    const recorder = watch(m);
+    const recorder = await watch(m);
     await put(prefix, '10.17.1.0-24', value('192.168.4.1', '02:00:00:00:04:01'));
     expect(await recorder.until(() => recorder.current.size === 1)).toBe(true);
 
@@ -214,7 +216,7 @@ describe('watchLeases', () => {
     await m.getNetworkConfig();
     for (const i of [1, 2, 3])
       await put(prefix, `10.18.${i}.0-24`, value(`192.168.5.${i}`, `02:00:00:00:05:0${i}`));
-    const recorder = watch(m);
+    const recorder = await watch(m);
     expect(await recorder.until(() => recorder.current.size === 3)).toBe(true);
 
     await proxy.cut();
@@ -257,7 +259,7 @@ describe('watchLeases', () => {
     const m = fx.manager(prefix);
     const own = await m.acquireLease({ config, attrs: { publicIP: '192.168.6.1', backendType: 'vxlan' } });
     await put(prefix, '10.19.200.0-24', value('192.168.6.2', '02:00:00:00:06:02'));
-    const recorder = watch(fx.manager(prefix));
+    const recorder = await watch(fx.manager(prefix));
     expect(await recorder.until(() => recorder.current.size === 2)).toBe(true);
     // A fresh watcher has not looked the own TTL up: unknown, not a reservation.
     expect(recorder.current.get(own.key)?.expiration).toBeUndefined();
