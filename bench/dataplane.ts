@@ -4,7 +4,11 @@
 //   kernel vxlan, hand  the same topology flannel's vxlan backend makes, written by hand with `ip`: VXLAN device
 //                       (nolearning, MTU underlay − 50), static neighbour + FDB entry + onlink route per peer,
 //                       pods on a CNI bridge, no iptables rules (so no conntrack): the ideal kernel VXLAN
+//   hand + rules        the same, plus the iptables rules weftd installs (masquerade, forward, tunnel NOTRACK)
+//   …, tunnel tracked   the same without the NOTRACK rules
 //   weft vxlan          real weftd, Backend.Type vxlan (with --ip-masq, probes, reconcile loop running)
+//   …, no ip-masq       the same with --ip-masq=false (flannel's default)
+//   …, tunnel tracked   the same with --tunnel-notrack=false: conntrack also sees every outer VXLAN packet
 //   weft udp            real weftd, Backend.Type udp (TUN flannel0 + the native engine)
 //
 // All four setups exist at once (separate namespace clusters); the runs go round-robin over the rows, `--runs`
@@ -15,7 +19,7 @@
 // machine-wide /proc/stat busy time is reported too, minus the busy cores at rest measured before each run; it is
 // only meaningful on an otherwise idle machine.
 //
-//   npm run build && node dist/bench/dataplane.js [--seconds 5] [--runs 3] [--json]
+//   npm run build && node dist/bench/dataplane.js [--seconds 5] [--runs 3] [--rows hand,weft,…] [--json]
 //
 // Needs root, iperf3, iproute2 and the CNI plugins. Traffic stays inside the namespaces this script creates
 // (run prefix wt<4 hex>); every cluster is removed at the end of its rows, also on failure.
@@ -37,6 +41,7 @@ import {
   parseIptablesSave,
   planForwardRules,
   planMasqRules,
+  planTunnelNotrackRules,
   renderRestore,
 } from '../src/firewall/index.js';
 import { parseCidr } from '../src/ip/index.js';
@@ -233,19 +238,27 @@ function handMac(i: number): string {
 }
 
 /**
- * The hand-built kernel VXLAN overlay on a 2-node cluster: 10.250.<i>.0/24 per node. With `iptablesRules`, each
- * node also gets the rules weftd installs with --ip-masq (flannel's masquerade and forward chains, rendered by
- * weft's own firewall planner), so the row differs from weft's only in who wrote the kernel state.
+ * The hand-built kernel VXLAN overlay on a 2-node cluster: 10.250.<i>.0/24 per node. With `rules`, each node
+ * also gets the rules weftd installs with --ip-masq (flannel's masquerade and forward chains and weft's tunnel
+ * NOTRACK, rendered by weft's own firewall planner), so the row differs from weft's only in who wrote the
+ * kernel state.
  */
-async function buildHandVxlan(net: NetnsCluster, iptablesRules: boolean): Promise<Pod[]> {
+/** Which iptables rules the hand-built overlay gets: none, weft's full set, or weft's set without NOTRACK. */
+type HandRules = 'none' | 'weft' | 'tracked';
+
+async function buildHandVxlan(net: NetnsCluster, rules: HandRules): Promise<Pod[]> {
   const nodes = net.nodes;
   for (const node of nodes) {
     const i = node.index;
     const ns = node.netns;
-    if (iptablesRules) {
+    if (rules !== 'none') {
       const network = parseCidr('10.250.0.0/16');
       const subnet = parseCidr(`10.250.${i}.0/24`);
-      const sets = mergeRuleSets([planMasqRules({ network, subnet }), planForwardRules({ network })]);
+      const sets = mergeRuleSets([
+        planMasqRules({ network, subnet }),
+        planForwardRules({ network }),
+        ...(rules === 'weft' ? [planTunnelNotrackRules({ family: 4, port: HAND_PORT })] : []),
+      ]);
       for (const set of sets) {
         const text = renderRestore(set, parseIptablesSave(''));
         if (text === '') continue;
@@ -253,6 +266,7 @@ async function buildHandVxlan(net: NetnsCluster, iptablesRules: boolean): Promis
         if (r.code !== 0) throw new Error(`iptables-restore in ${ns} failed: ${r.stderr.trim()}`);
       }
     }
+
     await runCheckedIn(ns, 'ip', [
       'link',
       'add',
@@ -399,67 +413,112 @@ function ratio(a: Row | undefined, b: Row | undefined): number {
   return a && b && b.gbps > 0 ? a.gbps / b.gbps : Number.NaN;
 }
 
+/** The rows, by id (for `--rows`), in the order they run and print. */
+const ROW_IDS = [
+  'underlay',
+  'hand',
+  'hand-rules',
+  'hand-tracked',
+  'weft',
+  'weft-nomasq',
+  'weft-tracked',
+  'udp',
+] as const;
+type RowId = (typeof ROW_IDS)[number];
+
+/** A two-node cluster with the hand-built overlay and its rules, plus the pods' setup row. */
+async function handSetup(
+  clusters: Array<{ destroy(): Promise<void> }>,
+  name: string,
+  rules: HandRules,
+  note: string,
+): Promise<{ net: NetnsCluster; setup: RowSetup }> {
+  const net = await netnsCluster({ nodes: 2, withEtcdHost: false });
+  clusters.push(net);
+  const [p1, p2] = await buildHandVxlan(net, rules);
+  return {
+    net,
+    setup: { name, from: p1!, to: p2!, weftdPids: [], notes: [`pod MTU ${HAND_MTU}, ${note}`], runs: [] },
+  };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string', default: '5' },
       runs: { type: 'string', default: '3' },
+      rows: { type: 'string', default: ROW_IDS.join(',') },
       json: { type: 'boolean', default: false },
     },
   });
   const seconds = intOption(values.seconds, 'seconds', 1, 60);
   const runs = intOption(values.runs, 'runs', 1, 15);
+  const wanted = new Set<string>((values.rows ?? '').split(',').map((r) => r.trim()));
+  for (const id of wanted) {
+    if (!(ROW_IDS as readonly string[]).includes(id))
+      throw new Error(`--rows: unknown row "${id}"; rows are ${ROW_IDS.join(', ')}`);
+  }
+  const want = (id: RowId) => wanted.has(id);
   const setups: RowSetup[] = [];
   const clusters: Array<{ destroy(): Promise<void> }> = [];
   let udpCluster: WeftCluster | undefined;
   let rows: Row[];
   try {
-    process.stderr.write('building: underlay and hand-built kernel VXLAN\n');
-    const net = await netnsCluster({ nodes: 2, withEtcdHost: false });
-    clusters.push(net);
-    const [n1, n2] = net.nodes;
-    setups.push({
-      name: 'underlay',
-      from: { netns: n1!.netns, ip: n1!.underlayIp },
-      to: { netns: n2!.netns, ip: n2!.underlayIp },
-      weftdPids: [],
-      notes: ['node to node, MTU 1500'],
-      runs: [],
-    });
-    const [p1, p2] = await buildHandVxlan(net, false);
-    setups.push({
-      name: 'kernel vxlan, hand-built',
-      from: p1!,
-      to: p2!,
-      weftdPids: [],
-      notes: [`pod MTU ${HAND_MTU}, no iptables rules`],
-      runs: [],
-    });
-    process.stderr.write('building: hand-built kernel VXLAN with weft’s iptables rules\n');
-    const netRules = await netnsCluster({ nodes: 2, withEtcdHost: false });
-    clusters.push(netRules);
-    const [r1, r2] = await buildHandVxlan(netRules, true);
-    setups.push({
-      name: 'kernel vxlan, hand + rules',
-      from: r1!,
-      to: r2!,
-      weftdPids: [],
-      notes: [`pod MTU ${HAND_MTU}, weft's --ip-masq and forward rules (conntrack)`],
-      runs: [],
-    });
-    process.stderr.write('building: weft vxlan\n');
-    const vx = await startWeftSetup('weft vxlan', { Type: 'vxlan' });
-    clusters.push(vx.c);
-    setups.push(vx.setup);
-    process.stderr.write('building: weft vxlan without --ip-masq\n');
-    const vxPlain = await startWeftSetup('weft vxlan, no ip-masq', { Type: 'vxlan' }, ['--ip-masq=false']);
-    clusters.push(vxPlain.c);
-    setups.push(vxPlain.setup);
-    process.stderr.write('building: weft udp\n');
-    const udp = await startWeftSetup('weft udp', { Type: 'udp' });
-    clusters.push(udp.c);
-    udpCluster = udp.c;
-    setups.push(udp.setup);
+    if (want('underlay') || want('hand')) {
+      process.stderr.write('building: underlay and hand-built kernel VXLAN\n');
+      const { net, setup } = await handSetup(
+        clusters,
+        'kernel vxlan, hand-built',
+        'none',
+        'no iptables rules',
+      );
+      const [n1, n2] = net.nodes;
+      if (want('underlay')) {
+        setups.push({
+          name: 'underlay',
+          from: { netns: n1!.netns, ip: n1!.underlayIp },
+          to: { netns: n2!.netns, ip: n2!.underlayIp },
+          weftdPids: [],
+          notes: ['node to node, MTU 1500'],
+          runs: [],
+        });
+      }
+      if (want('hand')) setups.push(setup);
+    }
+    if (want('hand-rules')) {
+      process.stderr.write('building: hand-built kernel VXLAN with weft’s iptables rules\n');
+      const { setup } = await handSetup(
+        clusters,
+        'kernel vxlan, hand + rules',
+        'weft',
+        "weft's --ip-masq, forward and tunnel NOTRACK rules",
+      );
+      setups.push(setup);
+    }
+    if (want('hand-tracked')) {
+      process.stderr.write('building: hand-built kernel VXLAN with the rules but no NOTRACK\n');
+      const { setup } = await handSetup(
+        clusters,
+        'hand + rules, tunnel tracked',
+        'tracked',
+        "weft's --ip-masq and forward rules, no NOTRACK",
+      );
+      setups.push(setup);
+    }
+    const weftRows: Array<[RowId, string, Record<string, unknown>, string[]]> = [
+      ['weft', 'weft vxlan', { Type: 'vxlan' }, []],
+      ['weft-nomasq', 'weft vxlan, no ip-masq', { Type: 'vxlan' }, ['--ip-masq=false']],
+      ['weft-tracked', 'weft vxlan, tunnel tracked', { Type: 'vxlan' }, ['--tunnel-notrack=false']],
+      ['udp', 'weft udp', { Type: 'udp' }, []],
+    ];
+    for (const [id, name, backend, args] of weftRows) {
+      if (!want(id)) continue;
+      process.stderr.write(`building: ${name}\n`);
+      const built = await startWeftSetup(name, backend, args);
+      clusters.push(built.c);
+      setups.push(built.setup);
+      if (id === 'udp') udpCluster = built.c;
+    }
 
     for (let round = 1; round <= runs; round++) {
       for (const setup of setups) {
@@ -468,9 +527,11 @@ async function main(): Promise<void> {
         process.stderr.write(`  round ${round}: ${setup.name} ${sample.gbps.toFixed(2)} Gbit/s\n`);
       }
     }
-    const udpSetup = setups.find((x) => x.name === 'weft udp')!;
-    udpSetup.notes.push(`drops sender ${JSON.stringify(await udpDrops(udpCluster, 0))}`);
-    udpSetup.notes.push(`drops receiver ${JSON.stringify(await udpDrops(udpCluster, 1))}`);
+    const udpSetup = setups.find((x) => x.name === 'weft udp');
+    if (udpSetup && udpCluster) {
+      udpSetup.notes.push(`drops sender ${JSON.stringify(await udpDrops(udpCluster, 0))}`);
+      udpSetup.notes.push(`drops receiver ${JSON.stringify(await udpDrops(udpCluster, 1))}`);
+    }
     rows = setups.map(summarize);
   } finally {
     for (const c of clusters.reverse()) await c.destroy().catch(() => undefined);
@@ -481,8 +542,13 @@ async function main(): Promise<void> {
   const handRules = rows.find((r) => r.name === 'kernel vxlan, hand + rules');
   const weftVxlan = rows.find((r) => r.name === 'weft vxlan');
   const weftVxlanPlain = rows.find((r) => r.name === 'weft vxlan, no ip-masq');
+  const weftVxlanTracked = rows.find((r) => r.name === 'weft vxlan, tunnel tracked');
+  const handTracked = rows.find((r) => r.name === 'hand + rules, tunnel tracked');
   const weftUdp = rows.find((r) => r.name === 'weft udp');
   const summary = {
+    weftVxlanTrackedVsHandVxlan: ratio(weftVxlanTracked, hand),
+    notrackGain: ratio(weftVxlan, weftVxlanTracked),
+    handNotrackGain: ratio(handRules, handTracked),
     weftVxlanVsHandVxlan: ratio(weftVxlan, hand),
     weftVxlanVsHandVxlanWithRules: ratio(weftVxlan, handRules),
     weftVxlanNoMasqVsHandVxlan: ratio(weftVxlanPlain, hand),
@@ -499,11 +565,11 @@ async function main(): Promise<void> {
     `iperf3 TCP, 1 stream, ${seconds} s per run, median of ${runs} runs; pod to pod across two nodes`,
   );
   console.log(
-    `${'row'.padEnd(26)} ${'Gbit/s'.padStart(7)} ${'of underlay'.padStart(11)} ${'retrans'.padStart(8)} ${'cores/Gbit/s'.padStart(13)} ${'weftd'.padStart(7)} ${'machine'.padStart(8)}  notes`,
+    `${'row'.padEnd(28)} ${'Gbit/s'.padStart(7)} ${'of underlay'.padStart(11)} ${'retrans'.padStart(8)} ${'cores/Gbit/s'.padStart(13)} ${'weftd'.padStart(7)} ${'machine'.padStart(8)}  notes`,
   );
   for (const r of rows) {
     console.log(
-      `${r.name.padEnd(26)} ${r.gbps.toFixed(2).padStart(7)} ${`${(ratio(r, underlay) * 100).toFixed(0)}%`.padStart(11)} ${String(Math.round(r.retransmits)).padStart(8)} ${r.processCoresPerGbps.toFixed(3).padStart(13)} ${r.weftdCoresPerGbps.toFixed(3).padStart(7)} ${r.machineCoresPerGbps.toFixed(3).padStart(8)}  ${r.notes.join('; ')}`,
+      `${r.name.padEnd(28)} ${r.gbps.toFixed(2).padStart(7)} ${`${(ratio(r, underlay) * 100).toFixed(0)}%`.padStart(11)} ${String(Math.round(r.retransmits)).padStart(8)} ${r.processCoresPerGbps.toFixed(3).padStart(13)} ${r.weftdCoresPerGbps.toFixed(3).padStart(7)} ${r.machineCoresPerGbps.toFixed(3).padStart(8)}  ${r.notes.join('; ')}`,
     );
   }
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
@@ -512,6 +578,10 @@ async function main(): Promise<void> {
     `weft vxlan / hand-built vxlan: ${summary.weftVxlanVsHandVxlan.toFixed(3)} (goal ≥ 0.95: ${verdict(summary.weftVxlanVsHandVxlan >= 0.95)}); ` +
       `/ hand-built with the same iptables rules: ${summary.weftVxlanVsHandVxlanWithRules.toFixed(3)} (${verdict(summary.weftVxlanVsHandVxlanWithRules >= 0.95)}); ` +
       `weft vxlan without --ip-masq / hand-built: ${summary.weftVxlanNoMasqVsHandVxlan.toFixed(3)} (${verdict(summary.weftVxlanNoMasqVsHandVxlan >= 0.95)})`,
+  );
+  console.log(
+    `tunnel NOTRACK: weft vxlan with --tunnel-notrack=false / hand-built: ${summary.weftVxlanTrackedVsHandVxlan.toFixed(3)}; ` +
+      `NOTRACK on / off: weft ${summary.notrackGain.toFixed(3)}, hand-built ${summary.handNotrackGain.toFixed(3)}`,
   );
   console.log(
     `weft udp: ${summary.weftUdpGbps.toFixed(2)} Gbit/s (goal ≥ 0.8: ${verdict(summary.weftUdpGbps >= 0.8)}); ` +

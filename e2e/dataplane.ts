@@ -183,9 +183,14 @@ export function lastRunLog(c: WeftCluster, i: number): Array<Record<string, unkn
 }
 
 /** Restarts weftd on node `i` and waits until it logs "weftd ready" once more. */
-export async function restartWeftd(c: WeftCluster, i: number, timeoutMs = 30_000): Promise<void> {
+export async function restartWeftd(
+  c: WeftCluster,
+  i: number,
+  timeoutMs = 30_000,
+  env: NodeJS.ProcessEnv = {},
+): Promise<void> {
   const before = countLogMessages(c, i, 'weftd ready');
-  const handle = await c.startWeftd(i);
+  const handle = await c.startWeftd(i, env);
   await waitFor(
     `weftd on node ${i + 1} to be ready again`,
     async () => {

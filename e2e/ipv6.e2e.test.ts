@@ -1,9 +1,8 @@
 // IPv6 end to end (issue 9): dual-stack clusters with vxlan and host-gw, an IPv6-only vxlan cluster, flannel's
 // dual-stack lease format in etcd (written by weftd and written by hand), per-family MTUs and IPv6 masquerade.
 // Every node has IPv4 and IPv6 on its underlay veth (`ipv6: true`: fd77::(10+i)/64, DAD off).
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalAddresses } from './dataplane.js';
+import { globalAddresses, restartWeftd as restartWeftdAfterStop } from './dataplane.js';
 import { type Pod, sleep } from './harness/index.js';
 import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
 
@@ -169,18 +168,11 @@ async function waitIpv6Settled(c: WeftCluster, pods: Pod[]): Promise<void> {
   });
 }
 
-/** Restarts weftd on node `i` and waits until its log says "weftd ready" once more. */
+/** Stops weftd on node `i` with SIGTERM, starts it again and waits until it is ready once more. */
 async function restartWeftd(c: WeftCluster, i: number): Promise<void> {
   const w = c.weftNodes[i]!;
-  // The log file is appended to across runs: count the "ready" lines before and after.
-  const readyCount = () => (readFileSync(w.logFile, 'utf8').match(/"msg":"weftd ready"/g) ?? []).length;
   if (w.weftd && !w.weftd.exited) await w.weftd.stop('SIGTERM', 10_000);
-  const before = readyCount();
-  const handle = await c.startWeftd(i);
-  await waitUntil(`weftd on node ${i + 1} to be ready after a restart`, async () => {
-    if (handle.exited) throw new Error(`weftd exited:\n${handle.logTail(30)}`);
-    return readyCount() > before;
-  });
+  await restartWeftdAfterStop(c, i);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from './dataplane.js';
+import { restartWeftd, waitFor } from './dataplane.js';
 import { type ClusterMachine, type Pod, type ProcessHandle, runIn } from './harness/index.js';
 import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
 
@@ -81,5 +81,57 @@ describe('masquerade: pods reach the underlay as their node, each other as thems
     const [a, b] = pods as [Pod, Pod];
     await startEchoServer(b);
     expect(await seenSource(a, b.ip)).toBe(a.ip);
+  });
+
+  /** The node's conntrack table (this namespace's), one entry per line. */
+  async function conntrackEntries(node: ClusterMachine): Promise<string[]> {
+    const r = await node.exec('cat', ['/proc/net/nf_conntrack']);
+    return r.stdout.split('\n').filter((l) => l.trim() !== '');
+  }
+
+  /** Packets the NOTRACK rule of `chain` in the raw table has matched on `node`, or undefined if absent. */
+  async function notrackPackets(node: ClusterMachine, chain: string): Promise<number | undefined> {
+    const r = await node.exec('iptables', ['-t', 'raw', '-L', chain, '-v', '-n', '-x']);
+    if (r.code !== 0) return undefined;
+    const line = r.stdout.split('\n').find((l) => /\bNOTRACK\b/.test(l) && /dpt:8472/.test(l));
+    return line === undefined ? undefined : Number(line.trim().split(/\s+/)[0]);
+  }
+
+  it('tracks the pods’ connections but not the VXLAN packets carrying them (raw-table NOTRACK)', async () => {
+    const [a, b] = pods as [Pod, Pod];
+    expect(await seenSource(a, b.ip)).toBe(a.ip);
+    for (const node of c.net.nodes) {
+      const raw = await node.exec('iptables-save', ['-t', 'raw']);
+      expect(raw.stdout).toContain(
+        '-A PREROUTING -m comment --comment "weft tunnel notrack" -j WEFT-NOTRACK-IN',
+      );
+      expect(raw.stdout).toContain(
+        '-A OUTPUT -m comment --comment "weft tunnel notrack" -j WEFT-NOTRACK-OUT',
+      );
+      // Both rules saw the tunnel's packets in each direction.
+      expect(await notrackPackets(node, 'WEFT-NOTRACK-IN')).toBeGreaterThan(0);
+      expect(await notrackPackets(node, 'WEFT-NOTRACK-OUT')).toBeGreaterThan(0);
+      const entries = await conntrackEntries(node);
+      // The inner TCP connection is tracked on both nodes (masquerade and kube-proxy's DNAT need that) …
+      expect(entries.some((l) => l.includes(`src=${a.ip} dst=${b.ip}`) && l.includes(`dport=${PORT}`))).toBe(
+        true,
+      );
+      // … the outer VXLAN packets are not.
+      expect(entries.filter((l) => l.includes('dport=8472'))).toEqual([]);
+    }
+  });
+
+  it('--tunnel-notrack=false: a restarted weftd removes the jumps, and pods still talk', async () => {
+    const node = c.net.nodes[1]!;
+    const w = c.weftNodes[1]!;
+    await w.weftd?.stop('SIGTERM', 10_000);
+    await restartWeftd(c, 1, 30_000, { WEFT_TUNNEL_NOTRACK: 'false' });
+    const raw = await node.exec('iptables-save', ['-t', 'raw']);
+    expect(raw.stdout).not.toContain('-j WEFT-NOTRACK-IN');
+    expect(raw.stdout).not.toContain('-j WEFT-NOTRACK-OUT');
+    const [a, b] = pods as [Pod, Pod];
+    expect(await seenSource(a, b.ip)).toBe(a.ip);
+    // Now node 2 tracks the VXLAN packets it sends to node 1.
+    expect((await conntrackEntries(node)).some((l) => l.includes('dport=8472'))).toBe(true);
   });
 });

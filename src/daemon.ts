@@ -16,6 +16,7 @@ import {
   mergeRuleSets,
   planForwardRules,
   planMasqRules,
+  planTunnelNotrackRules,
 } from './firewall/index.js';
 import { type Cidr, formatCidr } from './ip/index.js';
 import {
@@ -118,7 +119,7 @@ class Daemon {
     private readonly logger: Logger,
   ) {
     this.health = new HealthState({
-      firewallRequired: options.ipMasq || options.iptablesForwardRules,
+      firewallRequired: options.ipMasq || options.iptablesForwardRules || options.tunnelNotrack,
       // A loop that has not finished a pass in three resync periods is stuck.
       maxReconcileAgeMs: Math.max(3 * options.resyncInterval * 1000, 60_000),
     });
@@ -327,11 +328,19 @@ class Daemon {
         sets.push(planMasqRules({ network, subnet, family, randomFully: this.randomFully }));
       if (this.options.iptablesForwardRules) sets.push(planForwardRules({ network, family }));
     }
+    for (const family of this.notrackFamilies()) {
+      sets.push(planTunnelNotrackRules({ family, port: this.prepared!.tunnel!.port }));
+    }
     return mergeRuleSets(sets);
   }
 
+  /** The families whose tunnel packets get NOTRACK rules: none for host-gw or with --tunnel-notrack=false. */
+  private notrackFamilies(): readonly (4 | 6)[] {
+    return this.options.tunnelNotrack ? (this.prepared?.tunnel?.families ?? []) : [];
+  }
+
   private async installFirewall(lease: Lease): Promise<void> {
-    if (!this.options.ipMasq && !this.options.iptablesForwardRules) {
+    if (!this.options.ipMasq && !this.options.iptablesForwardRules && this.notrackFamilies().length === 0) {
       this.health.setFirewallInstalled(true);
       return;
     }
@@ -343,6 +352,13 @@ class Daemon {
       },
     });
     const sets = this.firewallRuleSets(lease);
+    if (this.firewallSets.length === 0 && this.notrackFamilies().length === 0) {
+      // NOTRACK turned off (or a backend without a tunnel): drop the jumps an earlier run installed.
+      const stale = [4, 6].map((family) => planTunnelNotrackRules({ family: family as 4 | 6, port: 1 }));
+      await this.firewall.cleanup(stale, sets).catch((err: unknown) =>
+        this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules'),
+      );
+    }
     if (this.firewallSets.length > 0) await this.firewall.cleanup(this.firewallSets, sets);
     await this.firewall.ensure(sets);
     this.firewallSets = sets;

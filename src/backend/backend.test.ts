@@ -61,6 +61,7 @@ describe('vxlan backend', () => {
         backendData: { VNI: 3, VtepMAC: stableVtepMac('192.168.1.1', 3) },
       },
       mtu: 1450,
+      tunnel: { port: 8472, families: [4] },
     });
     expect(backend.mtu()).toBe(1450);
     expect(probed).toEqual(['flannel.3']);
@@ -84,6 +85,17 @@ describe('vxlan backend', () => {
     const prepared = await backend.prepare({ config, iface: dual });
     expect(prepared.attrs.backendV6Data).toEqual({ VNI: 1, VtepMAC: stableVtepMac('fd00:1::1', 1) });
     expect(prepared.mtu).toBe(1430);
+    expect(prepared.tunnel).toEqual({ port: 8472, families: [4, 6] });
+  });
+
+  it('reports Backend.Port as the tunnel port, and host-gw has no tunnel', async () => {
+    const config = parseNetworkConfig({ Network: '10.5.0.0/16', Backend: { Type: 'vxlan', Port: 4789 } });
+    expect((await vxlanOf(config.backend).prepare({ config, iface })).tunnel).toEqual({
+      port: 4789,
+      families: [4],
+    });
+    const hostgw = parseNetworkConfig({ Network: '10.5.0.0/16', Backend: { Type: 'host-gw' } });
+    expect((await createBackend(hostgw.backend).prepare({ config: hostgw, iface })).tunnel).toBeUndefined();
   });
 
   it('refuses an interface without the address it needs, or an MTU too small', async () => {

@@ -19,6 +19,11 @@ export interface PreparedBackend {
   attrs: LeaseAttrs;
   /** The MTU pods get (FLANNEL_MTU). */
   mtu: number;
+  /**
+   * The UDP port the backend's outer (encapsulated) packets go to, and the families they are sent over; absent
+   * for backends without a tunnel (host-gw). The daemon exempts these packets from conntrack.
+   */
+  tunnel?: { port: number; families: readonly Family[] };
 }
 
 export type Family = 4 | 6;

@@ -196,6 +196,15 @@ export const WEFTD_FLAGS: FlagSpec[] = [
     group: 'firewall',
     describe: 'add default accept rules to FORWARD chain in iptables',
   },
+  {
+    name: 'tunnel-notrack',
+    type: 'boolean',
+    default: true,
+    group: 'firewall',
+    describe:
+      'exempt the tunnel\'s outer UDP packets (vxlan, udp backends) from conntrack with raw-table NOTRACK rules',
+    weft: true,
+  },
   ...HEALTH_FLAGS,
   {
     name: 'resync-interval',
@@ -249,6 +258,8 @@ export interface DaemonOptions {
   ipMasq: boolean;
   iptablesResync: number;
   iptablesForwardRules: boolean;
+  /** Raw-table NOTRACK for the tunnel's outer packets (weft's own; default on). */
+  tunnelNotrack: boolean;
   healthzIp: string;
   healthzPort: number;
   resyncInterval: number;
@@ -419,6 +430,7 @@ export function toDaemonOptions(values: Record<string, unknown>): DaemonOptions 
     ipMasq: values['ip-masq'] === true,
     iptablesResync: intIn('iptables-resync', values['iptables-resync'] ?? 5, 1, 86400),
     iptablesForwardRules: values['iptables-forward-rules'] !== false,
+    tunnelNotrack: values['tunnel-notrack'] !== false,
     healthzIp,
     healthzPort: intIn('healthz-port', values['healthz-port'] ?? 0, 0, 65535),
     resyncInterval: intIn('resync-interval', values['resync-interval'] ?? 30, 1, 86400),

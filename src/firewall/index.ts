@@ -26,11 +26,16 @@ export {
   MASQ_COMMENT,
   type MasqRulesInput,
   mergeRuleSets,
+  NOTRACK_COMMENT,
+  NOTRACK_IN_CHAIN,
+  NOTRACK_OUT_CHAIN,
   normaliseArgs,
   planForwardRules,
   planMasqRules,
+  planTunnelNotrackRules,
   quoteArg,
   ruleText,
+  type TunnelNotrackInput,
 } from './rules.js';
 export {
   type IptablesSave,

@@ -7,6 +7,7 @@ import {
   normaliseArgs,
   planForwardRules,
   planMasqRules,
+  planTunnelNotrackRules,
   quoteArg,
   ruleText,
 } from './rules.js';
@@ -70,6 +71,49 @@ describe('planForwardRules', () => {
     expect(planForwardRules({ network: v6.network }).rules.map(ruleText)).toEqual(
       fixtureRuleLines('flannel-filter-v6.txt'),
     );
+  });
+});
+
+describe('planTunnelNotrackRules', () => {
+  it('produces the raw-table chains and jumps byte for byte as iptables-save and ip6tables-save print them', () => {
+    for (const family of [4, 6] as const) {
+      const set = planTunnelNotrackRules({ family, port: 8472 });
+      expect(set.family).toBe(family);
+      expect(set.ownedChains).toEqual([
+        { table: 'raw', chain: 'WEFT-NOTRACK-IN' },
+        { table: 'raw', chain: 'WEFT-NOTRACK-OUT' },
+      ]);
+      expect(set.rules.every((r) => r.table === 'raw')).toBe(true);
+      expect(set.rules.map(ruleText)).toEqual(fixtureRuleLines(`weft-raw-v${family}.txt`));
+    }
+  });
+
+  it('matches only arriving packets addressed to this host, and every packet this host sends, to the port', () => {
+    expect(planTunnelNotrackRules({ family: 4, port: 8285 }).rules.map(ruleText).slice(2)).toEqual([
+      '-A WEFT-NOTRACK-IN -p udp -m udp --dport 8285 -m addrtype --dst-type LOCAL -m comment --comment "weft tunnel notrack" -j NOTRACK',
+      '-A WEFT-NOTRACK-OUT -p udp -m udp --dport 8285 -m comment --comment "weft tunnel notrack" -j NOTRACK',
+    ]);
+  });
+
+  it('refuses a port outside 1..65535', () => {
+    for (const port of [0, -1, 65536, 1.5, Number.NaN]) {
+      expect(() => planTunnelNotrackRules({ family: 4, port })).toThrow(FirewallPlanError);
+    }
+  });
+
+  it('merges with the masquerade and forward sets of the same family', () => {
+    const merged = mergeRuleSets([
+      planMasqRules(v4),
+      planForwardRules(v4),
+      planTunnelNotrackRules({ family: 4, port: 8472 }),
+    ]);
+    expect(merged).toHaveLength(1);
+    expect(merged[0]!.ownedChains.map((c) => `${c.table}/${c.chain}`)).toEqual([
+      'nat/FLANNEL-POSTRTG',
+      'filter/FLANNEL-FWD',
+      'raw/WEFT-NOTRACK-IN',
+      'raw/WEFT-NOTRACK-OUT',
+    ]);
   });
 });
 

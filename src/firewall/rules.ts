@@ -1,13 +1,17 @@
 import { type Cidr, type Family, formatCidr, InvalidAddressError, parseCidr } from '../ip/index.js';
 
 /** The iptables tables weft writes to. */
-export type IptablesTable = 'nat' | 'filter';
+export type IptablesTable = 'nat' | 'filter' | 'raw';
 
 /** flannel's chain and comment names: kept so a node can switch between flanneld and weftd. */
 export const MASQ_CHAIN = 'FLANNEL-POSTRTG';
 export const FORWARD_CHAIN = 'FLANNEL-FWD';
 export const MASQ_COMMENT = 'flanneld masq';
 export const FORWARD_COMMENT = 'flanneld forward';
+/** weft's own raw-table chains: the tunnel's outer packets skip conntrack (see planTunnelNotrackRules). */
+export const NOTRACK_IN_CHAIN = 'WEFT-NOTRACK-IN';
+export const NOTRACK_OUT_CHAIN = 'WEFT-NOTRACK-OUT';
+export const NOTRACK_COMMENT = 'weft tunnel notrack';
 /** kube-proxy marks packets it has already decided to masquerade with this bit. */
 export const KUBE_PROXY_MARK = '0x4000/0x4000';
 
@@ -102,6 +106,44 @@ export function planForwardRules(input: { network: Cidr; family?: Family }): Ipt
       rule('FORWARD', ...comment, '-j', FORWARD_CHAIN),
       rule(FORWARD_CHAIN, '-s', network, ...comment, '-j', 'ACCEPT'),
       rule(FORWARD_CHAIN, '-d', network, ...comment, '-j', 'ACCEPT'),
+    ],
+  };
+}
+
+export interface TunnelNotrackInput {
+  family: Family;
+  /** The tunnel's UDP port (vxlan 8472, udp 8285, or Backend.Port). */
+  port: number;
+}
+
+/**
+ * Outer tunnel packets need no connection tracking: VXLAN sends every packet to the fixed port from a
+ * per-flow hashed source port, so conntrack sees each flow as a new never-answered UDP "connection", fills
+ * its table with UNREPLIED entries and, on a node where anything loaded conntrack (any NAT rule: --ip-masq,
+ * kube-proxy), costs a lookup per packet on both ends. The inner packets are still tracked, so masquerade
+ * and kube-proxy's DNAT of pod traffic work as before. Calico (felix, VXLAN mode), Antrea and OpenShift SDN
+ * install the same raw-table NOTRACK. Scoped to this host's own packets: arriving ones addressed to a local
+ * address, and ones this host sends (OUTPUT); forwarded UDP to the port is left alone.
+ */
+export function planTunnelNotrackRules(input: TunnelNotrackInput): IptablesRuleSet {
+  const { family, port } = input;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new FirewallPlanError(`tunnel port ${port} is not a UDP port (1..65535)`);
+  }
+  const comment = ['-m', 'comment', '--comment', NOTRACK_COMMENT];
+  const udp = ['-p', 'udp', '-m', 'udp', '--dport', String(port)];
+  const rule = (chain: string, ...args: string[]): IptablesRule => ({ table: 'raw', chain, args });
+  return {
+    family,
+    ownedChains: [
+      { table: 'raw', chain: NOTRACK_IN_CHAIN },
+      { table: 'raw', chain: NOTRACK_OUT_CHAIN },
+    ],
+    rules: [
+      rule('PREROUTING', ...comment, '-j', NOTRACK_IN_CHAIN),
+      rule('OUTPUT', ...comment, '-j', NOTRACK_OUT_CHAIN),
+      rule(NOTRACK_IN_CHAIN, ...udp, '-m', 'addrtype', '--dst-type', 'LOCAL', ...comment, '-j', 'NOTRACK'),
+      rule(NOTRACK_OUT_CHAIN, ...udp, ...comment, '-j', 'NOTRACK'),
     ],
   };
 }

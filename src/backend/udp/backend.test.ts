@@ -77,7 +77,11 @@ describe('UdpBackend.prepare', () => {
     const backend = new UdpBackend(udp, { checkBind: okBind, loadAddon: noAddon });
     expect(() => backend.mtu()).toThrow(BackendNotPreparedError);
     const prepared = await backend.prepare({ config, iface });
-    expect(prepared).toEqual({ attrs: { publicIP: '192.168.1.1' }, mtu: 1472 });
+    expect(prepared).toEqual({
+      attrs: { publicIP: '192.168.1.1' },
+      mtu: 1472,
+      tunnel: { port: 8285, families: [4] },
+    });
     expect(backend.device).toBe('flannel0');
     expect(backend.scope(own)).toEqual({
       devices: ['flannel0'],

@@ -147,7 +147,7 @@ export class UdpBackend implements Backend {
     this.prepared = { network: networks.ipv4, iface, bindAddress, mtu, logger: ctx.logger };
     // flannel's udp backend publishes only PublicIP: no BackendType, no BackendData.
     const attrs: LeaseAttrs = { publicIP: iface.publicIp };
-    return { attrs, mtu };
+    return { attrs, mtu, tunnel: { port: this.udp.port, families: [4] } };
   }
 
   desired(own: Lease, peers: readonly Lease[]): DesiredBackendState {

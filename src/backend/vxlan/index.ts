@@ -1,5 +1,5 @@
 // The vxlan backend: kernel VXLAN devices `flannel.<VNI>` / `flannel-v6.<VNI>` with a stable VTEP MAC.
-import type { VxlanBackendConfig } from '../../config/index.js';
+import { type VxlanBackendConfig, vxlanPort } from '../../config/index.js';
 import {
   type KernelScope,
   probeVxlanSupport,
@@ -98,7 +98,7 @@ export class VxlanBackend implements Backend {
     // A pod interface carries both families: it gets the smaller device MTU.
     const mtu = Math.min(...mtus);
     this.prepared = { networks, iface: ctx.iface, mtu };
-    return { attrs, mtu };
+    return { attrs, mtu, tunnel: { port: vxlanPort(this.vxlan), families: enabled } };
   }
 
   desired(own: Lease, peers: readonly Lease[]): DesiredBackendState {
