@@ -42,7 +42,7 @@ import {
   WeftMetrics,
 } from './observe/index.js';
 import { notifySystemd } from './observe/sd-notify.js';
-import { PeerStore, ReconcileLoop } from './reconcile/index.js';
+import { ObservedStateMemory, PeerStore, ReconcileLoop } from './reconcile/index.js';
 import type { OwnLeaseChange, SubnetManager } from './subnet/index.js';
 import { createSubnetManager } from './subnet/select.js';
 
@@ -101,6 +101,8 @@ class Daemon {
   private readonly health: HealthState;
   private readonly metrics = new WeftMetrics({ version: VERSION });
   private readonly peers = new PeerStore();
+  /** The kernel state the last clean pass left, for lease-event passes (see reconcile/observed.ts). */
+  private readonly observedMemory = new ObservedStateMemory();
   private config: NetworkConfig | undefined;
   private iface: SelectedInterface | undefined;
   private backend: Backend | undefined;
@@ -355,9 +357,11 @@ class Daemon {
     if (this.firewallSets.length === 0 && this.notrackFamilies().length === 0) {
       // NOTRACK turned off (or a backend without a tunnel): drop the jumps an earlier run installed.
       const stale = [4, 6].map((family) => planTunnelNotrackRules({ family: family as 4 | 6, port: 1 }));
-      await this.firewall.cleanup(stale, sets).catch((err: unknown) =>
-        this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules'),
-      );
+      await this.firewall
+        .cleanup(stale, sets)
+        .catch((err: unknown) =>
+          this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules'),
+        );
     }
     if (this.firewallSets.length > 0) await this.firewall.cleanup(this.firewallSets, sets);
     await this.firewall.ensure(sets);
@@ -404,7 +408,10 @@ class Daemon {
       this.logger.debug({ peer: s.key, family: s.family, reason: s.reason }, 'peer not programmed');
     const scope = backend.scope(own);
     const planned = process.hrtime.bigint();
-    const observed = await dumpKernelState(scope);
+    // Lease events plan against the state the last clean pass left; everything else reads the kernel.
+    const remembered = this.observedMemory.recall(reason, scope);
+    this.observedMemory.forget();
+    const observed = remembered ?? (await dumpKernelState(scope));
     const dumped = process.hrtime.bigint();
     const ops = planKernel(state, observed, scope);
     const diffed = process.hrtime.bigint();
@@ -417,6 +424,7 @@ class Daemon {
       }
     }
     const failed = results.filter((r) => !r.ok).length;
+    this.observedMemory.passFinished(state, scope, failed === 0);
     const removed = results.filter((r) => r.ok && r.op.kind.endsWith('-delete')).length;
     // Metric labels name the kind of entry (`route`, `neighbor`, `fdb`, `link`, `address`), not the operation.
     for (const r of results)
@@ -437,6 +445,7 @@ class Daemon {
           failed,
           removed,
           peers: peers.length,
+          dumped: remembered === undefined,
           ms: Math.round(seconds * 1000),
           // Where the time went: backend plan, kernel dump, diff, apply (+ metrics).
           stepsMs: [ms(started, planned), ms(planned, dumped), ms(dumped, diffed), ms(diffed, applied)],

@@ -202,7 +202,7 @@ export const WEFTD_FLAGS: FlagSpec[] = [
     default: true,
     group: 'firewall',
     describe:
-      'exempt the tunnel\'s outer UDP packets (vxlan, udp backends) from conntrack with raw-table NOTRACK rules',
+      "exempt the tunnel's outer UDP packets (vxlan, udp backends) from conntrack with raw-table NOTRACK rules",
     weft: true,
   },
   ...HEALTH_FLAGS,

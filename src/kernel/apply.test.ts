@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBatchErrors } from './apply.js';
+import { groupBatches, parseBatchErrors } from './apply.js';
 import { InvalidKernelOpError, renderKernelOp } from './render.js';
 import { TEST_VXLAN_DEVICE } from './testing.js';
 
@@ -105,5 +105,52 @@ describe('parseBatchErrors', () => {
     const { failures, trailing } = parseBatchErrors('Error: any valid prefix is expected rather than "x".\n');
     expect(failures.size).toBe(0);
     expect(trailing).toMatch(/valid prefix/);
+  });
+});
+
+describe('groupBatches', () => {
+  const dev = 'flannel.1';
+  const fdb = (n: number) => ({
+    kind: 'fdb-replace' as const,
+    fdb: { dev, mac: `02:00:00:00:00:0${n}`, dst: `192.168.1.${n}` },
+  });
+  const neigh = (n: number) => ({
+    kind: 'neighbor-replace' as const,
+    neighbor: { dev, ip: `10.5.${n}.0`, mac: `02:00:00:00:00:0${n}` },
+  });
+  const route = (n: number) => ({
+    kind: 'route-replace' as const,
+    route: { dst: `10.5.${n}.0/24`, via: `10.5.${n}.0`, dev, onlink: true },
+  });
+  const shape = (ops: Parameters<typeof groupBatches>[0]) =>
+    groupBatches(ops).groups.map((g) => g.map((b) => `${b.tool}:${b.opOfLine.join(',')}`));
+
+  it('runs new FDB entries beside new neighbours, and the routes after both', () => {
+    expect(shape([fdb(2), neigh(2), fdb(3), neigh(3), route(2), route(3)])).toEqual([
+      ['bridge:0,2', 'ip:1,3'],
+      ['ip:4,5'],
+    ]);
+  });
+
+  it('removes stale routes before stale neighbours and FDB entries, and those before anything is added', () => {
+    const del = <T extends { kind: string }>(op: T) => ({
+      ...op,
+      kind: op.kind.replace('replace', 'delete'),
+    });
+    const ops = [del(route(4)), del(neigh(4)), del(fdb(4)), fdb(5), neigh(5), route(5)] as Parameters<
+      typeof groupBatches
+    >[0];
+    expect(shape(ops)).toEqual([['ip:0'], ['ip:1', 'bridge:2'], ['bridge:3', 'ip:4'], ['ip:5']]);
+  });
+
+  it('keeps the plan order between stages even when the plan goes back to an earlier stage', () => {
+    expect(shape([route(2), fdb(3), route(3)])).toEqual([['ip:0'], ['bridge:1'], ['ip:2']]);
+  });
+
+  it('reports an op it cannot render, and batches the rest', () => {
+    const bad = { kind: 'route-replace' as const, route: { dst: 'nonsense', dev } };
+    const { groups, unrenderable } = groupBatches([fdb(2), bad, route(2)]);
+    expect([...unrenderable.keys()]).toEqual([1]);
+    expect(groups.flat().flatMap((b) => b.opOfLine)).toEqual([0, 2]);
   });
 });

@@ -1,5 +1,6 @@
-// applyKernelOps: runs a plan as few iproute2 processes as possible — consecutive ops of one tool form one
-// `ip -force -batch -` / `bridge -force -batch -` fed on stdin — and maps every failure back to its op.
+// applyKernelOps: runs a plan as few iproute2 processes as possible — the ops of one stage and tool form one
+// `ip -force -batch -` / `bridge -force -batch -` fed on stdin, a stage's `ip` and `bridge` batches run side by
+// side — and maps every failure back to its op.
 import { type IprouteTool, KernelToolError, runTool } from './exec.js';
 import { renderKernelOp } from './render.js';
 import type { KernelCallOptions, KernelOp, KernelOpResult } from './types.js';
@@ -36,11 +37,70 @@ export function parseBatchErrors(stderr: string): BatchErrors {
   return { failures, trailing: pending.join('; ') };
 }
 
-interface Batch {
+export interface Batch {
   tool: IprouteTool;
   lines: string[];
   /** For each batch line (0-based), the index of its op in the plan. */
   opOfLine: number[];
+}
+
+/**
+ * The stage of an op: ops of one stage never depend on each other, so their `ip` and `bridge` batches run at
+ * the same time (FDB entries are written while the neighbours are). Stages follow the planner's order: links,
+ * addresses, stale routes, stale neighbours/FDB entries, new neighbours/FDB entries, new routes (a new route
+ * still never precedes its neighbour and FDB entry).
+ */
+const STAGE: Record<KernelOp['kind'], number> = {
+  'link-add': 0,
+  'link-delete': 0,
+  'link-set': 0,
+  'address-add': 1,
+  'address-delete': 1,
+  'route-delete': 2,
+  'neighbor-delete': 3,
+  'fdb-delete': 3,
+  'neighbor-replace': 4,
+  'fdb-replace': 4,
+  'route-replace': 5,
+};
+
+/**
+ * Splits a plan into groups that run one after another; a group holds at most one batch per tool, and its
+ * batches run concurrently. A new group starts whenever the stage changes, so the plan's order between stages
+ * is kept (a plan in an unusual order just makes more groups). Ops that cannot be rendered are returned as
+ * failures instead. Pure.
+ */
+export function groupBatches(ops: readonly KernelOp[]): {
+  groups: Batch[][];
+  unrenderable: Map<number, string>;
+} {
+  const groups: Batch[][] = [];
+  const unrenderable = new Map<number, string>();
+  let stage = -1;
+  ops.forEach((op, i) => {
+    let rendered: ReturnType<typeof renderKernelOp>;
+    try {
+      rendered = renderKernelOp(op);
+    } catch (err) {
+      unrenderable.set(i, (err as Error).message);
+      return;
+    }
+    if (STAGE[op.kind] !== stage || groups.length === 0) {
+      groups.push([]);
+      stage = STAGE[op.kind];
+    }
+    const group = groups[groups.length - 1]!;
+    let batch = group.find((b) => b.tool === rendered.tool);
+    if (batch === undefined) {
+      batch = { tool: rendered.tool, lines: [], opOfLine: [] };
+      group.push(batch);
+    }
+    for (const line of rendered.lines) {
+      batch.lines.push(line);
+      batch.opOfLine.push(i);
+    }
+  });
+  return { groups, unrenderable };
 }
 
 /**
@@ -52,62 +112,46 @@ export async function applyKernelOps(
   opts: KernelCallOptions = {},
 ): Promise<KernelOpResult[]> {
   const results: KernelOpResult[] = ops.map((op) => ({ op, ok: true }));
-  const batches: Batch[] = [];
-  ops.forEach((op, i) => {
-    let rendered: ReturnType<typeof renderKernelOp>;
-    try {
-      rendered = renderKernelOp(op);
-    } catch (err) {
-      results[i] = { op, ok: false, error: (err as Error).message };
-      return;
-    }
-    let batch = batches[batches.length - 1];
-    if (batch === undefined || batch.tool !== rendered.tool) {
-      batch = { tool: rendered.tool, lines: [], opOfLine: [] };
-      batches.push(batch);
-    }
-    for (const line of rendered.lines) {
-      batch.lines.push(line);
-      batch.opOfLine.push(i);
-    }
-  });
-
-  for (const batch of batches) {
-    const fail = (opIndex: number, message: string): void => {
-      const r = results[opIndex]!;
-      results[opIndex] = {
-        op: r.op,
-        ok: false,
-        error: r.error === undefined ? message : `${r.error}; ${message}`,
-      };
-    };
-    let outcome: Awaited<ReturnType<typeof runTool>>;
-    try {
-      outcome = await runTool(batch.tool, ['-force', '-batch', '-'], {
-        ...opts,
-        input: `${batch.lines.join('\n')}\n`,
-      });
-    } catch (err) {
-      const message = err instanceof KernelToolError ? err.message : String(err);
-      for (const i of new Set(batch.opOfLine)) fail(i, message);
-      continue;
-    }
-    const { failures, trailing } = parseBatchErrors(outcome.stderr);
-    let lastFailed = 0;
-    for (const [line, message] of failures) {
-      const opIndex = batch.opOfLine[line - 1];
-      if (opIndex !== undefined) fail(opIndex, message);
-      lastFailed = Math.max(lastFailed, line);
-    }
-    if (outcome.code !== 0 && trailing !== '') {
-      // iproute2 exits on some argument errors even with -force: lines after the last reported failure
-      // are unconfirmed. The next reconcile re-plans from a fresh dump.
-      const reason = `not confirmed: \`${batch.tool} -batch\` stopped early (exit ${outcome.code}): ${trailing}`;
-      for (const i of new Set(batch.opOfLine.slice(lastFailed))) fail(i, reason);
-    } else if (outcome.code !== 0 && failures.size === 0) {
-      const reason = `\`${batch.tool} -batch\` exited ${outcome.code} without naming a line`;
-      for (const i of new Set(batch.opOfLine)) fail(i, reason);
-    }
-  }
+  const { groups, unrenderable } = groupBatches(ops);
+  for (const [i, error] of unrenderable) results[i] = { op: ops[i]!, ok: false, error };
+  for (const group of groups) await Promise.all(group.map((batch) => runBatch(batch, results, opts)));
   return results;
+}
+
+async function runBatch(batch: Batch, results: KernelOpResult[], opts: KernelCallOptions): Promise<void> {
+  const fail = (opIndex: number, message: string): void => {
+    const r = results[opIndex]!;
+    results[opIndex] = {
+      op: r.op,
+      ok: false,
+      error: r.error === undefined ? message : `${r.error}; ${message}`,
+    };
+  };
+  let outcome: Awaited<ReturnType<typeof runTool>>;
+  try {
+    outcome = await runTool(batch.tool, ['-force', '-batch', '-'], {
+      ...opts,
+      input: `${batch.lines.join('\n')}\n`,
+    });
+  } catch (err) {
+    const message = err instanceof KernelToolError ? err.message : String(err);
+    for (const i of new Set(batch.opOfLine)) fail(i, message);
+    return;
+  }
+  const { failures, trailing } = parseBatchErrors(outcome.stderr);
+  let lastFailed = 0;
+  for (const [line, message] of failures) {
+    const opIndex = batch.opOfLine[line - 1];
+    if (opIndex !== undefined) fail(opIndex, message);
+    lastFailed = Math.max(lastFailed, line);
+  }
+  if (outcome.code !== 0 && trailing !== '') {
+    // iproute2 exits on some argument errors even with -force: lines after the last reported failure
+    // are unconfirmed. The next reconcile re-plans from a fresh dump.
+    const reason = `not confirmed: \`${batch.tool} -batch\` stopped early (exit ${outcome.code}): ${trailing}`;
+    for (const i of new Set(batch.opOfLine.slice(lastFailed))) fail(i, reason);
+  } else if (outcome.code !== 0 && failures.size === 0) {
+    const reason = `\`${batch.tool} -batch\` exited ${outcome.code} without naming a line`;
+    for (const i of new Set(batch.opOfLine)) fail(i, reason);
+  }
 }

@@ -1,2 +1,3 @@
 export * from './loop.js';
+export * from './observed.js';
 export * from './peers.js';
