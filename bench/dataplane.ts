@@ -4,15 +4,17 @@
 //   kernel vxlan, hand  the same topology flannel's vxlan backend makes, written by hand with `ip`: VXLAN device
 //                       (nolearning, MTU underlay − 50), static neighbour + FDB entry + onlink route per peer,
 //                       pods on a CNI bridge, no iptables rules (so no conntrack): the ideal kernel VXLAN
-//   hand + rules        the same, plus the iptables rules weftd installs (masquerade, forward, tunnel NOTRACK)
-//   …, tunnel tracked   the same without the NOTRACK rules
-//   weft vxlan          real weftd, Backend.Type vxlan (with --ip-masq, probes, reconcile loop running)
-//   …, no ip-masq       the same with --ip-masq=false (flannel's default)
-//   …, tunnel tracked   the same with --tunnel-notrack=false: conntrack also sees every outer VXLAN packet
+//   hand + rules        the same, plus the iptables rules weftd installs with --ip-masq (masquerade, forward)
+//   … + NOTRACK         the same plus --tunnel-notrack's raw-table rules
+//   weft vxlan          real weftd, Backend.Type vxlan (with --ip-masq, and weftd's default resync and probe
+//                       intervals: probes, reconcile loop and iptables checks running)
+//   …, no ip-masq       the same with --ip-masq=false (flannel's default; flannel's forward rules stay)
+//   …, no iptables rules  --ip-masq=false --iptables-forward-rules=false: the same netfilter as the hand-built row
+//   …, tunnel NOTRACK   the same with --tunnel-notrack: conntrack no longer sees the outer VXLAN packets
 //   weft udp            real weftd, Backend.Type udp (TUN flannel0 + the native engine)
 //
-// All four setups exist at once (separate namespace clusters); the runs go round-robin over the rows, `--runs`
-// rounds, so a change in the machine's other load hits every row alike. Each run: iperf3 TCP, one stream,
+// All setups exist at once (separate namespace clusters); the runs go round-robin over the rows, `--runs`
+// rounds, each round starting one row later, so a change in the machine's other load hits every row alike. Each run: iperf3 TCP, one stream,
 // `--seconds`; each row reports the median. CPU per Gbit/s counts the processes that do the work: iperf3 client
 // and server (as iperf3 reports its own CPU time), both weftd of the row's cluster and the ksoftirqd threads,
 // from /proc/<pid>/stat deltas (tick accounting: softirq work lands on whichever of these it interrupted). The
@@ -243,8 +245,8 @@ function handMac(i: number): string {
  * NOTRACK, rendered by weft's own firewall planner), so the row differs from weft's only in who wrote the
  * kernel state.
  */
-/** Which iptables rules the hand-built overlay gets: none, weft's full set, or weft's set without NOTRACK. */
-type HandRules = 'none' | 'weft' | 'tracked';
+/** Which iptables rules the hand-built overlay gets: none, weft's --ip-masq set, or that plus --tunnel-notrack. */
+type HandRules = 'none' | 'masq' | 'masq+notrack';
 
 async function buildHandVxlan(net: NetnsCluster, rules: HandRules): Promise<Pod[]> {
   const nodes = net.nodes;
@@ -257,7 +259,7 @@ async function buildHandVxlan(net: NetnsCluster, rules: HandRules): Promise<Pod[
       const sets = mergeRuleSets([
         planMasqRules({ network, subnet }),
         planForwardRules({ network }),
-        ...(rules === 'weft' ? [planTunnelNotrackRules({ family: 4, port: HAND_PORT })] : []),
+        ...(rules === 'masq+notrack' ? [planTunnelNotrackRules({ family: 4, port: HAND_PORT })] : []),
       ]);
       for (const set of sets) {
         const text = renderRestore(set, parseIptablesSave(''));
@@ -377,7 +379,8 @@ async function startWeftSetup(
   const c = await startWeftCluster({
     nodes: 2,
     netConf: { Network: '10.244.0.0/16', Backend: backend },
-    weftdArgs,
+    // weftd's own defaults for its timers and log level (the test fixture's are much busier), then the row's.
+    weftdArgs: ['--resync-interval=30', '--probe-interval=10', '--log-level=info', ...weftdArgs],
   });
   try {
     const [a, b] = await c.addPods(1);
@@ -418,10 +421,11 @@ const ROW_IDS = [
   'underlay',
   'hand',
   'hand-rules',
-  'hand-tracked',
+  'hand-notrack',
   'weft',
   'weft-nomasq',
-  'weft-tracked',
+  'weft-bare',
+  'weft-notrack',
   'udp',
 ] as const;
 type RowId = (typeof ROW_IDS)[number];
@@ -490,25 +494,31 @@ async function main(): Promise<void> {
       const { setup } = await handSetup(
         clusters,
         'kernel vxlan, hand + rules',
-        'weft',
-        "weft's --ip-masq, forward and tunnel NOTRACK rules",
+        'masq',
+        "weft's --ip-masq and forward rules",
       );
       setups.push(setup);
     }
-    if (want('hand-tracked')) {
-      process.stderr.write('building: hand-built kernel VXLAN with the rules but no NOTRACK\n');
+    if (want('hand-notrack')) {
+      process.stderr.write('building: hand-built kernel VXLAN with the rules and tunnel NOTRACK\n');
       const { setup } = await handSetup(
         clusters,
-        'hand + rules, tunnel tracked',
-        'tracked',
-        "weft's --ip-masq and forward rules, no NOTRACK",
+        'hand + rules + NOTRACK',
+        'masq+notrack',
+        "weft's --ip-masq, forward and --tunnel-notrack rules",
       );
       setups.push(setup);
     }
     const weftRows: Array<[RowId, string, Record<string, unknown>, string[]]> = [
       ['weft', 'weft vxlan', { Type: 'vxlan' }, []],
       ['weft-nomasq', 'weft vxlan, no ip-masq', { Type: 'vxlan' }, ['--ip-masq=false']],
-      ['weft-tracked', 'weft vxlan, tunnel tracked', { Type: 'vxlan' }, ['--tunnel-notrack=false']],
+      [
+        'weft-bare',
+        'weft vxlan, no iptables rules',
+        { Type: 'vxlan' },
+        ['--ip-masq=false', '--iptables-forward-rules=false'],
+      ],
+      ['weft-notrack', 'weft vxlan, tunnel NOTRACK', { Type: 'vxlan' }, ['--tunnel-notrack']],
       ['udp', 'weft udp', { Type: 'udp' }, []],
     ];
     for (const [id, name, backend, args] of weftRows) {
@@ -521,7 +531,9 @@ async function main(): Promise<void> {
     }
 
     for (let round = 1; round <= runs; round++) {
-      for (const setup of setups) {
+      // Each round starts one row later, so no row always runs first (or right after the same neighbour).
+      const offset = (round - 1) % setups.length;
+      for (const setup of [...setups.slice(offset), ...setups.slice(0, offset)]) {
         const sample = await iperfOnce(setup.from, setup.to, seconds, setup.weftdPids);
         setup.runs.push(sample);
         process.stderr.write(`  round ${round}: ${setup.name} ${sample.gbps.toFixed(2)} Gbit/s\n`);
@@ -542,16 +554,18 @@ async function main(): Promise<void> {
   const handRules = rows.find((r) => r.name === 'kernel vxlan, hand + rules');
   const weftVxlan = rows.find((r) => r.name === 'weft vxlan');
   const weftVxlanPlain = rows.find((r) => r.name === 'weft vxlan, no ip-masq');
-  const weftVxlanTracked = rows.find((r) => r.name === 'weft vxlan, tunnel tracked');
-  const handTracked = rows.find((r) => r.name === 'hand + rules, tunnel tracked');
+  const weftVxlanBare = rows.find((r) => r.name === 'weft vxlan, no iptables rules');
+  const weftVxlanNotrack = rows.find((r) => r.name === 'weft vxlan, tunnel NOTRACK');
+  const handNotrack = rows.find((r) => r.name === 'hand + rules + NOTRACK');
   const weftUdp = rows.find((r) => r.name === 'weft udp');
   const summary = {
-    weftVxlanTrackedVsHandVxlan: ratio(weftVxlanTracked, hand),
-    notrackGain: ratio(weftVxlan, weftVxlanTracked),
-    handNotrackGain: ratio(handRules, handTracked),
+    weftVxlanNotrackVsHandVxlan: ratio(weftVxlanNotrack, hand),
+    notrackGain: ratio(weftVxlanNotrack, weftVxlan),
+    handNotrackGain: ratio(handNotrack, handRules),
     weftVxlanVsHandVxlan: ratio(weftVxlan, hand),
     weftVxlanVsHandVxlanWithRules: ratio(weftVxlan, handRules),
     weftVxlanNoMasqVsHandVxlan: ratio(weftVxlanPlain, hand),
+    weftVxlanBareVsHandVxlan: ratio(weftVxlanBare, hand),
     weftUdpGbps: weftUdp?.gbps ?? Number.NaN,
     weftUdpVsKernelVxlan: ratio(weftUdp, hand),
     weftUdpVsUnderlay: ratio(weftUdp, underlay),
@@ -577,10 +591,11 @@ async function main(): Promise<void> {
   console.log(
     `weft vxlan / hand-built vxlan: ${summary.weftVxlanVsHandVxlan.toFixed(3)} (goal ≥ 0.95: ${verdict(summary.weftVxlanVsHandVxlan >= 0.95)}); ` +
       `/ hand-built with the same iptables rules: ${summary.weftVxlanVsHandVxlanWithRules.toFixed(3)} (${verdict(summary.weftVxlanVsHandVxlanWithRules >= 0.95)}); ` +
-      `weft vxlan without --ip-masq / hand-built: ${summary.weftVxlanNoMasqVsHandVxlan.toFixed(3)} (${verdict(summary.weftVxlanNoMasqVsHandVxlan >= 0.95)})`,
+      `weft vxlan without --ip-masq / hand-built: ${summary.weftVxlanNoMasqVsHandVxlan.toFixed(3)} (${verdict(summary.weftVxlanNoMasqVsHandVxlan >= 0.95)}); ` +
+      `without any iptables rules (like the hand-built row) / hand-built: ${summary.weftVxlanBareVsHandVxlan.toFixed(3)} (${verdict(summary.weftVxlanBareVsHandVxlan >= 0.95)})`,
   );
   console.log(
-    `tunnel NOTRACK: weft vxlan with --tunnel-notrack=false / hand-built: ${summary.weftVxlanTrackedVsHandVxlan.toFixed(3)}; ` +
+    `tunnel NOTRACK: weft vxlan with --tunnel-notrack / hand-built: ${summary.weftVxlanNotrackVsHandVxlan.toFixed(3)}; ` +
       `NOTRACK on / off: weft ${summary.notrackGain.toFixed(3)}, hand-built ${summary.handNotrackGain.toFixed(3)}`,
   );
   console.log(

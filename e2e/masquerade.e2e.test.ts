@@ -49,7 +49,12 @@ describe('masquerade: pods reach the underlay as their node, each other as thems
   }
 
   beforeAll(async () => {
-    c = await startWeftCluster({ nodes: 2, extraHosts: 1 });
+    // --tunnel-notrack is off by default; the NOTRACK tests below turn it on (and off again on node 2).
+    c = await startWeftCluster({
+      nodes: 2,
+      extraHosts: 1,
+      nodeArgs: { 0: ['--tunnel-notrack'], 1: ['--tunnel-notrack'] },
+    });
     pods = await c.addPods(1);
   });
 
@@ -97,7 +102,7 @@ describe('masquerade: pods reach the underlay as their node, each other as thems
     return line === undefined ? undefined : Number(line.trim().split(/\s+/)[0]);
   }
 
-  it('tracks the pods’ connections but not the VXLAN packets carrying them (raw-table NOTRACK)', async () => {
+  it('--tunnel-notrack: tracks the pods’ connections but not the VXLAN packets carrying them', async () => {
     const [a, b] = pods as [Pod, Pod];
     expect(await seenSource(a, b.ip)).toBe(a.ip);
     for (const node of c.net.nodes) {
@@ -121,11 +126,12 @@ describe('masquerade: pods reach the underlay as their node, each other as thems
     }
   });
 
-  it('--tunnel-notrack=false: a restarted weftd removes the jumps, and pods still talk', async () => {
+  it('restarted without --tunnel-notrack, weftd removes the jumps, and pods still talk', async () => {
     const node = c.net.nodes[1]!;
     const w = c.weftNodes[1]!;
     await w.weftd?.stop('SIGTERM', 10_000);
-    await restartWeftd(c, 1, 30_000, { WEFT_TUNNEL_NOTRACK: 'false' });
+    w.args = [];
+    await restartWeftd(c, 1);
     const raw = await node.exec('iptables-save', ['-t', 'raw']);
     expect(raw.stdout).not.toContain('-j WEFT-NOTRACK-IN');
     expect(raw.stdout).not.toContain('-j WEFT-NOTRACK-OUT');

@@ -93,7 +93,11 @@ export class WeftCluster {
     const sm = this.options.subnetManagerArgs
       ? this.options.subnetManagerArgs(w.node)
       : [`--etcd-endpoints=${this.etcdEndpoint}`];
-    return [
+    const extra = [...(this.options.weftdArgs ?? []), ...w.args];
+    // A flag given in weftdArgs or the node's args replaces the fixture's value for it.
+    const flagName = (arg: string) => arg.split('=')[0]!;
+    const overridden = new Set(extra.filter((a) => a.startsWith('--')).map(flagName));
+    const base = [
       ...sm,
       `--iface=${w.node.ifname}`,
       `--subnet-file=${w.subnetFile}`,
@@ -105,9 +109,8 @@ export class WeftCluster {
       '--resync-interval=2',
       '--probe-interval=1',
       '--log-level=debug',
-      ...(this.options.weftdArgs ?? []),
-      ...w.args,
     ];
+    return [...base.filter((a) => !overridden.has(flagName(a))), ...extra];
   }
 
   /**

@@ -355,7 +355,7 @@ class Daemon {
     });
     const sets = this.firewallRuleSets(lease);
     if (this.firewallSets.length === 0 && this.notrackFamilies().length === 0) {
-      // NOTRACK turned off (or a backend without a tunnel): drop the jumps an earlier run installed.
+      // NOTRACK off (or a backend without a tunnel): drop the jumps an earlier run with it on installed.
       const stale = [4, 6].map((family) => planTunnelNotrackRules({ family: family as 4 | 6, port: 1 }));
       await this.firewall
         .cleanup(stale, sets)

@@ -18,7 +18,7 @@ describe('weftd options', () => {
     expect(o.iptablesResync).toBe(5);
     expect(o.iptablesForwardRules).toBe(true);
     expect(o.ipMasq).toBe(false);
-    expect(o.tunnelNotrack).toBe(true);
+    expect(o.tunnelNotrack).toBe(false);
     expect(o.healthzIp).toBe('0.0.0.0');
     expect(o.healthzPort).toBe(0);
     expect(o.kubeAnnotationPrefix).toBe('flannel.alpha.coreos.com');
@@ -74,8 +74,8 @@ describe('weftd options', () => {
     expect(o.ipMasq).toBe(true);
     expect(o.healthzPort).toBe(8471);
     expect(o.publicIp).toBe('192.0.2.9');
-    expect(toDaemonOptions(flagsFromEnv(WEFTD_FLAGS, { WEFT_TUNNEL_NOTRACK: 'false' })).tunnelNotrack).toBe(
-      false,
+    expect(toDaemonOptions(flagsFromEnv(WEFTD_FLAGS, { WEFT_TUNNEL_NOTRACK: 'true' })).tunnelNotrack).toBe(
+      true,
     );
   });
 
