@@ -30,7 +30,10 @@ afterEach(async () => {
 });
 
 const PREFIX = '/coreos.com/network';
-const CONFIG = '{"Network":"10.20.0.0/16","Backend":{"Type":"vxlan"}}';
+// Leases are acquired from 10.20.1.0–10.20.50.0 only: the hand-written peer 10.20.99.0/24 can never be the
+// subnet the manager picked for itself (it once was, at random, and the test overwrote its own lease).
+const CONFIG =
+  '{"Network":"10.20.0.0/16","SubnetMin":"10.20.1.0","SubnetMax":"10.20.50.0","Backend":{"Type":"vxlan"}}';
 
 function value(ip: string): string {
   return encodeLeaseAttrs({
