@@ -70,6 +70,7 @@ interface RunSample {
 }
 
 interface Row {
+  id: RowId;
   name: string;
   runs: RunSample[];
   gbps: number;
@@ -207,6 +208,7 @@ function median(values: number[]): number {
 }
 
 interface RowSetup {
+  id: RowId;
   name: string;
   from: Endpoint;
   to: Endpoint;
@@ -218,6 +220,7 @@ interface RowSetup {
 function summarize(setup: RowSetup): Row {
   const { runs } = setup;
   return {
+    id: setup.id,
     name: setup.name,
     runs,
     gbps: median(runs.map((r) => r.gbps)),
@@ -372,6 +375,7 @@ async function udpDrops(c: WeftCluster, i: number): Promise<Record<string, numbe
 }
 
 async function startWeftSetup(
+  id: RowId,
   name: string,
   backend: Record<string, unknown>,
   weftdArgs: string[] = [],
@@ -387,6 +391,7 @@ async function startWeftSetup(
     return {
       c,
       setup: {
+        id,
         name,
         from: a!,
         to: b!,
@@ -433,6 +438,7 @@ type RowId = (typeof ROW_IDS)[number];
 /** A two-node cluster with the hand-built overlay and its rules, plus the pods' setup row. */
 async function handSetup(
   clusters: Array<{ destroy(): Promise<void> }>,
+  id: RowId,
   name: string,
   rules: HandRules,
   note: string,
@@ -442,7 +448,7 @@ async function handSetup(
   const [p1, p2] = await buildHandVxlan(net, rules);
   return {
     net,
-    setup: { name, from: p1!, to: p2!, weftdPids: [], notes: [`pod MTU ${HAND_MTU}, ${note}`], runs: [] },
+    setup: { id, name, from: p1!, to: p2!, weftdPids: [], notes: [`pod MTU ${HAND_MTU}, ${note}`], runs: [] },
   };
 }
 
@@ -472,6 +478,7 @@ async function main(): Promise<void> {
       process.stderr.write('building: underlay and hand-built kernel VXLAN\n');
       const { net, setup } = await handSetup(
         clusters,
+        'hand',
         'kernel vxlan, hand-built',
         'none',
         'no iptables rules',
@@ -479,6 +486,7 @@ async function main(): Promise<void> {
       const [n1, n2] = net.nodes;
       if (want('underlay')) {
         setups.push({
+          id: 'underlay',
           name: 'underlay',
           from: { netns: n1!.netns, ip: n1!.underlayIp },
           to: { netns: n2!.netns, ip: n2!.underlayIp },
@@ -489,25 +497,19 @@ async function main(): Promise<void> {
       }
       if (want('hand')) setups.push(setup);
     }
-    if (want('hand-rules')) {
-      process.stderr.write('building: hand-built kernel VXLAN with weft’s iptables rules\n');
-      const { setup } = await handSetup(
-        clusters,
-        'kernel vxlan, hand + rules',
-        'masq',
-        "weft's --ip-masq and forward rules",
-      );
-      setups.push(setup);
-    }
-    if (want('hand-notrack')) {
-      process.stderr.write('building: hand-built kernel VXLAN with the rules and tunnel NOTRACK\n');
-      const { setup } = await handSetup(
-        clusters,
+    const handRows: Array<[RowId, string, HandRules, string]> = [
+      ['hand-rules', 'kernel vxlan, hand + rules', 'masq', "weft's --ip-masq and forward rules"],
+      [
+        'hand-notrack',
         'hand + rules + NOTRACK',
         'masq+notrack',
         "weft's --ip-masq, forward and --tunnel-notrack rules",
-      );
-      setups.push(setup);
+      ],
+    ];
+    for (const [id, name, rules, note] of handRows) {
+      if (!want(id)) continue;
+      process.stderr.write(`building: ${name}\n`);
+      setups.push((await handSetup(clusters, id, name, rules, note)).setup);
     }
     const weftRows: Array<[RowId, string, Record<string, unknown>, string[]]> = [
       ['weft', 'weft vxlan', { Type: 'vxlan' }, []],
@@ -524,7 +526,7 @@ async function main(): Promise<void> {
     for (const [id, name, backend, args] of weftRows) {
       if (!want(id)) continue;
       process.stderr.write(`building: ${name}\n`);
-      const built = await startWeftSetup(name, backend, args);
+      const built = await startWeftSetup(id, name, backend, args);
       clusters.push(built.c);
       setups.push(built.setup);
       if (id === 'udp') udpCluster = built.c;
@@ -539,7 +541,7 @@ async function main(): Promise<void> {
         process.stderr.write(`  round ${round}: ${setup.name} ${sample.gbps.toFixed(2)} Gbit/s\n`);
       }
     }
-    const udpSetup = setups.find((x) => x.name === 'weft udp');
+    const udpSetup = setups.find((x) => x.id === 'udp');
     if (udpSetup && udpCluster) {
       udpSetup.notes.push(`drops sender ${JSON.stringify(await udpDrops(udpCluster, 0))}`);
       udpSetup.notes.push(`drops receiver ${JSON.stringify(await udpDrops(udpCluster, 1))}`);
@@ -549,15 +551,16 @@ async function main(): Promise<void> {
     for (const c of clusters.reverse()) await c.destroy().catch(() => undefined);
   }
 
-  const underlay = rows.find((r) => r.name === 'underlay');
-  const hand = rows.find((r) => r.name === 'kernel vxlan, hand-built');
-  const handRules = rows.find((r) => r.name === 'kernel vxlan, hand + rules');
-  const weftVxlan = rows.find((r) => r.name === 'weft vxlan');
-  const weftVxlanPlain = rows.find((r) => r.name === 'weft vxlan, no ip-masq');
-  const weftVxlanBare = rows.find((r) => r.name === 'weft vxlan, no iptables rules');
-  const weftVxlanNotrack = rows.find((r) => r.name === 'weft vxlan, tunnel NOTRACK');
-  const handNotrack = rows.find((r) => r.name === 'hand + rules + NOTRACK');
-  const weftUdp = rows.find((r) => r.name === 'weft udp');
+  const row = (id: RowId) => rows.find((r) => r.id === id);
+  const underlay = row('underlay');
+  const hand = row('hand');
+  const handRules = row('hand-rules');
+  const weftVxlan = row('weft');
+  const weftVxlanPlain = row('weft-nomasq');
+  const weftVxlanBare = row('weft-bare');
+  const weftVxlanNotrack = row('weft-notrack');
+  const handNotrack = row('hand-notrack');
+  const weftUdp = row('udp');
   const summary = {
     weftVxlanNotrackVsHandVxlan: ratio(weftVxlanNotrack, hand),
     notrackGain: ratio(weftVxlanNotrack, weftVxlan),
@@ -583,26 +586,28 @@ async function main(): Promise<void> {
   );
   for (const r of rows) {
     console.log(
-      `${r.name.padEnd(28)} ${r.gbps.toFixed(2).padStart(7)} ${`${(ratio(r, underlay) * 100).toFixed(0)}%`.padStart(11)} ${String(Math.round(r.retransmits)).padStart(8)} ${r.processCoresPerGbps.toFixed(3).padStart(13)} ${r.weftdCoresPerGbps.toFixed(3).padStart(7)} ${r.machineCoresPerGbps.toFixed(3).padStart(8)}  ${r.notes.join('; ')}`,
+      `${r.name.padEnd(28)} ${r.gbps.toFixed(2).padStart(7)} ${(underlay ? `${(ratio(r, underlay) * 100).toFixed(0)}%` : '-').padStart(11)} ${String(Math.round(r.retransmits)).padStart(8)} ${r.processCoresPerGbps.toFixed(3).padStart(13)} ${r.weftdCoresPerGbps.toFixed(3).padStart(7)} ${r.machineCoresPerGbps.toFixed(3).padStart(8)}  ${r.notes.join('; ')}`,
     );
   }
-  const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  // One line per comparison whose rows ran (`--rows` may leave some out), with the goal's verdict if it has one.
+  const comparisons: Array<[string, number, number?]> = [
+    ['weft vxlan / hand-built vxlan (goal ≥ 0.95)', summary.weftVxlanVsHandVxlan, 0.95],
+    ['weft vxlan / hand-built with the same iptables rules', summary.weftVxlanVsHandVxlanWithRules, 0.95],
+    ['weft vxlan without --ip-masq / hand-built', summary.weftVxlanNoMasqVsHandVxlan, 0.95],
+    ['weft vxlan without any iptables rules / hand-built', summary.weftVxlanBareVsHandVxlan, 0.95],
+    ['weft vxlan with --tunnel-notrack / hand-built', summary.weftVxlanNotrackVsHandVxlan],
+    ['NOTRACK on / off, weft', summary.notrackGain],
+    ['NOTRACK on / off, hand-built', summary.handNotrackGain],
+    ['weft udp Gbit/s (goal ≥ 0.8)', summary.weftUdpGbps, 0.8],
+    ['weft udp / kernel vxlan (stretch ≥ 0.25)', summary.weftUdpVsKernelVxlan, 0.25],
+    ['weft udp / underlay', summary.weftUdpVsUnderlay],
+  ];
   console.log('');
-  console.log(
-    `weft vxlan / hand-built vxlan: ${summary.weftVxlanVsHandVxlan.toFixed(3)} (goal ≥ 0.95: ${verdict(summary.weftVxlanVsHandVxlan >= 0.95)}); ` +
-      `/ hand-built with the same iptables rules: ${summary.weftVxlanVsHandVxlanWithRules.toFixed(3)} (${verdict(summary.weftVxlanVsHandVxlanWithRules >= 0.95)}); ` +
-      `weft vxlan without --ip-masq / hand-built: ${summary.weftVxlanNoMasqVsHandVxlan.toFixed(3)} (${verdict(summary.weftVxlanNoMasqVsHandVxlan >= 0.95)}); ` +
-      `without any iptables rules (like the hand-built row) / hand-built: ${summary.weftVxlanBareVsHandVxlan.toFixed(3)} (${verdict(summary.weftVxlanBareVsHandVxlan >= 0.95)})`,
-  );
-  console.log(
-    `tunnel NOTRACK: weft vxlan with --tunnel-notrack / hand-built: ${summary.weftVxlanNotrackVsHandVxlan.toFixed(3)}; ` +
-      `NOTRACK on / off: weft ${summary.notrackGain.toFixed(3)}, hand-built ${summary.handNotrackGain.toFixed(3)}`,
-  );
-  console.log(
-    `weft udp: ${summary.weftUdpGbps.toFixed(2)} Gbit/s (goal ≥ 0.8: ${verdict(summary.weftUdpGbps >= 0.8)}); ` +
-      `/ kernel vxlan ${summary.weftUdpVsKernelVxlan.toFixed(3)} (stretch ≥ 0.25: ${verdict(summary.weftUdpVsKernelVxlan >= 0.25)}); ` +
-      `/ underlay ${summary.weftUdpVsUnderlay.toFixed(3)}`,
-  );
+  for (const [label, value, goal] of comparisons) {
+    if (!Number.isFinite(value)) continue;
+    const verdict = goal === undefined ? '' : value >= goal ? '  met' : '  NOT met';
+    console.log(`${label}: ${value.toFixed(3)}${verdict}`);
+  }
   console.log(
     'cores/Gbit/s: iperf3 client + server + both weftd + ksoftirqd, per Gbit/s; weftd: both weftd alone; ' +
       'machine: /proc/stat busy cores minus at rest (noisy unless the machine is otherwise idle). ' +

@@ -2,7 +2,7 @@
 // kernel entries weft programs on a node, weftd's readiness after a restart, and bounded waits.
 import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
-import { sleep } from './harness/index.js';
+import { type Pod, sleep } from './harness/index.js';
 import type { WeftCluster } from './weft-cluster.js';
 
 export const LEASE_PREFIX = '/coreos.com/network/subnets/';
@@ -183,14 +183,9 @@ export function lastRunLog(c: WeftCluster, i: number): Array<Record<string, unkn
 }
 
 /** Restarts weftd on node `i` and waits until it logs "weftd ready" once more. */
-export async function restartWeftd(
-  c: WeftCluster,
-  i: number,
-  timeoutMs = 30_000,
-  env: NodeJS.ProcessEnv = {},
-): Promise<void> {
+export async function restartWeftd(c: WeftCluster, i: number, timeoutMs = 30_000): Promise<void> {
   const before = countLogMessages(c, i, 'weftd ready');
-  const handle = await c.startWeftd(i, env);
+  const handle = await c.startWeftd(i);
   await waitFor(
     `weftd on node ${i + 1} to be ready again`,
     async () => {
@@ -232,4 +227,21 @@ export async function txPackets(c: WeftCluster, i: number, dev: string): Promise
   const n = link?.stats64?.tx?.packets;
   if (typeof n !== 'number') throw new Error(`node ${i + 1}: no TX counter for ${dev}`);
   return n;
+}
+
+/**
+ * Don't-fragment pings from `from` to `to` with a `size`-byte payload and with one byte more: whether each got
+ * through. With `size` the largest payload the pod MTU carries, the first must and the second must not.
+ * `output` holds both pings' text for the failure message.
+ */
+export async function dfPingEdge(
+  c: WeftCluster,
+  from: Pod,
+  to: string,
+  size: number,
+  count = 1,
+): Promise<{ fits: boolean; oneMore: boolean; output: string }> {
+  const fits = await c.net.ping(from, to, { size, dontFragment: true, count });
+  const over = await c.net.ping(from, to, { size: size + 1, dontFragment: true, count: 1, timeoutSec: 2 });
+  return { fits: fits.ok, oneMore: over.ok, output: `${fits.output}\n${over.output}` };
 }

@@ -2,7 +2,7 @@
 // dual-stack lease format in etcd (written by weftd and written by hand), per-family MTUs and IPv6 masquerade.
 // Every node has IPv4 and IPv6 on its underlay veth (`ipv6: true`: fd77::(10+i)/64, DAD off).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalAddresses, restartWeftd as restartWeftdAfterStop } from './dataplane.js';
+import { dfPingEdge, globalAddresses, restartWeftd as restartWeftdAfterStop } from './dataplane.js';
 import { type Pod, sleep } from './harness/index.js';
 import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
 
@@ -448,16 +448,8 @@ describe.each([
         [4, b.ip],
         [6, b.ip6!],
       ] as const) {
-        const fits = maxPingPayload(mtu, family);
-        const ok = await c.net.ping(a, to, { size: fits, dontFragment: true, count: 2 });
-        expect(ok.ok, `IPv${family} ${fits}-byte DF ping:\n${ok.output}`).toBe(true);
-        const tooBig = await c.net.ping(a, to, {
-          size: fits + 1,
-          dontFragment: true,
-          count: 1,
-          timeoutSec: 2,
-        });
-        expect(tooBig.ok, `IPv${family} ${fits + 1}-byte DF ping:\n${tooBig.output}`).toBe(false);
+        const edge = await dfPingEdge(c, a, to, maxPingPayload(mtu, family), 2);
+        expect(edge, `IPv${family}`).toMatchObject({ fits: true, oneMore: false });
       }
     });
 
@@ -638,15 +630,7 @@ describe('IPv6 only (EnableIPv4: false), vxlan: 3 nodes × 2 pods', () => {
     const a = pods[0]!;
     const b = pods[3]!;
     expect(a.node).not.toBe(b.node);
-    const ok = await c.net.ping(a, b.ip6!, { size: fits, dontFragment: true, count: 2 });
-    expect(ok.ok, ok.output).toBe(true);
-    const tooBig = await c.net.ping(a, b.ip6!, {
-      size: fits + 1,
-      dontFragment: true,
-      count: 1,
-      timeoutSec: 2,
-    });
-    expect(tooBig.ok, tooBig.output).toBe(false);
+    expect(await dfPingEdge(c, a, b.ip6!, fits, 2)).toMatchObject({ fits: true, oneMore: false });
   });
 
   it('finds its lease again by PublicIPv6 after a restart, and by subnet.env when the key vanished', async () => {

@@ -4,7 +4,7 @@
 // appears and disappears while the daemons keep running.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leaseRows, restartWeftd, waitFor } from './dataplane.js';
+import { dfPingEdge, leaseRows, restartWeftd, waitFor } from './dataplane.js';
 import { type ClusterMachine, type Pod, type ProcessHandle, runIn, spawnIn } from './harness/index.js';
 import { ipv4UdpPacket } from './udp-peer.js';
 import { HEALTHZ_PORT, REPO_ROOT, startWeftCluster, type WeftCluster } from './weft-cluster.js';
@@ -221,10 +221,7 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
   it('has the MTU right: a 1444-byte DF ping crosses nodes, 1445 does not leave the pod', async () => {
     const a = pods[0]!;
     const b = pods[4]!;
-    expect((await c.net.ping(a, b.ip, { size: 1444, dontFragment: true, count: 1 })).ok).toBe(true);
-    expect((await c.net.ping(a, b.ip, { size: 1445, dontFragment: true, count: 1, timeoutSec: 2 })).ok).toBe(
-      false,
-    );
+    expect(await dfPingEdge(c, a, b.ip, 1444)).toMatchObject({ fits: true, oneMore: false });
   });
 
   it('carries TCP between pods on different nodes (iperf3) and counts it in /metrics', async () => {

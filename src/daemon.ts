@@ -17,6 +17,7 @@ import {
   planForwardRules,
   planMasqRules,
   planTunnelNotrackRules,
+  tunnelNotrackJumps,
 } from './firewall/index.js';
 import { type Cidr, formatCidr } from './ip/index.js';
 import {
@@ -356,7 +357,9 @@ class Daemon {
     const sets = this.firewallRuleSets(lease);
     if (this.firewallSets.length === 0 && this.notrackFamilies().length === 0) {
       // NOTRACK off (or a backend without a tunnel): drop the jumps an earlier run with it on installed.
-      const stale = [4, 6].map((family) => planTunnelNotrackRules({ family: family as 4 | 6, port: 1 }));
+      const stale: IptablesRuleSet[] = [];
+      if (this.config?.ipv4) stale.push(tunnelNotrackJumps(4));
+      if (this.config?.ipv6) stale.push(tunnelNotrackJumps(6));
       await this.firewall
         .cleanup(stale, sets)
         .catch((err: unknown) =>

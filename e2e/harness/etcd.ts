@@ -13,6 +13,7 @@ import {
   runChecked,
   sleep,
   spawnIn,
+  tailFile,
 } from './exec.js';
 import { makeRunTempDir, removeRunTempDir, runPrefix } from './run.js';
 
@@ -255,16 +256,7 @@ class EtcdMemberProcess implements EtcdServer {
   }
 
   logTail(lines = 40): string {
-    try {
-      return fs
-        .readFileSync(this.logFile, 'utf8')
-        .split('\n')
-        .slice(-lines - 1)
-        .join('\n')
-        .trimEnd();
-    } catch {
-      return '';
-    }
+    return tailFile(this.logFile, lines);
   }
 
   /** Starts the process (not waiting for health). */

@@ -139,7 +139,8 @@ export async function startNode(testbed: Testbed, n: TestbedNode): Promise<void>
   });
   try {
     // Idempotent plumbing, as the kernel layer does it: replace, not add.
-    // The tunnel is IPv4 only: without this the kernel sends IPv6 router solicitations into the TUN.
+    // The tunnel is IPv4 only: without disable_ipv6 the kernel sends IPv6 router solicitations into the
+    // TUN. ICMP net-unreachable replies come from our own tunnel address: accept_local takes them back in.
     await runCommand('ip', [
       'netns',
       'exec',
@@ -148,20 +149,11 @@ export async function startNode(testbed: Testbed, n: TestbedNode): Promise<void>
       '-q',
       '-w',
       `net.ipv6.conf.${n.tunName}.disable_ipv6=1`,
+      `net.ipv4.conf.${n.tunName}.accept_local=1`,
     ]);
     await runCommand('ip', ['-n', n.ns, 'addr', 'replace', `${n.tunnelAddress}/32`, 'dev', n.tunName]);
     await runCommand('ip', ['-n', n.ns, 'link', 'set', n.tunName, 'mtu', '1472', 'up']);
     await runCommand('ip', ['-n', n.ns, 'route', 'replace', TESTBED_NETWORK, 'dev', n.tunName]);
-    // ICMP net-unreachable replies come from our own tunnel address; accept them back in.
-    await runCommand('ip', [
-      'netns',
-      'exec',
-      n.ns,
-      'sysctl',
-      '-q',
-      '-w',
-      `net.ipv4.conf.${n.tunName}.accept_local=1`,
-    ]);
     n.engine = UdpEngine.start({
       tun,
       bindAddress: n.underlayAddress,

@@ -36,6 +36,7 @@ export {
   quoteArg,
   ruleText,
   type TunnelNotrackInput,
+  tunnelNotrackJumps,
 } from './rules.js';
 export {
   type IptablesSave,

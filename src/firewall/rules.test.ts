@@ -10,6 +10,7 @@ import {
   planTunnelNotrackRules,
   quoteArg,
   ruleText,
+  tunnelNotrackJumps,
 } from './rules.js';
 import { splitArgs } from './save.js';
 
@@ -93,6 +94,15 @@ describe('planTunnelNotrackRules', () => {
       '-A WEFT-NOTRACK-IN -p udp -m udp --dport 8285 -m addrtype --dst-type LOCAL -m comment --comment "weft tunnel notrack" -j NOTRACK',
       '-A WEFT-NOTRACK-OUT -p udp -m udp --dport 8285 -m comment --comment "weft tunnel notrack" -j NOTRACK',
     ]);
+  });
+
+  it('has the same jumps whatever the port: what removes an earlier run’s NOTRACK', () => {
+    for (const port of [8472, 8285]) {
+      expect(tunnelNotrackJumps(6).rules.map(ruleText)).toEqual(
+        planTunnelNotrackRules({ family: 6, port }).rules.slice(0, 2).map(ruleText),
+      );
+    }
+    expect(tunnelNotrackJumps(4).ownedChains).toEqual([]);
   });
 
   it('refuses a port outside 1..65535', () => {

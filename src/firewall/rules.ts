@@ -130,9 +130,7 @@ export function planTunnelNotrackRules(input: TunnelNotrackInput): IptablesRuleS
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new FirewallPlanError(`tunnel port ${port} is not a UDP port (1..65535)`);
   }
-  const comment = ['-m', 'comment', '--comment', NOTRACK_COMMENT];
   const udp = ['-p', 'udp', '-m', 'udp', '--dport', String(port)];
-  const rule = (chain: string, ...args: string[]): IptablesRule => ({ table: 'raw', chain, args });
   return {
     family,
     ownedChains: [
@@ -140,10 +138,37 @@ export function planTunnelNotrackRules(input: TunnelNotrackInput): IptablesRuleS
       { table: 'raw', chain: NOTRACK_OUT_CHAIN },
     ],
     rules: [
-      rule('PREROUTING', ...comment, '-j', NOTRACK_IN_CHAIN),
-      rule('OUTPUT', ...comment, '-j', NOTRACK_OUT_CHAIN),
-      rule(NOTRACK_IN_CHAIN, ...udp, '-m', 'addrtype', '--dst-type', 'LOCAL', ...comment, '-j', 'NOTRACK'),
-      rule(NOTRACK_OUT_CHAIN, ...udp, ...comment, '-j', 'NOTRACK'),
+      ...tunnelNotrackJumps(family).rules,
+      notrackRule(
+        NOTRACK_IN_CHAIN,
+        ...udp,
+        '-m',
+        'addrtype',
+        '--dst-type',
+        'LOCAL',
+        ...NOTRACK_MATCH,
+        '-j',
+        'NOTRACK',
+      ),
+      notrackRule(NOTRACK_OUT_CHAIN, ...udp, ...NOTRACK_MATCH, '-j', 'NOTRACK'),
+    ],
+  };
+}
+
+const NOTRACK_MATCH = ['-m', 'comment', '--comment', NOTRACK_COMMENT];
+const notrackRule = (chain: string, ...args: string[]): IptablesRule => ({ table: 'raw', chain, args });
+
+/**
+ * Only the jumps from PREROUTING and OUTPUT into the NOTRACK chains (whatever the port): removing them is what
+ * turns an earlier run's --tunnel-notrack off. The chains stay, unused, as flannel leaves its chains.
+ */
+export function tunnelNotrackJumps(family: Family): IptablesRuleSet {
+  return {
+    family,
+    ownedChains: [],
+    rules: [
+      notrackRule('PREROUTING', ...NOTRACK_MATCH, '-j', NOTRACK_IN_CHAIN),
+      notrackRule('OUTPUT', ...NOTRACK_MATCH, '-j', NOTRACK_OUT_CHAIN),
     ],
   };
 }
