@@ -3,13 +3,11 @@
 // same entries, each in a fresh namespace, side by side in one run. Also the steady-state pass (dump + plan,
 // nothing to do) that every resync costs.
 //
-//   npm run build && node dist/bench/converge-kernel.js [--peers 1000] [--rounds 5]
+//   npm run build:dev && node dist-dev/bench/converge-kernel.js [--peers 1000] [--rounds 5]
 //
 // Needs root and iproute2. No packets are sent. Namespaces are `wk<4 hex>`, removed after each round.
 import { parseArgs } from 'node:util';
-import { createScratchNamespace } from '../e2e/harness/scratch-netns.js';
 import { planVxlan } from '../src/backend/index.js';
-import { DEFAULT_VXLAN_CONFIG, subnetLease, vxlanLeaseAttrs } from '../src/backend/testing.js';
 import { parseCidr } from '../src/ip/index.js';
 import { runTool } from '../src/kernel/exec.js';
 import {
@@ -21,6 +19,8 @@ import {
   type SelectedInterface,
 } from '../src/kernel/index.js';
 import type { Lease } from '../src/lease/index.js';
+import { DEFAULT_VXLAN_CONFIG, subnetLease, vxlanLeaseAttrs } from '../testkit/fixtures/backend.js';
+import { createScratchNamespace } from '../testkit/scratch-netns.js';
 
 const { values } = parseArgs({
   options: { peers: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '5' } },

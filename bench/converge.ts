@@ -7,7 +7,7 @@
 // same VXLAN device, observed the same way. Also: removing the 1000 peers, the latency from one new lease to
 // its route (100 events, 1000 peers present), and weftd's RSS and V8 heap.
 //
-//   npm run build && node dist/bench/converge.js [--peers 1000] [--rounds 5] [--events 100] [--cpu-prof-dir DIR]
+//   npm run build:dev && node dist-dev/bench/converge.js [--peers 1000] [--rounds 5] [--events 100] [--cpu-prof-dir DIR]
 //
 // `--cpu-prof-dir` runs weftd under `node --cpu-prof`. Needs root. Traffic stays in the run's namespaces
 // (etcd on the underlay, weftd's metrics on the node's loopback); the synthetic peers' PublicIPs are never
@@ -20,6 +20,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
+import { stableVtepMac } from '../src/ip/index.js';
 import {
   type ClusterNode,
   etcdctl,
@@ -27,11 +28,10 @@ import {
   netnsCluster,
   sleep,
   tailFile,
-} from '../e2e/harness/index.js';
-import { registerProcess, unregisterProcess } from '../e2e/harness/run.js';
-import { createScratchNamespace, type ScratchNamespace } from '../e2e/harness/scratch-netns.js';
-import { WEFTD } from '../e2e/weft-cluster.js';
-import { stableVtepMac } from '../src/ip/index.js';
+} from '../testkit/index.js';
+import { registerProcess, unregisterProcess } from '../testkit/run.js';
+import { createScratchNamespace, type ScratchNamespace } from '../testkit/scratch-netns.js';
+import { WEFTD } from '../testkit/weft-cluster.js';
 
 const { values } = parseArgs({
   options: {

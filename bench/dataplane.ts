@@ -21,23 +21,12 @@
 // machine-wide /proc/stat busy time is reported too, minus the busy cores at rest measured before each run; it is
 // only meaningful on an otherwise idle machine.
 //
-//   npm run build && node dist/bench/dataplane.js [--seconds 5] [--runs 3] [--rows hand,weft,…] [--json]
+//   npm run build:dev && node dist-dev/bench/dataplane.js [--seconds 5] [--runs 3] [--rows hand,weft,…] [--json]
 //
 // Needs root, iperf3, iproute2 and the CNI plugins. Traffic stays inside the namespaces this script creates
 // (run prefix wt<4 hex>); every cluster is removed at the end of its rows, also on failure.
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import {
-  type NetnsCluster,
-  netnsCluster,
-  type Pod,
-  type RunResult,
-  runCheckedIn,
-  runIn,
-  sleep,
-  spawnIn,
-} from '../e2e/harness/index.js';
-import { startWeftCluster, type WeftCluster } from '../e2e/weft-cluster.js';
 import {
   mergeRuleSets,
   parseIptablesSave,
@@ -47,6 +36,17 @@ import {
   renderRestore,
 } from '../src/firewall/index.js';
 import { parseCidr } from '../src/ip/index.js';
+import {
+  type NetnsCluster,
+  netnsCluster,
+  type Pod,
+  type RunResult,
+  runCheckedIn,
+  runIn,
+  sleep,
+  spawnIn,
+} from '../testkit/index.js';
+import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 const IPERF_PORT = 5201;
 /** Linux's USER_HZ; /proc/<pid>/stat and /proc/stat count in these ticks. */

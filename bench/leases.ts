@@ -3,15 +3,15 @@
 //     EtcdSubnetManager, on a 10.0.0.0/8 network with /24 subnets;
 //   - watch fan-out: 100 nodes watching, one new lease written; the time until every watcher has seen it.
 //
-//   npm run build && node dist/bench/leases.js [--rounds 3] [--fanout-writes 20]
+//   npm run build:dev && node dist-dev/bench/leases.js [--rounds 3] [--fanout-writes 20]
 //
 // Loopback traffic only; the etcd process and its data dir are removed at the end (also on failure).
 import { parseArgs } from 'node:util';
-import { type EtcdServer, etcdctl, startEtcd } from '../e2e/harness/etcd.js';
 import { parseNetworkConfigText } from '../src/config/index.js';
 import { encodeLeaseAttrs } from '../src/lease/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
+import { type EtcdServer, etcdctl, startEtcd } from '../testkit/etcd.js';
 
 const { values } = parseArgs({
   options: {

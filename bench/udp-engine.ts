@@ -1,20 +1,20 @@
 // Throughput of the udp backend's native engine: iperf3 TCP between two namespaces across the TUN
 // tunnel, next to the same over the raw veth underlay, measured side by side in one run.
 //
-//   npm run build && node dist/bench/udp-engine.js [--seconds 5]
+//   npm run build:dev && node dist-dev/bench/udp-engine.js [--seconds 5]
 //
 // Needs root, the built addon (native/build/Release/weft_udp.node), iproute2 and iperf3. Traffic stays
 // inside the two namespaces this script creates (prefix wu<4 hex>); they are removed at the end.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import type { UdpEngineStats } from '../src/backend/udp/engine.js';
 import {
   createTestbed,
   destroyTestbed,
   inNamespace,
   type Testbed,
   testbedPrefix,
-} from '../e2e/harness/udp-testbed.js';
-import type { UdpEngineStats } from '../src/backend/udp/engine.js';
+} from '../testkit/udp-testbed.js';
 
 interface Measurement {
   name: string;

@@ -4,12 +4,12 @@
 // back to udp and pods still reach each other.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lastRunLog, leaseRows, waitFor } from './dataplane.js';
-import { netnsCluster, type Pod, type ProcessHandle, spawnIn } from './harness/index.js';
-import { REPO_ROOT, WeftCluster } from './weft-cluster.js';
+import { lastRunLog, leaseRows, waitFor } from '../testkit/dataplane.js';
+import { netnsCluster, type Pod, type ProcessHandle, spawnIn } from '../testkit/index.js';
+import { REPO_ROOT, WeftCluster } from '../testkit/weft-cluster.js';
 
 const NET_CONF = { Network: '10.244.0.0/16', Backend: { Type: 'auto' } };
-const UDP_PEER = join(REPO_ROOT, 'dist/e2e/udp-peer.js');
+const UDP_PEER = join(REPO_ROOT, 'dist-dev/testkit/udp-peer.js');
 const VXLAN_PORT = 8472;
 const FALLBACK_MSG = 'vxlan is not available here: falling back to the udp backend';
 

@@ -6,13 +6,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DemoUsageError, parseDemoArgs } from './demo/options.js';
-import { isDemoNamespace, namespaceTeardownOrder } from './demo/teardown.js';
-import { makeRunTempDir, run, runIn, sleep } from './harness/index.js';
-import { isRecordedProcessAlive } from './harness/run.js';
-import { REPO_ROOT } from './weft-cluster.js';
+import { DemoUsageError, parseDemoArgs } from '../demo/options.js';
+import { isDemoNamespace, namespaceTeardownOrder } from '../demo/teardown.js';
+import { makeRunTempDir, run, runIn, sleep } from '../testkit/index.js';
+import { isRecordedProcessAlive } from '../testkit/run.js';
+import { REPO_ROOT } from '../testkit/weft-cluster.js';
 
-const CLI = path.join(REPO_ROOT, 'dist/e2e/demo/cli.js');
+const CLI = path.join(REPO_ROOT, 'dist-dev/demo/cli.js');
 // `wdt` + 4 letters: never the default `wdemo`, so a developer's own demo is not disturbed.
 const PREFIX = `wdt${[...randomBytes(4)].map((b) => String.fromCharCode(97 + (b % 26))).join('')}`;
 let stateDir = '';

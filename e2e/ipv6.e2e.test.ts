@@ -2,9 +2,9 @@
 // dual-stack lease format in etcd (written by weftd and written by hand), per-family MTUs and IPv6 masquerade.
 // Every node has IPv4 and IPv6 on its underlay veth (`ipv6: true`: fd77::(10+i)/64, DAD off).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dfPingEdge, globalAddresses, restartWeftd as restartWeftdAfterStop } from './dataplane.js';
-import { type Pod, sleep } from './harness/index.js';
-import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
+import { dfPingEdge, globalAddresses, restartWeftd as restartWeftdAfterStop } from '../testkit/dataplane.js';
+import { type Pod, sleep } from '../testkit/index.js';
+import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 const LEASE_PREFIX = '/coreos.com/network/subnets/';
 const IPV6_NETWORK = 'fd00:10:244::/56';

@@ -3,16 +3,16 @@
 // veth (fd77::(10+i)/64) and `spec.podCIDRs` holding one IPv4 and one IPv6 CIDR, as kube-controller-manager
 // with a dual-stack --cluster-cidr assigns them; the net-conf enables IPv6 with vxlan.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalAddresses } from './dataplane.js';
-import type { Pod } from './harness/index.js';
-import type { RemoteApiServer } from './kube-apiserver/remote.js';
+import { globalAddresses } from '../testkit/dataplane.js';
+import type { Pod } from '../testkit/index.js';
+import type { RemoteApiServer } from '../testkit/kube-apiserver/remote.js';
 import {
   FLANNEL_ANNOTATIONS as A,
   type KubeWeftCluster,
   kubeNodeName as nodeName,
   startKubeWeftCluster,
-} from './kube-cluster.js';
-import type { WeftCluster } from './weft-cluster.js';
+} from '../testkit/kube-cluster.js';
+import type { WeftCluster } from '../testkit/weft-cluster.js';
 
 const IPV6_NETWORK = 'fd00:10:244::/56';
 const NET_CONF = {

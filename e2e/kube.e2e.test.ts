@@ -2,16 +2,16 @@
 // server, which runs as its own process inside an extra host namespace (192.168.77.101) and is driven by the
 // test through its admin socket, the way an operator (kubectl) and kube-controller-manager would drive a real one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pod } from './harness/index.js';
-import type { RemoteApiServer } from './kube-apiserver/remote.js';
-import { makeNode } from './kube-apiserver/server.js';
+import type { Pod } from '../testkit/index.js';
+import type { RemoteApiServer } from '../testkit/kube-apiserver/remote.js';
+import { makeNode } from '../testkit/kube-apiserver/server.js';
 import {
   FLANNEL_ANNOTATIONS as A,
   type KubeWeftCluster,
   kubeNodeName as nodeName,
   startKubeWeftCluster,
-} from './kube-cluster.js';
-import type { WeftCluster } from './weft-cluster.js';
+} from '../testkit/kube-cluster.js';
+import type { WeftCluster } from '../testkit/weft-cluster.js';
 
 const NET_CONF = { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } };
 const VXLAN_DEV = 'flannel.1';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restartWeftd, waitFor } from './dataplane.js';
-import { type ClusterMachine, type Pod, type ProcessHandle, runIn } from './harness/index.js';
-import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
+import { restartWeftd, waitFor } from '../testkit/dataplane.js';
+import { type ClusterMachine, type Pod, type ProcessHandle, runIn } from '../testkit/index.js';
+import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 const PORT = 8080;
 

@@ -5,10 +5,16 @@
 import { existsSync } from 'node:fs';
 import type { ParsedFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExposition, sampleValue } from '../src/observe/exposition.testkit.js';
 import { parseStatusDoc, type StatusDoc } from '../src/observe/status.js';
-import { type ClusterNode, etcdctl, netnsCluster, pollUntil, UNDERLAY_GATEWAY4 } from './harness/index.js';
-import { DEFAULT_NET_CONF, HEALTHZ_PORT, startWeftCluster, WEFTCTL, WeftCluster } from './weft-cluster.js';
+import { parseExposition, sampleValue } from '../testkit/exposition.js';
+import { type ClusterNode, etcdctl, netnsCluster, pollUntil, UNDERLAY_GATEWAY4 } from '../testkit/index.js';
+import {
+  DEFAULT_NET_CONF,
+  HEALTHZ_PORT,
+  startWeftCluster,
+  WEFTCTL,
+  WeftCluster,
+} from '../testkit/weft-cluster.js';
 
 /** A port nothing listens on inside the node namespaces. */
 const CLOSED_PORT = HEALTHZ_PORT + 1;

@@ -10,9 +10,9 @@ import {
   restartWeftd,
   routeTo,
   waitFor,
-} from './dataplane.js';
-import { type Pod, sleep } from './harness/index.js';
-import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
+} from '../testkit/dataplane.js';
+import { type Pod, sleep } from '../testkit/index.js';
+import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 /** Whether node `i` still has the route, neighbour and FDB entry that reach `peer`. */
 function reaches(

@@ -4,15 +4,15 @@
 // appears and disappears while the daemons keep running.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dfPingEdge, leaseRows, restartWeftd, waitFor } from './dataplane.js';
-import { type ClusterMachine, type Pod, type ProcessHandle, runIn, spawnIn } from './harness/index.js';
-import { ipv4UdpPacket } from './udp-peer.js';
-import { HEALTHZ_PORT, REPO_ROOT, startWeftCluster, type WeftCluster } from './weft-cluster.js';
+import { dfPingEdge, leaseRows, restartWeftd, waitFor } from '../testkit/dataplane.js';
+import { type ClusterMachine, type Pod, type ProcessHandle, runIn, spawnIn } from '../testkit/index.js';
+import { ipv4UdpPacket } from '../testkit/udp-peer.js';
+import { HEALTHZ_PORT, REPO_ROOT, startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 const NET_CONF = { Network: '10.244.0.0/16', Backend: { Type: 'udp' } };
 const UDP_PORT = 8285;
 /** The stand-in peer (built from e2e/udp-peer.ts by `npm run build`). */
-const UDP_PEER = join(REPO_ROOT, 'dist/e2e/udp-peer.js');
+const UDP_PEER = join(REPO_ROOT, 'dist-dev/testkit/udp-peer.js');
 const POD_PORT = 40404;
 
 interface TunLink {

@@ -7,9 +7,9 @@ import {
   routeTo,
   txPackets,
   vxlanLeaseRows,
-} from './dataplane.js';
-import type { Pod } from './harness/index.js';
-import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
+} from '../testkit/dataplane.js';
+import type { Pod } from '../testkit/index.js';
+import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 describe('vxlan with DirectRouting: 3 nodes on one L2 × 2 pods', () => {
   let c: WeftCluster;

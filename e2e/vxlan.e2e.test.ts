@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dfPingEdge, vxlanLeaseRows } from './dataplane.js';
-import type { Pod } from './harness/index.js';
-import { startWeftCluster, type WeftCluster } from './weft-cluster.js';
+import { dfPingEdge, vxlanLeaseRows } from '../testkit/dataplane.js';
+import type { Pod } from '../testkit/index.js';
+import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 describe('vxlan: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
   let c: WeftCluster;

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yargs from 'yargs';
-import { type EtcdServer, etcdctl, startEtcd } from '../../e2e/harness/etcd.js';
-import { makeRunTempDir, removeRunTempDir } from '../../e2e/harness/run.js';
+import { type EtcdServer, etcdctl, startEtcd } from '../../testkit/etcd.js';
+import { makeRunTempDir, removeRunTempDir } from '../../testkit/run.js';
 import { configCommand, EXIT_INVALID } from './config.js';
 import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, leasesCommand } from './leases.js';
 

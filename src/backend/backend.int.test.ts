@@ -3,7 +3,7 @@
 // then ping across. Traffic stays between the two namespaces.
 import { execFile } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createScratchPair, type ScratchNamespace } from '../../e2e/harness/scratch-netns.js';
+import { createScratchPair, type ScratchNamespace } from '../../testkit/scratch-netns.js';
 import { parseNetworkConfig } from '../config/index.js';
 import { parseCidr } from '../ip/index.js';
 import {

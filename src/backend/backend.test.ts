@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { subnetLease, TEST_IFACE } from '../../testkit/fixtures/backend.js';
 import { type BackendConfig, parseNetworkConfig, type VxlanBackendConfig } from '../config/index.js';
 import { stableVtepMac } from '../ip/index.js';
 import type { SelectedInterface } from '../kernel/index.js';
@@ -11,7 +12,6 @@ import {
   UnknownBackendError,
   VxlanBackend,
 } from './index.js';
-import { subnetLease, TEST_IFACE } from './testing.js';
 
 const iface = TEST_IFACE;
 const own = subnetLease('10.5.1.0/24', { publicIP: '192.168.1.1', backendType: 'vxlan' });

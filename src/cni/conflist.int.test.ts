@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerNamespace, runPrefix } from '../../e2e/harness/run.js';
+import { registerNamespace, runPrefix } from '../../testkit/run.js';
 import { containsIp, parseCidr, parseIp } from '../ip/index.js';
 import { type BridgeConflist, renderBridgeConflist } from './index.js';
 

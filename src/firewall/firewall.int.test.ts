@@ -3,7 +3,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerNamespace, runPrefix } from '../../e2e/harness/run.js';
+import { registerNamespace, runPrefix } from '../../testkit/run.js';
 import { parseCidr } from '../ip/index.js';
 import {
   detectIptables,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { TEST_VXLAN_DEVICE } from '../../testkit/fixtures/kernel.js';
 import { groupBatches, parseBatchErrors } from './apply.js';
 import { InvalidKernelOpError, renderKernelOp } from './render.js';
-import { TEST_VXLAN_DEVICE } from './testing.js';
 
 describe('renderKernelOp', () => {
   it('renders a vxlan device as flannel creates it', () => {

@@ -1,7 +1,7 @@
 // The kernel layer against a real kernel, inside a scratch namespace `wk<4 hex>` (root). No packets are sent:
 // only devices, addresses, routes, neighbours and FDB entries are written and read back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createScratchNamespace, type ScratchNamespace } from '../../e2e/harness/scratch-netns.js';
+import { createScratchNamespace, type ScratchNamespace } from '../../testkit/scratch-netns.js';
 import { parseCidr } from '../ip/index.js';
 import {
   applyKernelOps,

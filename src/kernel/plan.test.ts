@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { TEST_VXLAN_DEVICE } from '../../testkit/fixtures/kernel.js';
 import { parseCidr } from '../ip/index.js';
 import { describeKernelOp, planKernel } from './plan.js';
-import { TEST_VXLAN_DEVICE } from './testing.js';
 import type { DesiredKernelState, KernelOp, KernelScope, KernelState, VxlanLinkSpec } from './types.js';
 
 const scope: KernelScope = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseExposition, sampleValue } from './exposition.testkit.js';
+import { parseExposition, sampleValue } from '../../testkit/exposition.js';
 import { WeftMetrics } from './metrics.js';
 
 async function scrape(metrics: WeftMetrics) {

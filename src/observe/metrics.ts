@@ -1,6 +1,6 @@
 // weft's Prometheus metrics: one `WeftMetrics` per daemon, with its own registry (never prom-client's global
 // one, so tests and embedded uses do not collide). The daemon calls the typed methods; nothing else touches
-// the prom-client objects. Names and meanings are listed in METRICS.md beside this file.
+// the prom-client objects. Names and meanings are listed in docs/metrics.md.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Where a lease watch reconnected or re-listed from. */

@@ -4,8 +4,8 @@
 // socket belongs to the namespace it is created in) and prints JSON lines; the test takes the veth down and
 // up and checks the health transitions, each reported once.
 //
-// The child is dist/src/observe/probe-cli.js. `npm test` builds dist first; when that file is missing or
-// older than its sources, beforeAll compiles just probe-cli.ts and its imports into dist with tsc.
+// The child is dist-dev/testkit/probe-child.js. `npm test` builds dist first; when that file is missing or
+// older than its sources, beforeAll compiles just probe-child.ts and its imports into dist with tsc.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -17,12 +17,12 @@ import {
   registerProcess,
   unregisterNamespace,
   unregisterProcess,
-} from '../../e2e/harness/run.js';
+} from '../../testkit/run.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CLI = path.join(ROOT, 'dist/src/observe/probe-cli.js');
+const CLI = path.join(ROOT, 'dist-dev/testkit/probe-child.js');
 const SOURCES = [
-  'src/observe/probe-cli.ts',
+  'testkit/probe-child.ts',
   'src/observe/probe.ts',
   'src/observe/status.ts',
   'src/log/index.ts',
@@ -48,7 +48,7 @@ function newestSourceMtime(): number {
   return Math.max(...files.map((f) => fs.statSync(path.join(ROOT, f)).mtimeMs));
 }
 
-/** Compiles probe-cli.ts (and what it imports) into dist/ unless an up-to-date build is there. */
+/** Compiles probe-child.ts (and what it imports) into dist/ unless an up-to-date build is there. */
 async function ensureProbeCliBuilt(): Promise<void> {
   if (fs.existsSync(CLI) && fs.statSync(CLI).mtimeMs >= newestSourceMtime()) return;
   const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
@@ -57,7 +57,7 @@ async function ensureProbeCliBuilt(): Promise<void> {
     [
       tsc,
       '--outDir',
-      path.join(ROOT, 'dist'),
+      path.join(ROOT, 'dist-dev'),
       '--rootDir',
       ROOT,
       '--module',
@@ -73,7 +73,7 @@ async function ensureProbeCliBuilt(): Promise<void> {
       '--strict',
       '--skipLibCheck',
       '--sourceMap',
-      path.join(ROOT, 'src/observe/probe-cli.ts'),
+      path.join(ROOT, 'testkit/probe-child.ts'),
     ],
     180_000,
   );

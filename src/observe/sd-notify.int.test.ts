@@ -5,8 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ProcessHandle, spawnProcess } from '../../e2e/harness/exec.js';
-import { makeRunTempDir, removeRunTempDir, runPrefix } from '../../e2e/harness/run.js';
+import { type ProcessHandle, spawnProcess } from '../../testkit/exec.js';
+import { makeRunTempDir, removeRunTempDir, runPrefix } from '../../testkit/run.js';
 import { InvalidNotifyStateError, notifySystemd } from './sd-notify.js';
 
 function has(command: string): boolean {

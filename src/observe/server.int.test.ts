@@ -2,9 +2,9 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseExposition, sampleValue } from '../../testkit/exposition.js';
 import { parseCidr } from '../ip/index.js';
 import { silentLogger } from '../log/index.js';
-import { parseExposition, sampleValue } from './exposition.testkit.js';
 import { HealthState } from './health.js';
 import { WeftMetrics } from './metrics.js';
 import { type ObserveServer, ObserveServerListenError, startObserveServer } from './server.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { subnetLease, TEST_IFACE, vxlanLeaseAttrs } from '../../testkit/fixtures/backend.js';
 import { createBackend } from '../backend/index.js';
-import { subnetLease, TEST_IFACE, vxlanLeaseAttrs } from '../backend/testing.js';
 import { type BackendConfig, parseNetworkConfig } from '../config/index.js';
 import { parseCidr } from '../ip/index.js';
 import type { DesiredKernelState, KernelScope } from '../kernel/index.js';

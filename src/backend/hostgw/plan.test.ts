@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { subnetLease, TEST_IFACE } from '../../../testkit/fixtures/backend.js';
 import { parseCidr } from '../../ip/index.js';
 import { outOfScope, planKernel, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
-import { subnetLease, TEST_IFACE } from '../testing.js';
 import { hostGwScope, planHostGw } from './plan.js';
 
 const networks = { ipv4: parseCidr('10.5.0.0/16') };

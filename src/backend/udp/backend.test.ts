@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { subnetLease, TEST_IFACE } from '../../../testkit/fixtures/backend.js';
 import { parseNetworkConfig, type UdpBackendConfig } from '../../config/index.js';
 import { parseCidr } from '../../ip/index.js';
-import { subnetLease, TEST_IFACE } from '../testing.js';
 import { BackendNotPreparedError, BackendPrepareError } from '../types.js';
 import { UdpBackend } from './backend.js';
 import { addCounters, countersOf, DROP_REASON_LABELS, zeroCounters } from './counters.js';

@@ -11,7 +11,7 @@ import {
   type Testbed,
   testbedPrefix,
   waitFor,
-} from '../../../e2e/harness/udp-testbed.js';
+} from '../../../testkit/udp-testbed.js';
 import { UdpEngineOptionError, type UdpEngineStats } from './engine.js';
 import { internetChecksum, parseIpv4 } from './packet.js';
 

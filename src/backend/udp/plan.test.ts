@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { subnetLease, TEST_IFACE } from '../../../testkit/fixtures/backend.js';
 import type { UdpBackendConfig } from '../../config/index.js';
 import { parseCidr } from '../../ip/index.js';
 import { planKernel } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
-import { subnetLease, TEST_IFACE } from '../testing.js';
 import { OwnLeaseMismatchError } from '../types.js';
 import { peerTableKey, planUdp, udpScope } from './plan.js';
 

@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_VXLAN_CONFIG,
+  subnetLease,
+  TEST_IFACE,
+  vxlanLeaseAttrs,
+} from '../../../testkit/fixtures/backend.js';
 import { parseCidr, stableVtepMac } from '../../ip/index.js';
 import { describeKernelOp, outOfScope, planKernel, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
-import { DEFAULT_VXLAN_CONFIG, subnetLease, TEST_IFACE, vxlanLeaseAttrs } from '../testing.js';
 import { planVxlan, vxlanScope } from './plan.js';
 
 const vxlan = DEFAULT_VXLAN_CONFIG;

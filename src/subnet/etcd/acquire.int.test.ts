@@ -1,12 +1,12 @@
 // The etcd subnet manager against a real etcd: allocation under concurrency, reuse, reservations,
 // conditional renewal and recovery of a lost own lease.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdServer, etcdctl } from '../../../e2e/harness/etcd.js';
+import { type EtcdServer, etcdctl } from '../../../testkit/etcd.js';
+import { captureLogs, EtcdManagerFixture } from '../../../testkit/etcd-manager.js';
 import { containsCidr, formatCidr, overlaps, parseCidr } from '../../ip/index.js';
 import { decodeLeaseAttrs, type Lease, type LeaseAttrs } from '../../lease/index.js';
 import type { OwnLeaseChange } from '../types.js';
 import { OutOfSubnetsError } from './errors.js';
-import { captureLogs, EtcdManagerFixture } from './testing.js';
 
 let fx: EtcdManagerFixture;
 let etcd: EtcdServer;

@@ -9,14 +9,14 @@ import {
   makeTestCerts,
   startEtcd,
   startEtcdCluster,
-} from '../../../e2e/harness/etcd.js';
-import { makeRunTempDir, removeRunTempDir } from '../../../e2e/harness/run.js';
+} from '../../../testkit/etcd.js';
+import { captureLogs, LeaseWatchRecorder } from '../../../testkit/etcd-manager.js';
+import { makeRunTempDir, removeRunTempDir } from '../../../testkit/run.js';
 import { parseNetworkConfigText } from '../../config/index.js';
 import { encodeLeaseAttrs } from '../../lease/index.js';
 import { silentLogger } from '../../log/index.js';
 import type { OwnLeaseChange } from '../types.js';
 import { EtcdSubnetManager, type EtcdWatchEvent } from './manager.js';
-import { captureLogs, LeaseWatchRecorder } from './testing.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

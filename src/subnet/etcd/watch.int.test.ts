@@ -1,11 +1,11 @@
 // The lease watch against a real etcd: garbage is skipped, an etcd outage loses no event, a client cut off
 // while etcd compacts gets a re-list whose diff carries added, removed and changed leases.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type EtcdServer, etcdctl } from '../../../e2e/harness/etcd.js';
+import { type EtcdServer, etcdctl } from '../../../testkit/etcd.js';
+import { captureLogs, EtcdManagerFixture, LeaseWatchRecorder } from '../../../testkit/etcd-manager.js';
 import { overlaps } from '../../ip/index.js';
 import { encodeLeaseAttrs, parseLeaseKey } from '../../lease/index.js';
 import type { EtcdSubnetManager, EtcdWatchEvent } from './manager.js';
-import { captureLogs, EtcdManagerFixture, LeaseWatchRecorder } from './testing.js';
 
 let fx: EtcdManagerFixture;
 let etcd: EtcdServer;

@@ -1,17 +1,17 @@
-// Dual stack and IPv6-only in Kubernetes mode (issue 9), against the test API server (e2e/kube-apiserver)
+// Dual stack and IPv6-only in Kubernetes mode (issue 9), against the test API server (testkit/kube-apiserver)
 // through the real @kubernetes/client-node: a node whose spec.podCIDRs holds one IPv4 and one IPv6 CIDR
 // leases both and publishes `public-ipv6` / `backend-v6-data`; dual-stack peers become leases with an
 // ipv6Subnet; pod CIDRs of the wrong family or outside IPv6Network fail at once, naming what is wrong.
 import { writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeApiServer, makeNode } from '../../../e2e/kube-apiserver/server.js';
+import { type FakeApiServer, makeNode } from '../../../testkit/kube-apiserver/server.js';
+import { Collector, eventually, KubeManagerFixture } from '../../../testkit/kube-manager.js';
 import { parseCidr } from '../../ip/index.js';
 import type { LeaseAttrs, LeaseWatchBatch } from '../../lease/types.js';
 import type { OwnLeaseChange } from '../types.js';
 import { kubeAnnotationNames } from './annotations.js';
 import type { KubeSubnetManager } from './manager.js';
 import { NodePodCidrError, PodCidrFamilyMissingError, PodCidrOutsideNetworkError } from './node-lease.js';
-import { Collector, eventually, KubeManagerFixture } from './testing.js';
 
 const A = kubeAnnotationNames();
 const DUAL_STACK_CONF = {

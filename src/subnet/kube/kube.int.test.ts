@@ -1,9 +1,10 @@
-// The kube subnet manager against the test API server (e2e/kube-apiserver), through the real
+// The kube subnet manager against the test API server (testkit/kube-apiserver), through the real
 // @kubernetes/client-node: acquiring from podCIDR, annotations, conditions, the node watch (added, removed,
 // changed, 410 Gone, restarts), retries of 500s, 409s and hanging requests.
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeApiServer, makeNode } from '../../../e2e/kube-apiserver/server.js';
+import { type FakeApiServer, makeNode } from '../../../testkit/kube-apiserver/server.js';
+import { Collector, eventually, KubeManagerFixture } from '../../../testkit/kube-manager.js';
 import type { LeaseAttrs, LeaseWatchBatch } from '../../lease/types.js';
 import { createLogger, type Logger } from '../../log/index.js';
 import type { OwnLeaseChange } from '../types.js';
@@ -11,7 +12,6 @@ import { kubeAnnotationNames } from './annotations.js';
 import type { KubeWatchEvent } from './list-watch.js';
 import type { KubeSubnetManager, KubeSubnetManagerOptions } from './manager.js';
 import { PodCidrOutsideNetworkError } from './node-lease.js';
-import { Collector, eventually, KubeManagerFixture } from './testing.js';
 
 const A = kubeAnnotationNames();
 const NET_CONF = '{"Network": "10.5.0.0/16", "Backend": {"Type": "vxlan", "VNI": 1}}';

@@ -1,4 +1,4 @@
-// A stand-in udp peer for the udp e2e tests, run inside a test namespace (`node dist/e2e/udp-peer.js …`):
+// A stand-in udp peer for the udp e2e tests, run inside a test namespace (`node dist-dev/testkit/udp-peer.js …`):
 //
 //   listen <address> <port> [seconds]            print one JSON line per datagram received, for at most `seconds`
 //                                                (default 120): {"from":"a.b.c.d:p","bytes":n,"inner":{src,dst,protocol},

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { openTun, type TunDevice, UdpEngine, type UdpPeer } from '../../src/backend/udp/engine.js';
+import { openTun, type TunDevice, UdpEngine, type UdpPeer } from '../src/backend/udp/engine.js';
 import { registerNamespace, runPrefix, unregisterNamespace } from './run.js';
 
 const run = promisify(execFile);

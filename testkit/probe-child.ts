@@ -1,15 +1,15 @@
 // weft-probe: runs a `PeerProber` against the given targets and prints one JSON line per probe result and
 // per health transition on stdout (logs go to stderr). A debugging tool (`ip netns exec <ns> node
-// dist/src/observe/probe-cli.js --target 10.5.2.0`) and the child process of probe.int.test.ts: a raw socket
+// dist-dev/testkit/probe-child.js --target 10.5.2.0`) and the child process of probe.int.test.ts: a raw socket
 // belongs to the network namespace it was created in, so the prober must run inside that namespace.
 //
-//   node dist/src/observe/probe-cli.js --target KEY=ADDRESS [--target …] [--interval-ms 1000]
+//   node dist-dev/testkit/probe-child.js --target KEY=ADDRESS [--target …] [--interval-ms 1000]
 //        [--timeout-ms 500] [--unhealthy-after 3] [--overlay CIDR …] [--duration-ms N]
 // SIGTERM/SIGINT (or --duration-ms) stop it; exit 0. Bad arguments: exit 2 with a message.
 import { parseArgs } from 'node:util';
-import { type Cidr, parseCidr } from '../ip/index.js';
-import { createLogger } from '../log/index.js';
-import { PeerProber, type ProbeTarget } from './probe.js';
+import { type Cidr, parseCidr } from '../src/ip/index.js';
+import { createLogger } from '../src/log/index.js';
+import { PeerProber, type ProbeTarget } from '../src/observe/probe.js';
 
 class UsageError extends Error {
   override name = 'UsageError';

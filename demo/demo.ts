@@ -2,9 +2,9 @@
 // measure (ping matrix, iperf3, weftctl status, leases), show it all, then tear down or leave it for --keep.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseStatusDoc, type StatusDoc } from '../../src/observe/status.js';
-import { DEFAULT_CNI_PATH, ETCD_HOST_IP4, liveResources, type Pod, sleep } from '../harness/index.js';
-import { cleanupRunSync, unregisterNamespace, unregisterProcess, unregisterTempDir } from '../harness/run.js';
+import { parseStatusDoc, type StatusDoc } from '../src/observe/status.js';
+import { DEFAULT_CNI_PATH, ETCD_HOST_IP4, liveResources, type Pod, sleep } from '../testkit/index.js';
+import { cleanupRunSync, unregisterNamespace, unregisterProcess, unregisterTempDir } from '../testkit/run.js';
 import {
   HEALTHZ_PORT,
   REPO_ROOT,
@@ -12,7 +12,7 @@ import {
   WEFTCTL,
   type WeftCluster,
   type WeftClusterStep,
-} from '../weft-cluster.js';
+} from '../testkit/weft-cluster.js';
 import { DEFAULT_DEMO_PREFIX, type DemoDownOptions, type DemoRunOptions } from './options.js';
 import {
   countLeaseKeys,

@@ -3,8 +3,8 @@
 // its admin socket, the way an operator (kubectl) and kube-controller-manager would drive a real one.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ClusterNode } from './harness/index.js';
-import { sleep } from './harness/index.js';
+import type { ClusterNode } from './index.js';
+import { sleep } from './index.js';
 import { type RemoteApiServer, startRemoteApiServer } from './kube-apiserver/remote.js';
 import { type MakeNodeOptions, makeNode, type NodeObject } from './kube-apiserver/server.js';
 import { startWeftCluster, type WeftCluster } from './weft-cluster.js';

@@ -3,12 +3,12 @@
 import { existsSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
-import type { ClusterMachine, ProcessHandle } from '../harness/index.js';
-import { sleep } from '../harness/index.js';
+import type { ClusterMachine, ProcessHandle } from '../index.js';
+import { sleep } from '../index.js';
 import { REPO_ROOT } from '../weft-cluster.js';
 import type { NodeObject, RecordedRequest } from './server.js';
 
-export const KUBE_APISERVER_CLI = join(REPO_ROOT, 'dist/e2e/kube-apiserver/cli.js');
+export const KUBE_APISERVER_CLI = join(REPO_ROOT, 'dist-dev/testkit/kube-apiserver/cli.js');
 
 export class AdminRequestError extends Error {
   override name = 'AdminRequestError';

@@ -3,14 +3,14 @@
 // a background collector of watch batches, and a bounded wait.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeRunTempDir, removeRunTempDir } from '../../../e2e/harness/run.js';
+import type { Lease, LeaseAttrs } from '../src/lease/types.js';
+import { KubeSubnetManager, type KubeSubnetManagerOptions } from '../src/subnet/kube/manager.js';
 import {
   type FakeApiServer,
   type StartFakeApiServerOptions,
   startFakeApiServer,
-} from '../../../e2e/kube-apiserver/server.js';
-import type { Lease, LeaseAttrs } from '../../lease/types.js';
-import { KubeSubnetManager, type KubeSubnetManagerOptions } from './manager.js';
+} from './kube-apiserver/server.js';
+import { makeRunTempDir, removeRunTempDir } from './run.js';
 
 export interface KubeManagerFixtureOptions {
   /** The run temp dir's name (under the run's prefix). */

@@ -1,9 +1,9 @@
 // The test API server as its own process, so it can run inside a network namespace of a netns cluster
-// (`ip netns exec <ns> node dist/e2e/kube-apiserver/cli.js …`): nodes in other namespaces reach it over the
+// (`ip netns exec <ns> node dist-dev/testkit/kube-apiserver/cli.js …`): nodes in other namespaces reach it over the
 // underlay, nothing listens in the root namespace. The test drives its store through an admin HTTP API on a
 // unix socket (a filesystem path works across network namespaces). See `remote.ts` for the test side.
 //
-//   node dist/e2e/kube-apiserver/cli.js --host=192.168.77.101 --socket=/tmp/…/kubeapi.sock \
+//   node dist-dev/testkit/kube-apiserver/cli.js --host=192.168.77.101 --socket=/tmp/…/kubeapi.sock \
 //     --kubeconfig-out=/tmp/…/kubeconfig [--port=6443] [--bookmark-interval-ms=1000] [--history-limit=100]
 //
 // Admin API (JSON bodies and answers; errors are `{error}` with a 4xx/5xx status):

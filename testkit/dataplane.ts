@@ -2,7 +2,7 @@
 // kernel entries weft programs on a node, weftd's readiness after a restart, and bounded waits.
 import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
-import { type Pod, sleep } from './harness/index.js';
+import { type Pod, sleep } from './index.js';
 import type { WeftCluster } from './weft-cluster.js';
 
 export const LEASE_PREFIX = '/coreos.com/network/subnets/';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run demo`: flags → the demo or `--down`; Ctrl-C (and SIGTERM/SIGHUP) tears everything down.
 import { constants } from 'node:os';
-import { cleanupRunSync } from '../harness/run.js';
+import { cleanupRunSync } from '../testkit/run.js';
 import { DemoSession, EXIT_FAILED, EXIT_USAGE, runDemo, runDown } from './demo.js';
 import { type DemoCommand, DemoUsageError, parseDemoArgs, USAGE } from './options.js';
 import { statePath } from './state.js';

@@ -4,11 +4,11 @@
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { type EtcdServer, etcdctl, startEtcd } from '../../../e2e/harness/etcd.js';
-import { type NetworkConfig, parseNetworkConfigText } from '../../config/index.js';
-import type { Lease, LeaseWatchBatch } from '../../lease/index.js';
-import { type Logger, silentLogger } from '../../log/index.js';
-import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from './manager.js';
+import { type NetworkConfig, parseNetworkConfigText } from '../src/config/index.js';
+import type { Lease, LeaseWatchBatch } from '../src/lease/index.js';
+import { type Logger, silentLogger } from '../src/log/index.js';
+import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/subnet/etcd/manager.js';
+import { type EtcdServer, etcdctl, startEtcd } from './etcd.js';
 
 export interface CapturedLogs {
   logger: Logger;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseExposition, sampleValue } from './exposition.testkit.js';
+import { parseExposition, sampleValue } from './exposition.js';
 
 const LABELLED_HISTOGRAM = `# HELP gc_seconds GC time by kind.
 # TYPE gc_seconds histogram

@@ -1,6 +1,6 @@
 // What the demo shows, as pure functions of plain data: the leases, the ping matrix, the iperf3 figure,
 // the per-node status summaries and the --keep instructions.
-import type { StatusDoc } from '../../src/observe/status.js';
+import type { StatusDoc } from '../src/observe/status.js';
 import { makeStyle, padVisible, type Style } from './terminal.js';
 
 const PLAIN = makeStyle(false);

@@ -3,7 +3,7 @@
 // A file whose owner died without --keep is a crashed demo: its leftovers are cleaned by the next run.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isRecordedProcessAlive, type RecordedProcess, recordProcess } from '../harness/run.js';
+import { isRecordedProcessAlive, type RecordedProcess, recordProcess } from '../testkit/run.js';
 
 export const STATE_VERSION = 1;
 

@@ -10,9 +10,9 @@ import {
   type Pod,
   type ProcessHandle,
   sleep,
-} from './harness/index.js';
+} from './index.js';
 
-/** The repository root (works from e2e/ sources and from dist/e2e/). */
+/** The repository root (works from testkit/ sources and from dist-dev/testkit/). */
 export const REPO_ROOT = (() => {
   let dir = resolve(fileURLToPath(new URL('.', import.meta.url)));
   for (let i = 0; i < 4; i++) {

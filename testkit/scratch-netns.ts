@@ -3,7 +3,7 @@
 // process exit first, by an exit hook.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { runTool } from '../../src/kernel/exec.js';
+import { runTool } from '../src/kernel/exec.js';
 import { registerNamespace, runPrefix, unregisterNamespace } from './run.js';
 
 export interface ScratchNamespace {

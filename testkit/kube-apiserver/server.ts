@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { makeRunTempDir, removeRunTempDir } from '../harness/run.js';
+import { makeRunTempDir, removeRunTempDir } from '../run.js';
 import { isObject, type Json, jsonMergePatch, PatchError, strategicMerge } from './strategic-merge.js';
 
 /** A Node as JSON. `metadata.name` is required; the server fills uid, resourceVersion, creationTimestamp. */

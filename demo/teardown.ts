@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { run, sleep } from '../harness/index.js';
-import { isRecordedProcessAlive, MARKER_DIR, type RecordedProcess, recordProcess } from '../harness/run.js';
+import { run, sleep } from '../testkit/index.js';
+import { isRecordedProcessAlive, MARKER_DIR, type RecordedProcess, recordProcess } from '../testkit/run.js';
 import type { DemoState } from './state.js';
 
 /** Names the harness gives a cluster's namespaces: `<base>u`, `<base>e`, `<base>n3`, `<base>h1`, `<base>p12`. */
