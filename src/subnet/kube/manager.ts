@@ -10,7 +10,7 @@ import type { Lease, LeaseAttrs, LeaseEvent, LeaseWatchBatch } from '../../lease
 import { type Logger, silentLogger } from '../../log/index.js';
 import type { AcquireRequest, OwnLeaseChange, SubnetManager } from '../types.js';
 import { DEFAULT_ANNOTATION_PREFIX, type KubeAnnotationNames, kubeAnnotationNames } from './annotations.js';
-import { Backoff, type BackoffOptions, sleepUnlessAborted } from './backoff.js';
+import { Backoff, type BackoffOptions, sleep as sleepUnlessAborted } from '../../core/index.js';
 import { KubeApiError, KubeClient, loadKubeConfig } from './client.js';
 import { type KubeWatchEvent, listWatchNodes } from './list-watch.js';
 import {

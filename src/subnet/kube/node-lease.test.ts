@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../../ip/index.js';
 import { InvalidAnnotationPrefixError, kubeAnnotationNames } from './annotations.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../../core/index.js';
 import {
   type KubeNode,
   NodePodCidrError,

@@ -1,3 +1,9 @@
+import { sleep } from './sleep.js';
+
+/**
+ * The one retry policy: exponential delays from `initialMs` to `maxMs`, with jitter so many nodes do not
+ * retry in step. Every retrying loop (etcd, kube, firewall, helper processes) uses it.
+ */
 /** Retry delays: exponential from `initialMs` to `maxMs`, with jitter so many nodes do not retry in step. */
 export interface BackoffOptions {
   /** First delay (default 200 ms). */
@@ -43,21 +49,7 @@ export class Backoff {
   /** Sleeps for the next delay; resolves early (without throwing) when `signal` aborts. Returns the delay. */
   async wait(signal?: AbortSignal): Promise<number> {
     const delay = this.nextDelayMs();
-    await sleepUnlessAborted(delay, signal);
+    await sleep(delay, signal);
     return delay;
   }
-}
-
-/** Resolves after `ms`, or as soon as `signal` aborts. Never rejects. */
-export function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

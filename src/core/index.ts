@@ -1,0 +1,17 @@
+// What every room needs once: abortable sleep, one backoff policy, error fields for logs, one way to run a
+// program, and the Task contract.
+export { Backoff, type BackoffOptions } from './backoff.js';
+export {
+  CommandFailedError,
+  type CommandOptions,
+  type CommandResult,
+  CommandStartError,
+  CommandTimeoutError,
+  commandArgv,
+  describeArgv,
+  runCommand,
+  runCommandChecked,
+} from './command.js';
+export { type ErrorFields, errorFields, errorMessage } from './errors.js';
+export { sleep } from './sleep.js';
+export type { Task, TaskContext } from './task.js';
