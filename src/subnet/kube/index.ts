@@ -5,7 +5,6 @@ export {
   type KubeAnnotationNames,
   kubeAnnotationNames,
 } from './annotations.js';
-export { Backoff, type BackoffOptions } from '../../core/index.js';
 export {
   KubeApiError,
   KubeClient,
