@@ -1,8 +1,9 @@
 // List then watch nodes, the way client-go's reflector does: remember the list's resourceVersion, watch from
 // it, advance it with every event and bookmark, resume from it after a dropped connection, and list again
 // when the server answers 410 Gone (the version fell out of its history). Errors are retried with backoff.
-import type { Logger } from '../../log/index.js';
+
 import { Backoff, type BackoffOptions, sleep as sleepUnlessAborted } from '../../core/index.js';
+import type { Logger } from '../../log/index.js';
 import { isGone, KubeApiError, type NodeSource, watchErrorStatus } from './client.js';
 import type { KubeNode } from './node-lease.js';
 

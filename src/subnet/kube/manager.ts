@@ -4,13 +4,13 @@
 // annotations are events, removed own annotations are put back, and every API error is retried.
 import { readFile } from 'node:fs/promises';
 import { type NetworkConfig, parseNetworkConfigText } from '../../config/index.js';
+import { Backoff, type BackoffOptions, sleep as sleepUnlessAborted } from '../../core/index.js';
 import { formatCidr } from '../../ip/index.js';
 import { diffLeases } from '../../lease/index.js';
 import type { Lease, LeaseAttrs, LeaseEvent, LeaseWatchBatch } from '../../lease/types.js';
 import { type Logger, silentLogger } from '../../log/index.js';
 import type { AcquireRequest, OwnLeaseChange, SubnetManager } from '../types.js';
 import { DEFAULT_ANNOTATION_PREFIX, type KubeAnnotationNames, kubeAnnotationNames } from './annotations.js';
-import { Backoff, type BackoffOptions, sleep as sleepUnlessAborted } from '../../core/index.js';
 import { KubeApiError, KubeClient, loadKubeConfig } from './client.js';
 import { type KubeWatchEvent, listWatchNodes } from './list-watch.js';
 import {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { Backoff } from '../../core/index.js';
 import { parseCidr } from '../../ip/index.js';
 import { InvalidAnnotationPrefixError, kubeAnnotationNames } from './annotations.js';
-import { Backoff } from '../../core/index.js';
 import {
   type KubeNode,
   NodePodCidrError,
