@@ -98,6 +98,12 @@ describe('vxlan backend', () => {
     expect((await createBackend(hostgw.backend).prepare({ config: hostgw, iface })).tunnel).toBeUndefined();
   });
 
+  it('Backend.MTU is the underlay MTU: "MTU":1500 prepares MTU 1450 (FLANNEL_MTU and the CNI MTU)', async () => {
+    const config = parseNetworkConfig({ Network: '10.5.0.0/16', Backend: { Type: 'vxlan', MTU: 1500 } });
+    const prepared = await vxlanOf(config.backend).prepare({ config, iface: { ...iface, mtu: 9000 } });
+    expect(prepared.mtu).toBe(1450);
+  });
+
   it('refuses an interface without the address it needs, or an MTU too small', async () => {
     const v6only = parseNetworkConfig({ EnableIPv4: false, EnableIPv6: true, IPv6Network: 'fd00:5::/48' });
     await expect(vxlanOf(v6only.backend).prepare({ config: v6only, iface })).rejects.toThrow(

@@ -35,7 +35,7 @@ export interface VxlanBackendConfig {
   vni: number;
   /** UDP destination port; 0 = the kernel's default (8472). */
   port: number;
-  /** Device MTU override; 0 = derived from the underlay interface. */
+  /** The underlay MTU (flannel's meaning: the device gets MTU − 50, IPv6 − 70); 0 = the interface's MTU. */
   mtu: number;
   gbp: boolean;
   learning: boolean;

@@ -81,7 +81,7 @@ export class VxlanBackend implements Backend {
       }
       if (device.mtu < MIN_MTU[family]) {
         throw new BackendPrepareError(
-          `vxlan: device ${device.name} would get MTU ${device.mtu} (${this.vxlan.mtu > 0 ? 'Backend.MTU' : `${ctx.iface.name} MTU ${ctx.iface.mtu} minus overhead`}), below the IPv${family} minimum ${MIN_MTU[family]}`,
+          `vxlan: device ${device.name} would get MTU ${device.mtu} (${this.vxlan.mtu > 0 ? `Backend.MTU ${this.vxlan.mtu}` : `${ctx.iface.name} MTU ${ctx.iface.mtu}`} minus the IPv${family} VXLAN overhead), below the IPv${family} minimum ${MIN_MTU[family]}`,
         );
       }
       mtus.push(device.mtu);

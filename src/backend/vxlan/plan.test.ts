@@ -8,7 +8,7 @@ import {
 import { parseCidr, stableVtepMac } from '../../ip/index.js';
 import { describeKernelOp, outOfScope, planKernel, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
-import { planVxlan, vxlanScope } from './plan.js';
+import { planVxlan, vxlanDeviceMtu, vxlanScope } from './plan.js';
 
 const vxlan = DEFAULT_VXLAN_CONFIG;
 const networks = { ipv4: parseCidr('10.5.0.0/16') };
@@ -56,7 +56,7 @@ describe('planVxlan', () => {
     ]);
   });
 
-  it('honours VNI, Port, MTU, GBP and Learning', () => {
+  it('honours VNI, Port, MTU (the underlay MTU: device = MTU − 50), GBP and Learning', () => {
     const config = { ...vxlan, vni: 42, port: 4789, mtu: 1400, gbp: true, learning: true };
     const o = { ...own, attrs: { ...own.attrs, backendData: { VNI: 42, VtepMAC: '02:00:00:00:00:01' } } };
     const { state } = planVxlan({ vxlan: config, networks, iface, own: o, peers: [] });
@@ -64,10 +64,19 @@ describe('planVxlan', () => {
       name: 'flannel.42',
       vni: 42,
       port: 4789,
-      mtu: 1400,
+      mtu: 1350,
       gbp: true,
       learning: true,
     });
+  });
+
+  it('reads Backend.MTU as the underlay MTU like flannel: "MTU":1500 gives a 1450-byte flannel.1 (v6: 1430)', () => {
+    const config = { ...vxlan, mtu: 1500 };
+    // A 9000-byte interface must not leak through: Backend.MTU wins over the interface's MTU.
+    const { state } = plan([], config, { ...iface, mtu: 9000 });
+    expect(state.links[0]).toMatchObject({ name: 'flannel.1', mtu: 1450 });
+    expect(vxlanDeviceMtu(config, 9000, 6)).toBe(1430);
+    expect(vxlanDeviceMtu(vxlan, 1500, 4)).toBe(1450);
   });
 
   it('uses the interface address as VTEP local and the stable MAC of the public IP behind NAT', () => {

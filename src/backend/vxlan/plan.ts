@@ -34,9 +34,12 @@ export function vxlanDeviceName(family: Family, vni: number): string {
   return family === 4 ? `flannel.${vni}` : `flannel-v6.${vni}`;
 }
 
-/** Device MTU: Backend.MTU when set, else the underlay MTU minus the encapsulation overhead. */
+/**
+ * Device MTU: the underlay MTU minus the encapsulation overhead. `Backend.MTU` is the underlay MTU when set
+ * (flannel's `pkg/backend/vxlan/device.go`: device = MTU − 50), else the external interface's MTU.
+ */
 export function vxlanDeviceMtu(vxlan: VxlanBackendConfig, ifaceMtu: number, family: Family): number {
-  return vxlan.mtu > 0 ? vxlan.mtu : ifaceMtu - VXLAN_OVERHEAD[family];
+  return (vxlan.mtu > 0 ? vxlan.mtu : ifaceMtu) - VXLAN_OVERHEAD[family];
 }
 
 /** This node's public address of a family (the lease's PublicIP / PublicIPv6). */
