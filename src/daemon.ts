@@ -6,7 +6,7 @@
  */
 import { type Backend, createBackend, type PreparedBackend } from './backend/index.js';
 import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEnv } from './cni/index.js';
-import type { BackendConfig, NetworkConfig } from './config/index.js';
+import { type BackendConfig, type NetworkConfig, networkConfigWarnings } from './config/index.js';
 import { type DaemonOptions, redactOptions } from './config/options.js';
 import { weftVersion } from './config/version.js';
 import {
@@ -153,12 +153,8 @@ class Daemon {
     });
     const config = await this.sm.getNetworkConfig(signal);
     this.config = config;
-    if (config.unknownKeys.length > 0) {
-      logger.warn(
-        { keys: config.unknownKeys },
-        'network config has keys weft does not know; they are ignored',
-      );
-    }
+    // Once per start, here (the subnet managers only parse).
+    for (const w of networkConfigWarnings(config)) logger.warn(w.fields, w.msg);
     logger.info(
       {
         network: config.ipv4 && formatCidr(config.ipv4.network),

@@ -11,7 +11,7 @@ import {
   dumpKernelState,
   listInterfaces,
   planKernel,
-  probeVxlanSupport,
+  readSysctl,
   selectInterface,
 } from '../kernel/index.js';
 import type { Lease } from '../lease/index.js';
@@ -39,9 +39,7 @@ async function startNode(ns: ScratchNamespace, n: number, netConf: Record<string
   const iface = selectInterface(await listInterfaces({ netns: ns.name }), { iface: [ns.ext] });
   const backend =
     config.backend.type === 'vxlan'
-      ? new VxlanBackend(config.backend, {
-          probe: (existing) => probeVxlanSupport({ existing, netns: ns.name }),
-        })
+      ? new VxlanBackend(config.backend, { netns: ns.name })
       : createBackend(config.backend);
   const { attrs } = await backend.prepare({ config, iface });
   const lease: Lease = {
@@ -62,6 +60,7 @@ async function reconcile(node: Node, all: Lease[]): Promise<number> {
   expect(results.filter((r) => !r.ok)).toEqual([]);
   // Converged: a second pass has nothing to do.
   expect(planKernel(state, await dumpKernelState(scope, { netns: node.ns.name }), scope)).toEqual([]);
+  await node.backend.afterReconcile?.(node.lease, all);
   return ops.length;
 }
 
@@ -81,12 +80,15 @@ describe.skipIf(process.getuid?.() !== 0)('backends between two namespaces', () 
     expect(await reconcile(a, leases)).toBe(5);
     expect(await reconcile(b, leases)).toBe(5);
     expect(await ping(a.ns.name, '10.5.2.0')).toBe(true);
+    // Like flannel: no router advertisements accepted on the VXLAN device (the kernel default is 1).
+    expect(await readSysctl('net/ipv6/conf/flannel.1/accept_ra', { netns: a.ns.name })).toBe('0');
 
     // Someone deletes B's device: B's next pass re-creates it with the same (derived) MAC, so A's
     // neighbour and FDB entries stay valid.
     await b.ns.ip(['link', 'del', 'flannel.1']);
     expect(await ping(a.ns.name, '10.5.2.0')).toBe(false);
     expect(await reconcile(b, leases)).toBe(5);
+    expect(await readSysctl('net/ipv6/conf/flannel.1/accept_ra', { netns: b.ns.name })).toBe('0');
     expect(await reconcile(a, leases)).toBe(0);
     expect(await ping(a.ns.name, '10.5.2.0')).toBe(true);
   });

@@ -3,6 +3,7 @@ import { formatCidr, formatIp } from '../ip/index.js';
 import {
   NetworkConfigError,
   networkConfigToJson,
+  networkConfigWarnings,
   parseNetworkConfig,
   parseNetworkConfigText,
   vxlanPort,
@@ -423,6 +424,19 @@ describe('network config: text and round trip', () => {
       Backend: { Type: 'vxlan', Foo: 1 },
     });
     expect(cfg.unknownKeys).toEqual(['EnableNFTables']);
+  });
+
+  it('warns that a config without Backend runs vxlan here but udp on flanneld, and names unknown keys', () => {
+    const bare = parseNetworkConfig({ Network: '10.5.0.0/16', Colour: 'blue' });
+    expect(bare.backend.type).toBe('vxlan');
+    const warnings = networkConfigWarnings(bare);
+    expect(warnings.map((w) => w.fields)).toEqual([
+      { backend: 'vxlan', flanneldBackend: 'udp' },
+      { keys: ['Colour'] },
+    ]);
+    expect(warnings[0]!.msg).toMatch(/flanneld picks udp.*mixing flanneld and weftd nodes/);
+    const explicit = parseNetworkConfig({ Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    expect(networkConfigWarnings(explicit)).toEqual([]);
   });
 
   it('auto backend keeps the vxlan port and a separate udp port', () => {

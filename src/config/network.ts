@@ -77,6 +77,8 @@ export interface NetworkConfig {
   backend: BackendConfig;
   /** Keys that were not understood (kept for a warning; flannel ignores them too). */
   unknownKeys: string[];
+  /** Set when the config has no `Backend`: weft picked vxlan where flanneld picks udp (see `networkConfigWarnings`). */
+  backendDefaulted?: true;
   /** The JSON as given. */
   raw: Record<string, unknown>;
 }
@@ -190,8 +192,43 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   if (!enableIPv6) {
     for (const k of ['IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax']) r.get(k);
   }
-  const backend = parseBackend(r.get('Backend'));
-  return { enableIPv4, enableIPv6, ipv4, ipv6, backend, unknownKeys: r.unknown(), raw };
+  const backendInput = r.get('Backend');
+  const backend = parseBackend(backendInput);
+  const config: NetworkConfig = {
+    enableIPv4,
+    enableIPv6,
+    ipv4,
+    ipv6,
+    backend,
+    unknownKeys: r.unknown(),
+    raw,
+  };
+  if (backendInput === undefined) config.backendDefaulted = true;
+  return config;
+}
+
+/** A warning about a valid config, for the daemon to log once per start: pino fields and the message. */
+export interface NetworkConfigWarning {
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+/** What an operator should know about a config weft accepts (logged once by the daemon, not by the managers). */
+export function networkConfigWarnings(config: NetworkConfig): NetworkConfigWarning[] {
+  const warnings: NetworkConfigWarning[] = [];
+  if (config.backendDefaulted) {
+    warnings.push({
+      fields: { backend: config.backend.type, flanneldBackend: 'udp' },
+      msg: 'network config has no Backend: weft uses vxlan, but flanneld picks udp for the same config (flannel #1221); in a cluster mixing flanneld and weftd nodes the two cannot reach each other — set "Backend": {"Type": "vxlan"} (or "udp") explicitly',
+    });
+  }
+  if (config.unknownKeys.length > 0) {
+    warnings.push({
+      fields: { keys: config.unknownKeys },
+      msg: 'network config has keys weft does not know; they are ignored',
+    });
+  }
+  return warnings;
 }
 
 function familyNetwork(r: KeyReader, family: Family): FamilyNetwork {

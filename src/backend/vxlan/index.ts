@@ -1,6 +1,9 @@
 // The vxlan backend: kernel VXLAN devices `flannel.<VNI>` / `flannel-v6.<VNI>` with a stable VTEP MAC.
+import type { Logger } from 'pino';
 import { type VxlanBackendConfig, vxlanPort } from '../../config/index.js';
+import { errorFields } from '../../core/index.js';
 import {
+  ensureSysctl,
   type KernelScope,
   probeVxlanSupport,
   type SelectedInterface,
@@ -36,23 +39,42 @@ interface Prepared {
   networks: FamilyNetworks;
   iface: SelectedInterface;
   mtu: number;
+  devices: string[];
+  logger: Logger | undefined;
 }
 
 export interface VxlanBackendOptions {
   /** Checks that the kernel can create VXLAN devices; default `probeVxlanSupport` (root). Tests pass a stub. */
   probe?: (deviceName: string) => Promise<VxlanSupport>;
+  /** The network namespace the devices live in (tests); default the daemon's own. */
+  netns?: string;
+}
+
+/**
+ * The sysctl flannel sets on its VXLAN devices: no router advertisements are accepted on them (an RA on the
+ * overlay would install a default route or addresses through the tunnel). Slash form: the name holds a dot.
+ */
+export function vxlanDeviceSysctls(device: string): ReadonlyArray<{ key: string; value: string }> {
+  return [{ key: `net/ipv6/conf/${device}/accept_ra`, value: '0' }];
 }
 
 export class VxlanBackend implements Backend {
   readonly name = 'vxlan';
   private prepared: Prepared | undefined;
   private readonly probe: (deviceName: string) => Promise<VxlanSupport>;
+  private readonly netns: string | undefined;
+  /** Sysctl keys whose failure was already logged (warn once per failure run, not every pass). */
+  private readonly warnedSysctl = new Set<string>();
 
   constructor(
     readonly vxlan: VxlanBackendConfig,
     options: VxlanBackendOptions = {},
   ) {
-    this.probe = options.probe ?? ((existing) => probeVxlanSupport({ existing }));
+    this.netns = options.netns;
+    this.probe =
+      options.probe ??
+      ((existing) =>
+        probeVxlanSupport(this.netns === undefined ? { existing } : { existing, netns: this.netns }));
   }
 
   /** `flannel.<VNI>`, or `flannel-v6.<VNI>` on an IPv6-only node. */
@@ -71,6 +93,7 @@ export class VxlanBackend implements Backend {
     const attrs: LeaseAttrs = { publicIP: ctx.iface.publicIp ?? '', backendType: 'vxlan' };
     if (ctx.iface.publicIpv6 !== undefined) attrs.publicIPv6 = ctx.iface.publicIpv6;
     const mtus: number[] = [];
+    const devices: string[] = [];
     for (const family of enabled) {
       let device: ReturnType<typeof vxlanDevice>;
       try {
@@ -85,6 +108,7 @@ export class VxlanBackend implements Backend {
         );
       }
       mtus.push(device.mtu);
+      devices.push(device.name);
       const data = { VNI: this.vxlan.vni, VtepMAC: device.mac };
       if (family === 4) attrs.backendData = data;
       else attrs.backendV6Data = data;
@@ -97,7 +121,7 @@ export class VxlanBackend implements Backend {
     }
     // A pod interface carries both families: it gets the smaller device MTU.
     const mtu = Math.min(...mtus);
-    this.prepared = { networks, iface: ctx.iface, mtu };
+    this.prepared = { networks, iface: ctx.iface, mtu, devices, logger: ctx.logger };
     return { attrs, mtu, tunnel: { port: vxlanPort(this.vxlan), families: enabled } };
   }
 
@@ -113,6 +137,27 @@ export class VxlanBackend implements Backend {
 
   mtu(): number {
     return this.require('mtu').mtu;
+  }
+
+  /** After each pass (the devices exist now, or were re-created): `accept_ra` = 0 on each, like flannel. */
+  async afterReconcile(): Promise<void> {
+    const p = this.require('afterReconcile');
+    const opts = this.netns === undefined ? {} : { netns: this.netns };
+    for (const device of p.devices) {
+      for (const { key, value } of vxlanDeviceSysctls(device)) {
+        try {
+          const { changed } = await ensureSysctl(key, value, opts);
+          if (changed) p.logger?.info({ sysctl: key, value }, 'vxlan: set sysctl');
+          this.warnedSysctl.delete(key);
+        } catch (err) {
+          // The device may be missing after a failed pass, or IPv6 compiled out: the next pass retries.
+          if (!this.warnedSysctl.has(key)) {
+            this.warnedSysctl.add(key);
+            p.logger?.warn({ sysctl: key, err: errorFields(err) }, 'vxlan: could not set sysctl');
+          }
+        }
+      }
+    }
   }
 
   private require(method: string): Prepared {

@@ -264,12 +264,6 @@ export class EtcdSubnetManager implements SubnetManager {
         const text = await this.store.getConfigText();
         if (text !== undefined) {
           const config = parseNetworkConfigText(text, `${this.store.configKey.toString()}`);
-          if (config.unknownKeys.length > 0) {
-            this.logger.warn(
-              { keys: config.unknownKeys },
-              'network config has keys weft does not know; ignored',
-            );
-          }
           this.config = config;
           return config;
         }
