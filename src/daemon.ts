@@ -4,7 +4,7 @@
  * On SIGTERM/SIGINT it stops and leaves every kernel entry, rule and file in place (a restart does not cut
  * traffic); a second signal or a 10 s stall exits anyway.
  */
-import { type Backend, createBackend, type PreparedBackend } from './backend/index.js';
+import { type Backend, createBackend, type PreparedBackend, SkippedPeerLog } from './backend/index.js';
 import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEnv } from './cni/index.js';
 import { type BackendConfig, type NetworkConfig, networkConfigWarnings } from './config/index.js';
 import { type DaemonOptions, redactOptions } from './config/options.js';
@@ -104,6 +104,7 @@ class Daemon {
   private readonly peers = new PeerStore();
   /** The kernel state the last clean pass left, for lease-event passes (see reconcile/observed.ts). */
   private readonly observedMemory = new ObservedStateMemory();
+  private readonly skippedPeerLog = new SkippedPeerLog();
   private config: NetworkConfig | undefined;
   private iface: SelectedInterface | undefined;
   private backend: Backend | undefined;
@@ -403,8 +404,7 @@ class Daemon {
     const started = process.hrtime.bigint();
     const peers = this.peers.peers(own.key);
     const { state, skipped } = backend.desired(own, peers);
-    for (const s of skipped)
-      this.logger.debug({ peer: s.key, family: s.family, reason: s.reason }, 'peer not programmed');
+    this.skippedPeerLog.report(skipped, this.logger);
     const scope = backend.scope(own);
     const planned = process.hrtime.bigint();
     // Lease events plan against the state the last clean pass left; everything else reads the kernel.

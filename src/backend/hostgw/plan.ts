@@ -4,7 +4,7 @@ import { type Cidr, formatCidr } from '../../ip/index.js';
 import type { DesiredKernelState, KernelScope, RouteEntry, SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
-import { checkPeer, isOnLink, SkipList, sortedPeers } from '../peers.js';
+import { checkPeer, isOnLink, SkipList, sortedPeers } from '../peer-check.js';
 import type { DesiredBackendState } from '../types.js';
 
 export interface HostGwPlanInput {

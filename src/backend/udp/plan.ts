@@ -11,7 +11,7 @@ import {
   type TunLinkSpec,
 } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
-import { SkipList, sortedPeers } from '../peers.js';
+import { SkipList, sortedPeers } from '../peer-check.js';
 import { type DesiredBackendState, OwnLeaseMismatchError } from '../types.js';
 import { UDP_ENCAP_OVERHEAD, type UdpPeer } from './engine.js';
 

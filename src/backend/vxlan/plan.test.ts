@@ -105,7 +105,10 @@ describe('planVxlan', () => {
       ['10.5.5.0-24', 'no PublicIP'],
       ['10.5.6.0-24', "BackendData.VNI 7 differs from this node's VNI 1"],
       ['10.5.7.0-24', 'no BackendData'],
-      ['10.5.8.0-24', 'no BackendType'],
+      [
+        '10.5.8.0-24',
+        "no BackendType: a lease of flannel's udp backend (PublicIP only); this node uses vxlan and cannot reach it — every node needs the same Backend.Type",
+      ],
       ['10.5.9.0-24', 'subnet 10.99.9.0/24 is outside the Network 10.5.0.0/16'],
     ]);
     expect(state.routes.map((r) => r.dst)).toEqual(['10.5.10.0/24']);

@@ -14,8 +14,9 @@ import {
   type VxlanLinkSpec,
 } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
+import { dataField, isUnicastMac, subnetOf } from '../lease-fields.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
-import { checkPeer, dataField, isOnLink, isUnicastMac, SkipList, sortedPeers, subnetOf } from '../peers.js';
+import { checkPeer, isOnLink, SkipList, sortedPeers } from '../peer-check.js';
 import { type DesiredBackendState, type Family, OwnLeaseMismatchError } from '../types.js';
 
 /** VXLAN encapsulation overhead: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14; IPv6 outer adds 20. */

@@ -1,6 +1,7 @@
-// Reading peer leases for the planners: per-family subnet and public address, backend data (case-insensitive,
-// as Go's decoder reads it), on-link tests, and the checks every backend shares.
-import { type Cidr, cidr, cidrEquals, containsCidr, containsIp, formatCidr, isMac } from '../ip/index.js';
+// The checks every backend runs on a peer lease before programming it, the list of peers it skipped (and why),
+// and the log of those skips: a newly skipped peer is a warning naming the lease, a repeat is debug.
+import type { Logger } from 'pino';
+import { type Cidr, cidr, cidrEquals, containsCidr, containsIp, formatCidr } from '../ip/index.js';
 import {
   canonicalIpText as canonicalIp,
   type InterfaceAddress,
@@ -8,33 +9,8 @@ import {
   fastParseIp as parseIp,
 } from '../kernel/index.js';
 import type { Lease } from '../lease/index.js';
+import { publicIpOf, subnetOf } from './lease-fields.js';
 import type { Family, SkippedPeer } from './types.js';
-
-/** A field of a backend-data object, looked up case-insensitively. */
-export function dataField(data: Record<string, unknown> | undefined, name: string): unknown {
-  if (data === undefined) return undefined;
-  const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(data)) if (k.toLowerCase() === lower) return v;
-  return undefined;
-}
-
-export function subnetOf(lease: Lease, family: Family): Cidr | undefined {
-  return family === 4 ? lease.subnet : lease.ipv6Subnet;
-}
-
-export function publicIpOf(lease: Lease, family: Family): string | undefined {
-  const ip = family === 4 ? lease.attrs.publicIP : lease.attrs.publicIPv6;
-  return ip === undefined || ip === '' ? undefined : ip;
-}
-
-export function backendDataOf(lease: Lease, family: Family): Record<string, unknown> | undefined {
-  return family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data;
-}
-
-/** A unicast MAC (bit 0 of the first octet clear): a VTEP MAC can never be a group address. */
-export function isUnicastMac(mac: unknown): mac is string {
-  return isMac(mac) && (Number.parseInt(mac.slice(0, 2), 16) & 1) === 0;
-}
 
 /** True when `ip` lies in a subnet directly attached to the interface (reachable without a gateway). */
 export function isOnLink(ip: string, addresses: readonly InterfaceAddress[]): boolean {
@@ -77,7 +53,9 @@ export function checkPeer(peer: Lease, check: PeerCheck): PeerVerdict {
   if (type !== check.backendType) {
     return {
       kind: 'skip',
-      reason: type ? `backend type ${type} (this node uses ${check.backendType})` : 'no BackendType',
+      reason: type
+        ? `backend type ${type} (this node uses ${check.backendType})`
+        : `no BackendType: a lease of flannel's udp backend (PublicIP only); this node uses ${check.backendType} and cannot reach it — every node needs the same Backend.Type`,
     };
   }
   if (subnet === undefined) return { kind: 'skip', reason: `no IPv${family} subnet` };
@@ -108,5 +86,24 @@ export class SkipList {
   readonly entries: SkippedPeer[] = [];
   add(peer: Lease, family: Family, reason: string): void {
     this.entries.push({ key: peer.key, family, reason });
+  }
+}
+
+/**
+ * Logs the peers a pass skipped: a peer skipped for a new reason is a warning naming its lease and the reason
+ * (so a mixed cluster is never silent), one skipped for the same reason as in the previous pass is debug.
+ */
+export class SkippedPeerLog {
+  private previous = new Set<string>();
+
+  report(skipped: readonly SkippedPeer[], logger: Logger): void {
+    const current = new Set<string>();
+    for (const s of skipped) {
+      const id = `${s.key}|${s.family}|${s.reason}`;
+      current.add(id);
+      const level = this.previous.has(id) ? 'debug' : 'warn';
+      logger[level]({ peer: s.key, family: s.family, reason: s.reason }, 'peer lease not programmed');
+    }
+    this.previous = current;
   }
 }

@@ -1,0 +1,27 @@
+// Reading the fields of a lease the planners need: per-family subnet, public address and backend data
+// (case-insensitive, as Go's decoder reads it), and what a VTEP MAC must look like.
+import { type Cidr, isMac } from '../ip/index.js';
+import type { Lease } from '../lease/index.js';
+import type { Family } from './types.js';
+
+/** A field of a backend-data object, looked up case-insensitively. */
+export function dataField(data: Record<string, unknown> | undefined, name: string): unknown {
+  if (data === undefined) return undefined;
+  const lower = name.toLowerCase();
+  for (const [k, v] of Object.entries(data)) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+export function subnetOf(lease: Lease, family: Family): Cidr | undefined {
+  return family === 4 ? lease.subnet : lease.ipv6Subnet;
+}
+
+export function publicIpOf(lease: Lease, family: Family): string | undefined {
+  const ip = family === 4 ? lease.attrs.publicIP : lease.attrs.publicIPv6;
+  return ip === undefined || ip === '' ? undefined : ip;
+}
+
+/** A unicast MAC (bit 0 of the first octet clear): a VTEP MAC can never be a group address. */
+export function isUnicastMac(mac: unknown): mac is string {
+  return isMac(mac) && (Number.parseInt(mac.slice(0, 2), 16) & 1) === 0;
+}
