@@ -108,8 +108,37 @@ describe('weftd options', () => {
     );
   });
 
-  it('never exposes the etcd password when logged', () => {
-    const o = toDaemonOptions({ 'etcd-password': 's3cret' });
-    expect(JSON.stringify(redactOptions(o))).not.toContain('s3cret');
+  it('never exposes the etcd password, an inline key or URL credentials when logged', () => {
+    const key = '-----BEGIN PRIVATE KEY-----\nKEYMARKER\n-----END PRIVATE KEY-----\n';
+    const o = toDaemonOptions({
+      'etcd-password': 's3cret',
+      'etcd-endpoints': 'https://alice:PWMARKER@10.0.0.1:2379,https://bob:P@ss/W@10.0.0.2:2379',
+      'etcd-keyfile': key,
+      'etcd-certfile': '/etc/weft/etcd.crt',
+      'kube-api-url': 'https://admin:KUBEMARKER@10.0.0.9:6443',
+    });
+    const text = JSON.stringify(redactOptions(o));
+    for (const secret of ['s3cret', 'PWMARKER', 'P@ss', 'KEYMARKER', 'KUBEMARKER', 'alice']) {
+      expect(text).not.toContain(secret);
+    }
+    // A key given as raw base64 by mistake is not shown either; a key path is.
+    const raw = toDaemonOptions({ 'etcd-keyfile': 'MC4CAQAwBQYDK2VwBCIEIKEY/MARKER+' });
+    expect(redactOptions(raw).etcdKeyfile).toBe('[redacted]');
+    const path = toDaemonOptions({ 'etcd-keyfile': '/etc/etcd/client-key.pem' });
+    expect(redactOptions(path).etcdKeyfile).toBe('/etc/etcd/client-key.pem');
+    expect(redactOptions(o)).toMatchObject({
+      etcdEndpoints: ['https://[redacted]@10.0.0.1:2379', 'https://[redacted]@10.0.0.2:2379'],
+      etcdKeyfile: `[inline PEM, ${key.length} bytes, redacted]`,
+      etcdCertfile: '/etc/weft/etcd.crt',
+      etcdPassword: '[redacted]',
+      kubeApiUrl: 'https://[redacted]@10.0.0.9:6443',
+    });
+  });
+
+  it('echoes no URL credentials in its errors', () => {
+    for (const ep of ['ftp://u:ECHOMARKER@h:1', 'u:ECHOMARKER@h:2379', 'http://u:ECHO MARKER@[::1']) {
+      expect(() => toDaemonOptions({ 'etcd-endpoints': ep })).toThrow(OptionError);
+      expect(() => toDaemonOptions({ 'etcd-endpoints': ep })).not.toThrow(/ECHO/);
+    }
   });
 });

@@ -2,7 +2,10 @@ import pino, { type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Paths pino must never print: etcd credentials, key material, kube tokens. */
+/**
+ * Paths pino must never print: etcd credentials, key material, kube tokens. A safety net: the options are logged
+ * only through `redactOptions` (config/options.ts), which also strips URL credentials and inline PEM.
+ */
 export const REDACTED_PATHS = [
   'password',
   'etcdPassword',
@@ -12,6 +15,10 @@ export const REDACTED_PATHS = [
   '*.credentials',
   'token',
   '*.token',
+  'privateKey',
+  '*.privateKey',
+  'psk',
+  '*.psk',
   'etcdKeyfileContent',
 ];
 

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
+import { redactTlsSetting, redactUrlCredentials } from '../../config/options.js';
 
 /** TLS material: each entry is a file path or the PEM text itself. */
 export interface EtcdTlsOptions {
@@ -109,17 +110,27 @@ function looksLikePem(text: string): boolean {
   return text.includes('-----BEGIN ');
 }
 
-/** Reads a TLS entry: PEM text as given, else the file at that path. */
+/**
+ * Reads a TLS entry: PEM text as given, else the file at that path. Errors name the path only when it may be
+ * shown (`redactTlsSetting`): the key setting may hold key material that is not recognisable as PEM.
+ */
 export function readTlsMaterial(setting: string, pathOrPem: string): Buffer {
   if (looksLikePem(pathOrPem)) return Buffer.from(pathOrPem, 'utf8');
+  const secret = setting === 'etcd-keyfile';
+  const shown = secret ? 'the file it names' : redactTlsSetting(pathOrPem, false);
   let data: Buffer;
   try {
     data = fs.readFileSync(pathOrPem);
   } catch (err) {
-    throw new EtcdClientConfigError(setting, `cannot read ${pathOrPem}: ${(err as Error).message}`);
+    // The errno text repeats the path: only its code is shown.
+    const code = (err as NodeJS.ErrnoException).code ?? 'read error';
+    throw new EtcdClientConfigError(
+      setting,
+      `cannot read ${shown} (${code}); give a readable PEM file or the PEM text itself`,
+    );
   }
   if (!looksLikePem(data.toString('utf8'))) {
-    throw new EtcdClientConfigError(setting, `${pathOrPem} is not a PEM file (no "-----BEGIN" line)`);
+    throw new EtcdClientConfigError(setting, `${shown} is not a PEM file (no "-----BEGIN" line)`);
   }
   return data;
 }
@@ -136,16 +147,19 @@ export function checkEndpoints(endpoints: readonly string[]): string[] {
     } catch {
       throw new EtcdClientConfigError(
         'etcd-endpoints',
-        `${JSON.stringify(ep)} is not a URL (expected http(s)://host:port)`,
+        `${JSON.stringify(redactUrlCredentials(ep))} is not a URL (expected http(s)://host:port)`,
       );
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new EtcdClientConfigError('etcd-endpoints', `${JSON.stringify(ep)} must use http:// or https://`);
+      throw new EtcdClientConfigError(
+        'etcd-endpoints',
+        `${JSON.stringify(redactUrlCredentials(ep))} must use http:// or https://`,
+      );
     }
     if (url.port === '') {
       throw new EtcdClientConfigError(
         'etcd-endpoints',
-        `${JSON.stringify(ep)} has no port (etcd listens on 2379)`,
+        `${JSON.stringify(redactUrlCredentials(ep))} has no port (etcd listens on 2379)`,
       );
     }
     out.push(`${url.protocol}//${url.host}`);
