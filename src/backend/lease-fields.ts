@@ -1,8 +1,7 @@
 // Reading the fields of a lease the planners need: per-family subnet, public address and backend data
 // (case-insensitive, as Go's decoder reads it), and what a VTEP MAC must look like.
-import { type Cidr, isMac } from '../ip/index.js';
+import { type Cidr, type Family, isMac } from '../ip/index.js';
 import type { Lease } from '../lease/index.js';
-import type { Family } from './types.js';
 
 /** A field of a backend-data object, looked up case-insensitively. */
 export function dataField(data: Record<string, unknown> | undefined, name: string): unknown {

@@ -1,16 +1,22 @@
 // The checks every backend runs on a peer lease before programming it, the list of peers it skipped (and why),
 // and the log of those skips: a newly skipped peer is a warning naming the lease, a repeat is debug.
 import type { Logger } from 'pino';
-import { type Cidr, cidr, cidrEquals, containsCidr, containsIp, formatCidr } from '../ip/index.js';
 import {
-  canonicalIpText as canonicalIp,
-  type InterfaceAddress,
-  isIpText as isIp,
-  fastParseIp as parseIp,
-} from '../kernel/index.js';
+  type Cidr,
+  canonicalIp,
+  cidr,
+  cidrEquals,
+  containsCidr,
+  containsIp,
+  type Family,
+  formatCidr,
+  isIp,
+  parseIp,
+} from '../ip/index.js';
+import type { InterfaceAddress } from '../kernel/index.js';
 import type { Lease } from '../lease/index.js';
 import { publicIpOf, subnetOf } from './lease-fields.js';
-import type { Family, SkippedPeer } from './types.js';
+import type { SkippedPeer } from './types.js';
 
 /** True when `ip` lies in a subnet directly attached to the interface (reachable without a gateway). */
 export function isOnLink(ip: string, addresses: readonly InterfaceAddress[]): boolean {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BackendConfig, NetworkConfig } from '../config/index.js';
+import type { Family } from '../ip/index.js';
 import type { DesiredKernelState, KernelScope, SelectedInterface } from '../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../lease/index.js';
 
@@ -26,7 +27,8 @@ export interface PreparedBackend {
   tunnel?: { port: number; families: readonly Family[] };
 }
 
-export type Family = 4 | 6;
+/** Address family: `ip`'s, re-exported for backends. */
+export type { Family };
 
 /** A peer lease the backend did not program, and why (logged by the daemon, shown by `/status`). */
 export interface SkippedPeer {

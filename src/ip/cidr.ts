@@ -29,43 +29,39 @@ function maskOf(family: Family, prefix: number): bigint {
   return prefix === 0 ? 0n : (all << BigInt(bits - prefix)) & all;
 }
 
+// One strict decimal octet 0-255 without leading zeros ("010" is ambiguous: octal or decimal).
+const V4_OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const V4_TEXT = new RegExp(`^${V4_OCTET}(?:[.]${V4_OCTET}){3}$`);
+
+function v4Value(text: string): number {
+  const [a, b, c, d] = text.split('.').map(Number) as [number, number, number, number];
+  return a * 0x1000000 + b * 0x10000 + c * 0x100 + d;
+}
+
 /**
- * Parses an IPv4 or IPv6 address. Rejects leading zeros in IPv4 octets ("010.1.2.3" is ambiguous: octal or
- * decimal) and zone ids.
+ * Parses an IPv4 or IPv6 address: weft's one IP parser, on every hot path (lease decoding, kernel dumps, plans
+ * of thousands of entries). Rejects leading zeros in IPv4 octets ("010.1.2.3": octal or decimal?), zone ids
+ * and prefixes.
  */
 export function parseIp(text: string): IpAddress {
   if (typeof text !== 'string' || text.length === 0 || text.length > 45) {
     throw new InvalidAddressError(`expected an IP address, found ${JSON.stringify(text)}`);
   }
+  if (V4_TEXT.test(text)) return { family: 4, value: BigInt(v4Value(text)) };
   if (text.includes(':')) {
     const value = parseIpv6Value(text);
     if (value === undefined) throw new InvalidAddressError(`"${text}" is not a valid IPv6 address`);
     return { family: 6, value };
   }
-  // IPv4 is on every hot path (lease decoding, kernel dumps): parse it directly, no ip-num objects.
-  const octets = text.split('.');
-  if (octets.length !== 4)
-    throw new InvalidAddressError(
-      `"${text}" is not a valid IPv4 address (expected four decimal octets 0-255)`,
-    );
-  let value = 0;
-  for (const o of octets) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(o) || Number(o) > 255) {
-      throw new InvalidAddressError(
-        `"${text}" is not a valid IPv4 address (expected four decimal octets 0-255)`,
-      );
-    }
-    value = value * 256 + Number(o);
-  }
-  return { family: 4, value: BigInt(value) };
+  throw new InvalidAddressError(`"${text}" is not a valid IPv4 address (expected four decimal octets 0-255)`);
 }
 
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
 /**
- * RFC 4291 text → value, or undefined. Hand-written because kernel dumps and lease decoding parse thousands
- * of addresses per pass and ip-num's object-based parse costs ~25 µs each; ip-num stays the oracle in tests.
- * Accepts `::` compression and a trailing dotted IPv4 (`::ffff:192.0.2.1`); rejects zone ids and prefixes.
+ * RFC 4291 text → value, or undefined. Hand-written: ip-num's object-based parse costs ~25 µs per address;
+ * ip-num stays the oracle in tests. Accepts `::` compression and a trailing dotted IPv4 (`::ffff:192.0.2.1`);
+ * rejects zone ids and prefixes.
  */
 function parseIpv6Value(text: string): bigint | undefined {
   const gap = text.indexOf('::');
@@ -79,14 +75,9 @@ function parseIpv6Value(text: string): bigint | undefined {
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
       if (isLast && i === parts.length - 1 && part.includes('.')) {
-        let v4: IpAddress;
-        try {
-          v4 = parseIp(part);
-        } catch {
-          return false;
-        }
-        if (v4.family !== 4) return false;
-        groups.push(Number(v4.value >> 16n), Number(v4.value & 0xffffn));
+        if (!V4_TEXT.test(part)) return false;
+        const v4 = v4Value(part);
+        groups.push(Math.floor(v4 / 0x10000), v4 % 0x10000);
         continue;
       }
       if (!HEX_GROUP.test(part)) return false;
@@ -149,6 +140,8 @@ export function formatIp(ip: IpAddress): string {
 
 /** Normalises an address string (e.g. upper-case or expanded IPv6) to its canonical text. */
 export function canonicalIp(text: string): string {
+  // A valid dotted quad is already canonical: no bigint round trip on the hot path.
+  if (typeof text === 'string' && V4_TEXT.test(text)) return text;
   return formatIp(parseIp(text));
 }
 

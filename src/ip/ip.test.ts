@@ -4,7 +4,9 @@ import {
   containsCidr,
   formatCidr,
   formatIp,
+  internetChecksum,
   isMac,
+  onesComplementSum,
   overlaps,
   parseCidr,
   parseIp,
@@ -128,5 +130,23 @@ describe('IPv6 parsing agrees with ip-num', () => {
   it('reads a trailing dotted IPv4', () => {
     expect(formatIp(parseIp('::ffff:192.0.2.1'))).toBe('::ffff:c000:201');
     expect(() => parseIp('::ffff:192.0.2')).toThrow(/not a valid IPv6/);
+  });
+});
+
+describe('internet checksum (RFC 1071)', () => {
+  it('matches the RFC 1071 example and verifies to 0 over data carrying its checksum', () => {
+    // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to 0xddf2; the checksum is its complement.
+    const data = Uint8Array.from([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]);
+    expect(onesComplementSum(data)).toBe(0xddf2);
+    expect(internetChecksum(data)).toBe(0x220d);
+    // An IPv4 header (RFC 791 sample, checksum 0xb861 in bytes 10-11) checks to 0.
+    const header = Uint8Array.from([
+      0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0,
+      0xa8, 0x00, 0xc7,
+    ]);
+    expect(internetChecksum(header)).toBe(0);
+    // An odd length pads with a zero byte; offset/length select a range.
+    expect(internetChecksum(Uint8Array.from([0xff, 0x01, 0x02]), 1, 2)).toBe(~0x0102 & 0xffff);
+    expect(internetChecksum(Uint8Array.from([0x01]))).toBe(~0x0100 & 0xffff);
   });
 });

@@ -3,7 +3,7 @@
 // -batch` (their FDB) and, with an IPv6 Network, one `ip -6 -json route show`. Every process is a fork of the
 // daemon and a scheduling round on a busy node: a reconcile pass runs on every lease event, so it pays to keep
 // this to a handful (it was five separate reads).
-import { type Cidr, formatCidr } from '../ip/index.js';
+import { type Cidr, type Family, formatCidr } from '../ip/index.js';
 import { parseBatchErrors } from './apply.js';
 import { isValidDeviceName } from './canonical.js';
 import {
@@ -78,7 +78,7 @@ function checkedDevice(name: string): string {
   return name;
 }
 
-function networkOf(scope: KernelScope, family: 4 | 6): Cidr | undefined {
+function networkOf(scope: KernelScope, family: Family): Cidr | undefined {
   return scope.networks.find((n) => n.family === family);
 }
 

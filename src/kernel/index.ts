@@ -2,13 +2,10 @@
 export { applyKernelOps, parseBatchErrors } from './apply.js';
 export {
   canonicalInterfaceAddress,
-  canonicalIpText,
   canonicalMacText,
   canonicalNetwork,
-  fastParseCidr,
-  fastParseIp,
-  isIpText,
   isValidDeviceName,
+  parseRouteDst,
 } from './canonical.js';
 export { dumpKernelState } from './dump.js';
 export { KernelCommandError, KernelToolError } from './exec.js';

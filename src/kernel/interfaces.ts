@@ -1,8 +1,7 @@
 // listInterfaces gathers interface facts (effect); selectInterface picks the external interface (pure), by
 // flannel's rules: --iface in order, then --iface-regex (addresses, then names), then --iface-can-reach, and
 // with none of those the interface holding --public-ip, else the default-route interface.
-import type { Family } from '../ip/index.js';
-import { canonicalIpText, isIpText as isIp } from './canonical.js';
+import { canonicalIp, type Family, isIp } from '../ip/index.js';
 import { readTool, runTool } from './exec.js';
 import { parseDefaultRouteDev, parseLinkList, parseRouteGet, toInterfaceFact } from './parse.js';
 import type {
@@ -51,7 +50,7 @@ export async function listInterfaces(opts: ListInterfacesOptions = {}): Promise<
       facts.canReach = { target, error: `${JSON.stringify(target)} is not an IP address` };
     } else {
       // A route lookup only: no packet is sent.
-      const result = await runTool('ip', ['-json', 'route', 'get', canonicalIpText(target)], opts);
+      const result = await runTool('ip', ['-json', 'route', 'get', canonicalIp(target)], opts);
       if (result.code !== 0) {
         facts.canReach = { target, error: result.stderr.trim() || `exit ${result.code}` };
       } else {
@@ -165,7 +164,7 @@ export function selectInterface(facts: InterfaceFacts, opts: SelectInterfaceOpti
   if (!explicit) {
     for (const ip of [publicIp, publicIpv6]) {
       if (ip === undefined || chosen !== undefined) continue;
-      const found = holding(facts, canonicalIpText(ip));
+      const found = holding(facts, canonicalIp(ip));
       if (found === undefined) tried.push(`public IP ${ip}: on no interface (NAT), using the default route`);
       else consider(found.iface, `holds public IP ${ip}`, found.address);
     }
@@ -183,7 +182,7 @@ export function selectInterface(facts: InterfaceFacts, opts: SelectInterfaceOpti
   } else {
     for (const entry of ifaces) {
       if (isIp(entry)) {
-        const found = holding(facts, canonicalIpText(entry));
+        const found = holding(facts, canonicalIp(entry));
         if (found === undefined) tried.push(`--iface ${entry}: no interface holds this address`);
         else if (consider(found.iface, `--iface ${entry}`, found.address)) break;
       } else {
@@ -242,8 +241,8 @@ export function selectInterface(facts: InterfaceFacts, opts: SelectInterfaceOpti
     const candidates = usable(iface, family);
     return candidates.find((a) => a.ip === preferred) ?? candidates[0];
   };
-  const ipv4 = pick(4, publicIp === undefined ? undefined : canonicalIpText(publicIp));
-  const ipv6 = pick(6, publicIpv6 === undefined ? undefined : canonicalIpText(publicIpv6));
+  const ipv4 = pick(4, publicIp === undefined ? undefined : canonicalIp(publicIp));
+  const ipv6 = pick(6, publicIpv6 === undefined ? undefined : canonicalIp(publicIpv6));
   const selected: SelectedInterface = {
     name: iface.name,
     index: iface.index,
@@ -253,8 +252,8 @@ export function selectInterface(facts: InterfaceFacts, opts: SelectInterfaceOpti
   };
   if (ipv4 !== undefined) selected.ipv4 = ipv4;
   if (ipv6 !== undefined) selected.ipv6 = ipv6;
-  const pub4 = publicIp !== undefined ? canonicalIpText(publicIp) : ipv4?.ip;
-  const pub6 = publicIpv6 !== undefined ? canonicalIpText(publicIpv6) : ipv6?.ip;
+  const pub4 = publicIp !== undefined ? canonicalIp(publicIp) : ipv4?.ip;
+  const pub6 = publicIpv6 !== undefined ? canonicalIp(publicIpv6) : ipv6?.ip;
   if (wantV4 && pub4 !== undefined) selected.publicIp = pub4;
   if (wantV6 && pub6 !== undefined) selected.publicIpv6 = pub6;
   const nat: string[] = [];

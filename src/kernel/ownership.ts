@@ -1,8 +1,8 @@
 // What weft owns in the kernel (see KernelScope). The dump reads only this and the planner deletes only this,
 // so the bridge CNI plugin's `cni0` and its route to the node's own subnet, other routes on the external
 // interface and everything else on the node stay untouched.
-import { type Cidr, cidrEquals, containsCidr, containsIp } from '../ip/index.js';
-import { fastParseCidr, fastParseIp } from './canonical.js';
+import { type Cidr, cidrEquals, containsCidr, containsIp, parseIp } from '../ip/index.js';
+import { parseRouteDst } from './canonical.js';
 import type { AddressEntry, FdbEntry, KernelScope, KernelState, NeighborEntry, RouteEntry } from './types.js';
 
 /** Ownership tests bound to one scope; `extraDevices` are the desired links' names (always weft's). */
@@ -25,9 +25,9 @@ export class Ownership {
   ownsAddress(address: AddressEntry): boolean {
     if (!this.devices.has(address.dev)) return false;
     const slash = address.cidr.indexOf('/');
-    let ip: ReturnType<typeof fastParseIp>;
+    let ip: ReturnType<typeof parseIp>;
     try {
-      ip = fastParseIp(slash < 0 ? address.cidr : address.cidr.slice(0, slash));
+      ip = parseIp(slash < 0 ? address.cidr : address.cidr.slice(0, slash));
     } catch {
       return false;
     }
@@ -59,7 +59,7 @@ export class Ownership {
     let cached = this.cidrCache.get(text);
     if (cached === undefined) {
       try {
-        cached = fastParseCidr(text);
+        cached = parseRouteDst(text);
       } catch {
         cached = null;
       }

@@ -1,14 +1,8 @@
 // Pure parsers for iproute2 `-json` output. Structural surprises (not an array, an entry without a name) throw
 // KernelOutputParseError naming the command and the entry; entries weft has no use for (default routes,
 // blackholes, multipath, non-permanent neighbours) are skipped.
-import { isMac } from '../ip/index.js';
-import {
-  canonicalInterfaceAddress,
-  canonicalIpText,
-  canonicalMacText,
-  canonicalNetwork,
-  familyOfText,
-} from './canonical.js';
+import { canonicalIp, isMac } from '../ip/index.js';
+import { canonicalInterfaceAddress, canonicalMacText, canonicalNetwork, familyOfText } from './canonical.js';
 import type {
   AddressEntry,
   FdbEntry,
@@ -114,7 +108,7 @@ export function parseLinkList(text: string, command = 'ip -d -json addr show'): 
       const prefix = num(info.prefixlen);
       const family = info.family === 'inet' ? 4 : info.family === 'inet6' ? 6 : undefined;
       if (local === undefined || prefix === undefined || family === undefined) continue;
-      const ip = tryCanonical(() => canonicalIpText(local));
+      const ip = tryCanonical(() => canonicalIp(local));
       if (ip === undefined || familyOfText(ip) !== family) continue;
       const address: InterfaceAddress = { family, ip, prefix, scope: str(info.scope) ?? 'global' };
       // iproute2 prints each set flag as `"<name>": true` (IPv4's "secondary" shares temporary's bit: not read).
@@ -147,7 +141,7 @@ export function toObservedLink(link: ListedLink): ObservedLink {
       kind: 'vxlan',
       name: link.name,
       vni: num(d.id) ?? -1,
-      local: tryCanonical(() => canonicalIpText(local)) ?? local,
+      local: tryCanonical(() => canonicalIp(local)) ?? local,
       dev: str(d.link) ?? '',
       port: num(d.port) ?? 0,
       learning: d.learning === true,
@@ -200,7 +194,7 @@ export function parseRouteList(text: string, command = 'ip -json route show'): R
     const dst = tryCanonical(() => canonicalNetwork(dstText));
     if (dst === undefined) continue;
     const gateway = str(entry.gateway);
-    const via = gateway === undefined ? undefined : tryCanonical(() => canonicalIpText(gateway));
+    const via = gateway === undefined ? undefined : tryCanonical(() => canonicalIp(gateway));
     if (gateway !== undefined && via === undefined) continue;
     const route: RouteEntry = { dst, dev };
     if (via !== undefined) route.via = via;
@@ -231,7 +225,7 @@ export function parseNeighborList(
     const entryDev = str(entry.dev) ?? dev;
     const lladdr = str(entry.lladdr);
     if (dst === undefined || entryDev === undefined || lladdr === undefined || !isMac(lladdr)) continue;
-    const ip = tryCanonical(() => canonicalIpText(dst));
+    const ip = tryCanonical(() => canonicalIp(dst));
     if (ip === undefined) continue;
     out.push({ dev: entryDev, ip, mac: canonicalMacText(lladdr) });
   }
@@ -250,7 +244,7 @@ export function parseFdbList(
     const mac = str(entry.mac);
     const dst = str(entry.dst);
     if (mac === undefined || dst === undefined || !isMac(mac)) continue;
-    const ip = tryCanonical(() => canonicalIpText(dst));
+    const ip = tryCanonical(() => canonicalIp(dst));
     if (ip === undefined) continue;
     out.push({ dev, mac: canonicalMacText(mac), dst: ip });
   }

@@ -1,8 +1,8 @@
 // Renders kernel ops as iproute2 batch lines. Every field is validated and re-canonicalised here, so a line can
 // never carry a space, quote or `#` that would change what the batch tokenizer sees.
+import { canonicalIp } from '../ip/index.js';
 import {
   canonicalInterfaceAddress,
-  canonicalIpText,
   canonicalMacText,
   canonicalNetwork,
   familyOfText,
@@ -46,7 +46,7 @@ function int(value: number, what: string, min: number, max: number): string {
   return String(value);
 }
 
-const ip = (v: string, what: string) => wrap(what, v, canonicalIpText);
+const ip = (v: string, what: string) => wrap(what, v, canonicalIp);
 const mac = (v: string, what: string) => wrap(what, v, canonicalMacText);
 const network = (v: string, what: string) => wrap(what, v, canonicalNetwork);
 

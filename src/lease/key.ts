@@ -1,4 +1,4 @@
-import { type Cidr, formatIp, InvalidAddressError, parseIp } from '../ip/index.js';
+import { type Cidr, type Family, formatIp, InvalidAddressError, parseIp } from '../ip/index.js';
 
 /** A lease key that is not flannel's `<a.b.c.d>-<len>[&<v6>-<len>]`. Names the key and what is wrong. */
 export class InvalidLeaseKeyError extends Error {
@@ -75,7 +75,7 @@ export function parseLeaseKey(key: string): LeaseKeySubnets {
   return out;
 }
 
-function partToCidr(key: string, addressText: string, lengthText: string, family: 4 | 6): Cidr {
+function partToCidr(key: string, addressText: string, lengthText: string, family: Family): Cidr {
   let value: bigint;
   try {
     const ip = parseIp(addressText);

@@ -12,13 +12,8 @@ import { createSocket } from 'node:dgram';
 import { closeSync, existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { UdpBackendConfig } from '../../config/index.js';
-import { type Cidr, formatCidr } from '../../ip/index.js';
-import {
-  canonicalIpText,
-  ensureSysctl,
-  type KernelScope,
-  type SelectedInterface,
-} from '../../kernel/index.js';
+import { type Cidr, canonicalIp, formatCidr } from '../../ip/index.js';
+import { ensureSysctl, type KernelScope, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
 import { familyNetworks } from '../networks.js';
 import {
@@ -133,7 +128,7 @@ export class UdpBackend implements Backend {
     } catch (err) {
       throw new BackendPrepareError(`udp: ${(err as Error).message}`);
     }
-    const bindAddress = canonicalIpText(iface.ipv4.ip);
+    const bindAddress = canonicalIp(iface.ipv4.ip);
     // Our own running engine holds the port; only a fresh start checks it.
     if (this.attached === undefined) {
       try {

@@ -1,15 +1,8 @@
 // planUdp: the desired kernel state and the engine's peer table of the udp backend, a pure function of the
 // config, the external interface, the own lease and the peer leases (flannel's udp backend, reconciled).
 import type { UdpBackendConfig } from '../../config/index.js';
-import { type Cidr, containsCidr, formatCidr, formatIp } from '../../ip/index.js';
-import {
-  canonicalIpText as canonicalIp,
-  type DesiredKernelState,
-  isIpText as isIp,
-  type KernelScope,
-  type SelectedInterface,
-  type TunLinkSpec,
-} from '../../kernel/index.js';
+import { type Cidr, canonicalIp, containsCidr, formatCidr, formatIp, isIp } from '../../ip/index.js';
+import type { DesiredKernelState, KernelScope, SelectedInterface, TunLinkSpec } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
 import { SkipList, sortedPeers } from '../peer-check.js';
 import { type DesiredBackendState, OwnLeaseMismatchError } from '../types.js';

@@ -2,22 +2,22 @@
 // interface, the own lease and the peer leases (flannel's vxlan backend, reconciled).
 import type { VxlanBackendConfig } from '../../config/index.js';
 import { vxlanPort } from '../../config/index.js';
-import { type Cidr, formatCidr, formatIp, stableVtepMac } from '../../ip/index.js';
-import {
-  canonicalIpText as canonicalIp,
-  type DesiredKernelState,
-  type FdbEntry,
-  type KernelScope,
-  type NeighborEntry,
-  type RouteEntry,
-  type SelectedInterface,
-  type VxlanLinkSpec,
+import type { Family } from '../../ip/index.js';
+import { type Cidr, canonicalIp, formatCidr, formatIp, stableVtepMac } from '../../ip/index.js';
+import type {
+  DesiredKernelState,
+  FdbEntry,
+  KernelScope,
+  NeighborEntry,
+  RouteEntry,
+  SelectedInterface,
+  VxlanLinkSpec,
 } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
 import { dataField, isUnicastMac, subnetOf } from '../lease-fields.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
 import { checkPeer, isOnLink, SkipList, sortedPeers } from '../peer-check.js';
-import { type DesiredBackendState, type Family, OwnLeaseMismatchError } from '../types.js';
+import { type DesiredBackendState, OwnLeaseMismatchError } from '../types.js';
 
 /** VXLAN encapsulation overhead: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14; IPv6 outer adds 20. */
 export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
