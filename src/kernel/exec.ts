@@ -1,15 +1,12 @@
-// Runs iproute2 (`ip`, `bridge`) with argument arrays, never a shell; `ip -n <netns>` when a namespace is given.
-import { execFile } from 'node:child_process';
+// Runs iproute2 (`ip`, `bridge`) through core's runCommand (argument arrays, never a shell); `ip -n <netns>`
+// when a namespace is given. Kernel errors keep their own classes so callers can tell a missing tool apart.
+import { type CommandResult, CommandStartError, CommandTimeoutError, runCommand } from '../core/index.js';
 import type { KernelCallOptions } from './types.js';
 
 export type IprouteTool = 'ip' | 'bridge';
 
-export interface ToolResult {
-  stdout: string;
-  stderr: string;
-  /** Exit code; null when killed by a signal. */
-  code: number | null;
-}
+/** Output and exit code (null when killed by a signal): core's command result. */
+export type ToolResult = CommandResult;
 
 /** iproute2 could not be run at all (missing binary, timeout, bad namespace name). */
 export class KernelToolError extends Error {
@@ -47,42 +44,25 @@ export function describeCommand(tool: IprouteTool, args: readonly string[]): str
 }
 
 /** Runs a tool; resolves with its output whatever the exit code, rejects only when it cannot run. */
-export function runTool(
+export async function runTool(
   tool: IprouteTool,
   args: readonly string[],
   opts: KernelCallOptions & { input?: string } = {},
 ): Promise<ToolResult> {
+  // `ip -n NS` rather than core's `ip netns exec NS ip`: iproute2 enters the namespace itself, one exec fewer.
   const argv = toolArgs(args, opts);
-  const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      tool,
-      argv,
-      { timeout, killSignal: 'SIGKILL', maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        if (error === null) {
-          resolve({ stdout, stderr, code: 0 });
-          return;
-        }
-        const err = error as NodeJS.ErrnoException & { killed?: boolean; code?: unknown };
-        if (err.killed === true) {
-          reject(
-            new KernelToolError(`\`${describeCommand(tool, argv)}\` did not finish within ${timeout} ms`),
-          );
-          return;
-        }
-        if (typeof err.code === 'string') {
-          reject(new KernelToolError(`cannot run \`${describeCommand(tool, argv)}\`: ${err.message}`));
-          return;
-        }
-        resolve({ stdout, stderr, code: typeof err.code === 'number' ? err.code : null });
-      },
-    );
-    child.stdin?.on('error', () => {
-      // The tool may exit before reading all of stdin; its exit status and stderr say why.
+  try {
+    return await runCommand(tool, argv, {
+      input: opts.input ?? '',
+      timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      packageHint: 'iproute2',
     });
-    child.stdin?.end(opts.input ?? '');
-  });
+  } catch (err) {
+    if (err instanceof CommandStartError || err instanceof CommandTimeoutError) {
+      throw new KernelToolError(err.message);
+    }
+    throw err;
+  }
 }
 
 /** Runs a read command and returns its stdout; a non-zero exit is a KernelCommandError. */

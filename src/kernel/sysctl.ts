@@ -1,7 +1,7 @@
 // sysctl values under /proc/sys. /proc/sys/net is per network namespace: the current process's namespace, or
 // with `netns`, `ip netns exec <netns> sysctl` (tests).
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
+import { errorMessage, runCommand } from '../core/index.js';
 import type { KernelCallOptions } from './types.js';
 
 export class SysctlError extends Error {
@@ -19,21 +19,19 @@ export function sysctlPath(key: string): string {
   return key.includes('/') ? key : key.replaceAll('.', '/');
 }
 
-function sysctlInNetns(netns: string, args: string[], timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', netns, 'sysctl', ...args],
-      { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        if (error === null) resolve(stdout);
-        else
-          reject(
-            new SysctlError(`sysctl ${args.join(' ')} in ${netns} failed: ${stderr.trim() || error.message}`),
-          );
-      },
+async function sysctlInNetns(netns: string, args: string[], timeoutMs = 10_000): Promise<string> {
+  let result: Awaited<ReturnType<typeof runCommand>>;
+  try {
+    result = await runCommand('sysctl', args, { netns, timeoutMs, packageHint: 'procps' });
+  } catch (err) {
+    throw new SysctlError(`sysctl ${args.join(' ')} in ${netns} could not run: ${errorMessage(err)}`);
+  }
+  if (result.code !== 0) {
+    throw new SysctlError(
+      `sysctl ${args.join(' ')} in ${netns} failed: ${result.stderr.trim() || `exit ${result.code}`}`,
     );
-  });
+  }
+  return result.stdout;
 }
 
 /** Reads a sysctl value (trimmed). */
@@ -43,7 +41,7 @@ export async function readSysctl(key: string, opts: KernelCallOptions = {}): Pro
   try {
     return (await readFile(`/proc/sys/${path}`, 'utf8')).trim();
   } catch (err) {
-    throw new SysctlError(`cannot read sysctl ${key} (/proc/sys/${path}): ${(err as Error).message}`);
+    throw new SysctlError(`cannot read sysctl ${key} (/proc/sys/${path}): ${errorMessage(err)}`);
   }
 }
 
@@ -60,9 +58,7 @@ export async function writeSysctl(key: string, value: string, opts: KernelCallOp
   try {
     await writeFile(`/proc/sys/${path}`, `${value}\n`);
   } catch (err) {
-    throw new SysctlError(
-      `cannot write sysctl ${key}=${value} (/proc/sys/${path}): ${(err as Error).message}`,
-    );
+    throw new SysctlError(`cannot write sysctl ${key}=${value} (/proc/sys/${path}): ${errorMessage(err)}`);
   }
 }
 
