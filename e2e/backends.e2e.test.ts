@@ -12,6 +12,7 @@ import {
   LEASE_PREFIX,
   type LeaseRow,
   lastRunLog,
+  leaseOfNode,
   leaseRows,
   networkAddress,
   restartWeftd,
@@ -215,13 +216,6 @@ const ROWS: BackendRow[] = [
 const present = (state: EntryState) => Object.fromEntries(Object.keys(state).map((k) => [k, true]));
 const absent = (state: EntryState) => Object.fromEntries(Object.keys(state).map((k) => [k, false]));
 
-async function leaseOf(ctx: RowContext, i: number): Promise<LeaseRow> {
-  const ip = ctx.c.net.nodes[i]!.underlayIp;
-  const row = (await leaseRows(ctx.c)).find((r) => r.value.PublicIP === ip);
-  if (!row) throw new Error(`no lease in etcd has PublicIP ${ip} (node ${i + 1})`);
-  return row;
-}
-
 /** Waits (bounded) until node `i`'s entries for `peer` are all present (`want` true) or all gone. */
 async function waitEntries(row: BackendRow, ctx: RowContext, i: number, peer: LeaseRow, want: boolean) {
   await waitFor(
@@ -279,7 +273,7 @@ describe.each(ROWS)('$name: 3 nodes × 2 pods, real weftd, etcd and CNI plugins'
   row.extra?.(ctx);
 
   it(`SIGKILL and restart of a node’s weftd keeps its lease and kernel state${row.restartWithoutLoss ? ' and loses no ping' : '; traffic resumes'}`, async () => {
-    const before = await leaseOf(ctx(), 1);
+    const before = await leaseOfNode(c, 1);
     const envBefore = c.subnetEnv(1);
     // 30 echoes at 0.2 s (6 s) in both directions across node 2 while its weftd dies and comes back.
     let pingsDone = false;
@@ -300,7 +294,7 @@ describe.each(ROWS)('$name: 3 nodes × 2 pods, real weftd, etcd and CNI plugins'
       // ping keeps sending past 30 until 30 replies came or its deadline passed.
       else expect(r.received, r.output).toBeGreaterThan(0);
     }
-    const after = await leaseOf(ctx(), 1);
+    const after = await leaseOfNode(c, 1);
     expect(after.key).toBe(before.key);
     expect(after.value).toEqual(before.value);
     expect(c.subnetEnv(1)).toEqual(envBefore);
@@ -319,7 +313,7 @@ describe.each(ROWS)('$name: 3 nodes × 2 pods, real weftd, etcd and CNI plugins'
   });
 
   it('restores entries deleted by hand within a resync', async () => {
-    const peer = await leaseOf(ctx(), 1);
+    const peer = await leaseOfNode(c, 1);
     const node = c.net.nodes[0]!;
     const state = await row.entries(ctx(), 0, peer);
     expect(state).toEqual(present(state));
@@ -335,11 +329,11 @@ describe.each(ROWS)('$name: 3 nodes × 2 pods, real weftd, etcd and CNI plugins'
 
   if (row.perPeerEntries) {
     it('removes a stopped node’s entries on the others once its lease is deleted with etcdctl', async () => {
-      const gone = await leaseOf(ctx(), 2);
+      const gone = await leaseOfNode(c, 2);
       for (const i of [0, 1]) await waitEntries(row, ctx(), i, gone, true);
       await c.weftNodes[2]!.weftd!.stop('SIGTERM');
       // Stopping keeps the lease in etcd and the entries everywhere.
-      expect((await leaseOf(ctx(), 2)).key).toBe(gone.key);
+      expect((await leaseOfNode(c, 2)).key).toBe(gone.key);
       for (const i of [0, 1])
         expect(Object.values(await row.entries(ctx(), i, gone)).every(Boolean)).toBe(true);
       await c.etcdctl(['del', gone.key]);
@@ -349,7 +343,7 @@ describe.each(ROWS)('$name: 3 nodes × 2 pods, real weftd, etcd and CNI plugins'
     it('removes a node deleted while another node’s weftd was down once that weftd restarts', async () => {
       // Node 3 comes back (same subnet, from its subnet file), and node 1 programs it again.
       await restartWeftd(c, 2);
-      const removed = await leaseOf(ctx(), 2);
+      const removed = await leaseOfNode(c, 2);
       await waitEntries(row, ctx(), 0, removed, true);
       await c.weftNodes[0]!.weftd!.stop('SIGTERM');
       await c.weftNodes[2]!.weftd!.stop('SIGTERM');

@@ -2,6 +2,7 @@
 // dual-stack lease format in etcd (written by weftd and written by hand), per-family MTUs and IPv6 masquerade.
 // Every node has IPv4 and IPv6 on its underlay veth (`ipv6: true`: fd77::(10+i)/64, DAD off).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Family } from '../src/ip/index.js';
 import { dfPingEdge, globalAddresses, restartWeftd as restartWeftdAfterStop } from '../testkit/dataplane.js';
 import { type Pod, sleep } from '../testkit/index.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
@@ -16,7 +17,7 @@ function dualStackConf(type: 'vxlan' | 'host-gw'): Record<string, unknown> {
 }
 
 /** ICMP echo payload that fills an MTU exactly: IPv4 header 20 + ICMP 8; IPv6 header 40 + ICMPv6 8. */
-function maxPingPayload(mtu: number, family: 4 | 6): number {
+function maxPingPayload(mtu: number, family: Family): number {
   return mtu - (family === 4 ? 28 : 48);
 }
 
@@ -111,7 +112,7 @@ interface FdbRow {
 async function familyEntries(
   c: WeftCluster,
   i: number,
-  family: 4 | 6,
+  family: Family,
   dev: string,
 ): Promise<{ routes: RouteRow[]; neighbors: NeighborRow[]; fdb: FdbRow[] }> {
   const node = c.net.nodes[i]!;
