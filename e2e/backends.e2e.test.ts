@@ -214,7 +214,6 @@ const ROWS: BackendRow[] = [
 ];
 
 const present = (state: EntryState) => Object.fromEntries(Object.keys(state).map((k) => [k, true]));
-const absent = (state: EntryState) => Object.fromEntries(Object.keys(state).map((k) => [k, false]));
 
 /** Waits (bounded) until node `i`'s entries for `peer` are all present (`want` true) or all gone. */
 async function waitEntries(row: BackendRow, ctx: RowContext, i: number, peer: LeaseRow, want: boolean) {
@@ -321,7 +320,8 @@ describe.each(ROWS)('$name: 3 nodes × 2 pods, real weftd, etcd and CNI plugins'
       const r = await node.exec(tool, args);
       expect(r.code, `${tool} ${args.join(' ')}: ${r.stderr}`).toBe(0);
     }
-    expect(await row.entries(ctx(), 0, peer)).toEqual(absent(state));
+    // Each delete succeeded, so each entry was gone; not read back here: a resync pass (every 2 s) may already
+    // have restored some of them, which is what is being tested.
     // --resync-interval=2: bounded by a few periods, not asserted as a time.
     await waitEntries(row, ctx(), 0, peer, true);
     expect((await c.net.ping(pods[0]!, pods[2]!.ip, { count: 2 })).ok).toBe(true);
