@@ -7,7 +7,8 @@
 import { type Backend, createBackend, type PreparedBackend, SkippedPeerLog } from './backend/index.js';
 import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEnv } from './cni/index.js';
 import { type BackendConfig, type NetworkConfig, networkConfigWarnings } from './config/index.js';
-import { type DaemonOptions, redactOptions } from './config/options.js';
+import type { DaemonOptions } from './config/options.js';
+import { redactOptions } from './config/redact.js';
 import { weftVersion } from './config/version.js';
 import {
   detectIptables,

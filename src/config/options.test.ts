@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  envNameOf,
-  flagsFromEnv,
-  OptionError,
-  redactOptions,
-  toDaemonOptions,
-  WEFTD_FLAGS,
-} from './options.js';
+import { envNameOf, flagsFromEnv, OptionError, toDaemonOptions, WEFTD_FLAGS } from './options.js';
+import { redactOptions } from './redact.js';
 
 describe('weftd options', () => {
   it('has flannel defaults', () => {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
-import { redactTlsSetting, redactUrlCredentials } from '../../config/options.js';
+import { redactTlsSetting, redactUrlCredentials } from '../../config/redact.js';
 
 /** TLS material: each entry is a file path or the PEM text itself. */
 export interface EtcdTlsOptions {
