@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseNetworkConfig } from '../../config/index.js';
 import { type Cidr, formatCidr, parseCidr } from '../../ip/index.js';
-import { freeSubnets, pickRandom } from './allocate.js';
+import { freeSubnets, pickRandom } from './acquire.js';
 
 const net = (json: Record<string, unknown>) => {
   const cfg = parseNetworkConfig(json);
