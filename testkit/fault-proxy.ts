@@ -14,7 +14,7 @@ export interface LoseRepliesOptions {
   /** How long replies are held (ms). */
   holdMs: number;
   /** After the window: `release` sends the held bytes late; `cut` drops them and closes every connection. */
-  then: 'release' | 'cut';
+  afterwards: 'release' | 'cut';
 }
 
 interface Pair {
@@ -109,7 +109,7 @@ export class FaultProxy {
   private async endFault(fault: Fault): Promise<void> {
     if (this.fault !== fault) return;
     this.fault = undefined;
-    if (fault.options.then === 'release') {
+    if (fault.options.afterwards === 'release') {
       for (const pair of this.pairs) {
         for (const chunk of pair.held.splice(0)) pair.client.write(chunk);
       }

@@ -55,12 +55,12 @@ async function peerWatch(
 }
 
 describe('a write whose reply is lost', () => {
-  for (const then of ['cut', 'release'] as const) {
-    it(`renewal committed, reply ${then === 'cut' ? 'dropped with the connection' : 'released after the deadline'}: the lease stays, renewed`, async () => {
+  for (const afterwards of ['cut', 'release'] as const) {
+    it(`renewal committed, reply ${afterwards === 'cut' ? 'dropped with the connection' : 'released after the deadline'}: the lease stays, renewed`, async () => {
       const prefix = fx.newPrefix();
       const config = await fx.putConfig(prefix, { Network: '10.30.0.0/16' });
       const proxy = await fx.proxy();
-      const own = attrs(then === 'cut' ? 1 : 2);
+      const own = attrs(afterwards === 'cut' ? 1 : 2);
       const m = fx.manager(prefix, {
         endpoints: [proxy.endpoint],
         leaseTtlSeconds: 8,
@@ -75,8 +75,8 @@ describe('a write whose reply is lost', () => {
       // The renewal (due ~2 s after acquisition) is the next write that carries the lease value.
       const fault = proxy.loseReplies({
         whenRequestContains: valueMarker(own),
-        holdMs: then === 'cut' ? 600 : 1_800,
-        then,
+        holdMs: afterwards === 'cut' ? 600 : 1_800,
+        afterwards,
       });
       const changes: OwnLeaseChange[] = [];
       const outcomes: LeaseRenewalOutcome[] = [];
@@ -93,7 +93,7 @@ describe('a write whose reply is lost', () => {
       expect(
         await waitFor(() => outcomes.filter((o) => o.type === 'ok').length >= 2 && !proxy.faulting, 20_000),
       ).toBe(true);
-      if (then === 'cut') expect(proxy.droppedReplyBytes).toBeGreaterThan(0);
+      if (afterwards === 'cut') expect(proxy.droppedReplyBytes).toBeGreaterThan(0);
 
       expect(outcomes.filter((o) => o.type === 'lost' || o.type === 'reacquired')).toEqual([]);
       expect(changes.every((c) => c.type === 'renewed' && c.lease.key === lease.key)).toBe(true);
@@ -112,7 +112,11 @@ describe('a write whose reply is lost', () => {
     const peer = await peerWatch(prefix);
     const own = attrs(3);
     const m = fx.manager(prefix, { endpoints: [proxy.endpoint], callTimeoutMs: 1_000 });
-    const fault = proxy.loseReplies({ whenRequestContains: valueMarker(own), holdMs: 600, then: 'cut' });
+    const fault = proxy.loseReplies({
+      whenRequestContains: valueMarker(own),
+      holdMs: 600,
+      afterwards: 'cut',
+    });
     const lease = await m.acquireLease({ config, attrs: own });
     await fault;
     expect(proxy.droppedReplyBytes).toBeGreaterThan(0);
