@@ -4,6 +4,7 @@
 // deleted, no orphan key with this node's PublicIP may be left, and a peer watching etcd directly must never
 // see the node removed.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../testkit/dataplane.js';
 import { EtcdManagerFixture, LeaseWatchRecorder, storedLeases } from '../../../testkit/etcd-manager.js';
 import type { LeaseAttrs } from '../../lease/index.js';
 import type { LeaseRenewalOutcome, OwnLeaseChange } from '../types.js';
@@ -29,14 +30,9 @@ function attrs(i: number): LeaseAttrs {
 /** The bytes of a lease value that only a write of this node's lease carries. */
 const valueMarker = (a: LeaseAttrs): string => `"PublicIP":"${a.publicIP}"`;
 
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
+/** Polls `cond` (bounded; throws naming `what` when it never holds). */
+const until = (what: string, cond: () => boolean, timeoutMs: number): Promise<true> =>
+  waitFor(what, async () => cond(), timeoutMs, 50);
 
 /** A peer on etcd directly (not through the proxy): its recorder sees every add and remove. */
 async function peerWatch(
@@ -89,10 +85,12 @@ describe('a write whose reply is lost', () => {
         await kept;
       });
       await fault;
-      // Two renewals after the fault: the key has outlived its first etcd lease (8 s TTL) by then.
-      expect(
-        await waitFor(() => outcomes.filter((o) => o.type === 'ok').length >= 2 && !proxy.faulting, 20_000),
-      ).toBe(true);
+      // Two renewals: the one whose reply was lost, then one from the version it wrote.
+      await until(
+        'two ok renewals and the fault window over',
+        () => outcomes.filter((o) => o.type === 'ok').length >= 2 && !proxy.faulting,
+        20_000,
+      );
       if (afterwards === 'cut') expect(proxy.droppedReplyBytes).toBeGreaterThan(0);
 
       expect(outcomes.filter((o) => o.type === 'lost' || o.type === 'reacquired')).toEqual([]);
@@ -123,7 +121,7 @@ describe('a write whose reply is lost', () => {
 
     const keys = await storedLeases(fx.etcd.endpoint, prefix);
     expect(keys.map((k) => k.key)).toEqual([lease.key]);
-    expect(await waitFor(() => peer.recorder.current.has(lease.key), 10_000)).toBe(true);
+    await until('the peer sees the lease', () => peer.recorder.current.has(lease.key), 10_000);
     // Let the peer see anything a late clean-up would do.
     await new Promise((r) => setTimeout(r, 500));
     expect(peer.recorder.events().filter((e) => e.type === 'removed')).toEqual([]);

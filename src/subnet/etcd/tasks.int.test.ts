@@ -2,6 +2,7 @@
 // (renewal checks; watch events and idle confirmations), stop beating while etcd is unreachable, and report
 // renewal outcomes (ok, failed, lost, reacquired) for health and metrics.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../testkit/dataplane.js';
 import { etcdctl } from '../../../testkit/etcd.js';
 import { EtcdManagerFixture } from '../../../testkit/etcd-manager.js';
 import type { LeaseAttrs, LeaseWatchBatch } from '../../lease/index.js';
@@ -24,14 +25,9 @@ const attrs = (i: number): LeaseAttrs => ({
   backendData: { VNI: 1, VtepMAC: `02:00:00:00:88:${i.toString(16).padStart(2, '0')}` },
 });
 
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
+/** Polls `cond` (bounded; throws naming `what` when it never holds). */
+const until = (what: string, cond: () => boolean, timeoutMs: number): Promise<true> =>
+  waitFor(what, async () => cond(), timeoutMs, 50);
 
 /** Runs a task until the test ends; counts its beats. */
 function start(task: { run: (ctx: { signal: AbortSignal; beat: () => void }) => Promise<void> }): {
@@ -70,12 +66,12 @@ describe('lease tasks', () => {
     expect(task.name).toBe('lease-keeper');
     expect(task.periodMs).toBe(200);
     const run = start(task);
-    expect(await waitFor(() => run.beats() >= 4, 10_000)).toBe(true);
+    await until('four keeper beats', () => run.beats() >= 4, 10_000);
     expect(outcomes.some((o) => o.type === 'ok')).toBe(true);
 
     await proxy.cut();
     // Past the renewal time (2 s after acquisition) renewals fail; checks fail too: no beats.
-    expect(await waitFor(() => outcomes.filter((o) => o.type === 'failed').length >= 2, 10_000)).toBe(true);
+    await until('two failed renewals', () => outcomes.filter((o) => o.type === 'failed').length >= 2, 10_000);
     const cutBeats = run.beats();
     await new Promise((r) => setTimeout(r, 600));
     expect(run.beats()).toBe(cutBeats);
@@ -83,7 +79,7 @@ describe('lease tasks', () => {
     expect(failed?.type === 'failed' && failed.error.message.length > 0).toBe(true);
 
     await proxy.restore();
-    expect(await waitFor(() => run.beats() > cutBeats + 2, 15_000)).toBe(true);
+    await until('beats after the proxy is restored', () => run.beats() > cutBeats + 2, 15_000);
     const last = outcomes[outcomes.length - 1];
     expect(last?.type).toBe('ok');
     expect(changes.some((c) => c.type === 'renewed')).toBe(true);
@@ -99,9 +95,9 @@ describe('lease tasks', () => {
     start(
       leaseKeeperTask(m, lease, { onChange: (c) => changes.push(c), onOutcome: (o) => outcomes.push(o) }),
     );
-    await waitFor(() => outcomes.length > 0, 5_000);
+    await until('a first outcome', () => outcomes.length > 0, 5_000);
     await etcdctl(fx.etcd.endpoint, ['del', `${prefix}/subnets/${lease.key}`]);
-    expect(await waitFor(() => outcomes.some((o) => o.type === 'reacquired'), 15_000)).toBe(true);
+    await until('a reacquired outcome', () => outcomes.some((o) => o.type === 'reacquired'), 15_000);
     const types = outcomes.map((o) => o.type).filter((t) => t === 'lost' || t === 'reacquired');
     expect(types).toEqual(['lost', 'reacquired']);
     const lost = outcomes.find((o) => o.type === 'lost');
@@ -120,11 +116,11 @@ describe('lease tasks', () => {
     });
     expect(task.name).toBe('lease-watch');
     const run = start(task);
-    expect(await waitFor(() => batches.length === 1, 10_000)).toBe(true);
+    await until('the first snapshot', () => batches.length === 1, 10_000);
     expect(batches[0]?.type).toBe('snapshot');
     // Nothing is written: beats keep coming from progress confirmations alone.
     const idleFrom = run.beats();
-    expect(await waitFor(() => run.beats() >= idleFrom + 3, 10_000)).toBe(true);
+    await until('three idle beats', () => run.beats() >= idleFrom + 3, 10_000);
     expect(batches).toHaveLength(1);
     await etcdctl(fx.etcd.endpoint, [
       'put',
@@ -135,7 +131,7 @@ describe('lease tasks', () => {
         BackendData: { VNI: 1, VtepMAC: '02:00:00:00:88:07' },
       }),
     ]);
-    expect(await waitFor(() => batches.length === 2, 10_000)).toBe(true);
+    await until('the added lease', () => batches.length === 2, 10_000);
     expect(batches[1]?.events.map((e) => [e.type, e.lease.key])).toEqual([['added', '10.42.7.0-24']]);
   });
 });
