@@ -1,5 +1,5 @@
 import type { Etcd3, IEvent, IWatchRequest, IWatchResponse } from 'etcd3';
-import { Backoff, errorFields } from '../../core/index.js';
+import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
 
 /** What a range watch delivers, in order. `revision`: everything up to it has been delivered. */
@@ -41,11 +41,6 @@ class WatchStreamEndedError extends Error {
   override name = 'WatchStreamEndedError';
 }
 
-function describeError(err: unknown): string {
-  const f = errorFields(err);
-  return `${f.type}: ${f.message}`;
-}
-
 /**
  * Watches a key range from `startRevision`, resuming after any disconnect from the last revision
  * delivered + 1 (never from a "created" header, which may be ahead of the events still to come).
@@ -78,7 +73,7 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
         try {
           await opts.probe();
         } catch (err) {
-          failure = `etcd unreachable: ${describeError(err)}`;
+          failure = `etcd unreachable: ${errorMessage(err)}`;
           opts.logger.debug({ err: errorFields(err) }, 'etcd watch: probe before reconnect failed');
           continue;
         }
@@ -101,7 +96,7 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
       try {
         stream = await client.watchClient.watch();
       } catch (err) {
-        failure = `cannot open watch stream: ${describeError(err)}`;
+        failure = `cannot open watch stream: ${errorMessage(err)}`;
         continue;
       }
       stream.on('data', (res: IWatchResponse) => push({ kind: 'data', res }));
@@ -133,7 +128,7 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
         const item = queue.shift() as StreamSignal;
         if (item.kind === 'abort') return;
         if (item.kind === 'error') {
-          failure = describeError(item.error);
+          failure = errorMessage(item.error);
           break;
         }
         const res = item.res;
