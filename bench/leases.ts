@@ -1,26 +1,35 @@
 // Lease acquisition and watch fan-out against a local etcd (Debian's /usr/bin/etcd on a free loopback port):
-//   - acquire latency (p50/p99/max) with 1, 100 and 500 nodes acquiring at the same moment, each node its own
-//     EtcdSubnetManager, on a 10.0.0.0/8 network with /24 subnets;
+//   - acquire latency (p50/p99/max) with 1 node and with N nodes acquiring at the same moment, each node its
+//     own EtcdSubnetManager (its own etcd connection), on a 10.0.0.0/8 network with /24 subnets, and the
+//     number of duplicate (overlapping) subnets handed out. Goal (issue 16): 1000 concurrent, p99 < 1 s, 0
+//     duplicates;
 //   - watch fan-out: 100 nodes watching, one new lease written; the time until every watcher has seen it.
 //
-//   npm run build:dev && node dist-dev/bench/leases.js [--rounds 3] [--fanout-writes 20]
+//   npm run build:dev && node dist-dev/bench/leases.js [--concurrency 100] [--rounds 3] [--fanout-writes 20]
+//   (the goal's size: --concurrency 1000; the default 100 is the quick variant)
 //
 // Loopback traffic only; the etcd process and its data dir are removed at the end (also on failure).
 import { parseArgs } from 'node:util';
 import { parseNetworkConfigText } from '../src/config/index.js';
-import { encodeLeaseAttrs } from '../src/lease/index.js';
+import { overlaps } from '../src/ip/index.js';
+import { encodeLeaseAttrs, type Lease } from '../src/lease/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
 import { type EtcdServer, etcdctl, startEtcd } from '../testkit/etcd.js';
 
 const { values } = parseArgs({
   options: {
+    concurrency: { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
     'fanout-writes': { type: 'string', default: '20' },
   },
 });
+const concurrency = Number(values.concurrency);
 const rounds = Number(values.rounds);
 const fanoutWrites = Number(values['fanout-writes']);
+if (!Number.isInteger(concurrency) || concurrency < 2 || concurrency > 5000) {
+  throw new Error('--concurrency must be 2..5000');
+}
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error('--rounds must be 1..20');
 if (!Number.isInteger(fanoutWrites) || fanoutWrites < 1 || fanoutWrites > 200) {
   throw new Error('--fanout-writes must be 1..200');
@@ -62,11 +71,26 @@ async function newPrefix(etcd: EtcdServer): Promise<string> {
   return prefix;
 }
 
+/** Pairs of leases whose IPv4 subnets overlap (0 = every node got its own subnet). */
+function duplicates(leases: Lease[]): number {
+  const sorted = leases
+    .map((l) => l.subnet)
+    .filter((s) => s !== undefined)
+    .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+  let dup = 0;
+  for (let i = 1; i < sorted.length; i++) {
+    const a = sorted[i - 1];
+    const b = sorted[i];
+    if (a && b && overlaps(a, b)) dup++;
+  }
+  return dup;
+}
+
 /** One round: `nodes` managers call acquireLease at once; returns each call's latency (ms). */
 async function acquireRound(
   etcd: EtcdServer,
   nodes: number,
-): Promise<{ latencies: number[]; wallMs: number }> {
+): Promise<{ latencies: number[]; wallMs: number; duplicates: number }> {
   const prefix = await newPrefix(etcd);
   const config = parseNetworkConfigText(CONFIG);
   const managers = Array.from(
@@ -78,14 +102,18 @@ async function acquireRound(
     // Warm each client's connection so the timing is etcd work, not TCP/HTTP2 setup.
     await Promise.all(managers.map((m) => m.store.ping()));
     const start = performance.now();
-    const latencies = await Promise.all(
+    const results = await Promise.all(
       managers.map(async (m, i) => {
         const t0 = performance.now();
-        await m.acquireLease({ config, attrs: attrs(i + 1) });
-        return performance.now() - t0;
+        const lease = await m.acquireLease({ config, attrs: attrs(i + 1) });
+        return { lease, ms: performance.now() - t0 };
       }),
     );
-    return { latencies, wallMs: performance.now() - start };
+    return {
+      latencies: results.map((r) => r.ms),
+      wallMs: performance.now() - start,
+      duplicates: duplicates(results.map((r) => r.lease)),
+    };
   } finally {
     await Promise.all(managers.map((m) => m.close()));
   }
@@ -170,19 +198,30 @@ function ms(n: number): string {
   return Number.isFinite(n) ? `${n.toFixed(1)} ms` : '-';
 }
 
+/** Issue 16's allocation goal, judged at its size (1000) or above. */
+const GOAL_CONCURRENCY = 1000;
+const GOAL_P99_MS = 1000;
+
+function verdict(ok: boolean): string {
+  return ok ? 'met' : 'NOT met';
+}
+
 async function main(): Promise<void> {
   const etcd = await startEtcd({ name: 'weft-bench-etcd' });
   try {
     const rows: string[][] = [];
-    for (const nodes of [1, 100, 500]) {
+    const goals: string[] = [];
+    for (const nodes of [1, concurrency]) {
       const latencies: number[] = [];
       const walls: number[] = [];
+      let dup = 0;
       // A single node is measured many times; concurrent rounds are repeated `rounds` times.
       const repeat = nodes === 1 ? Math.max(20, rounds * 10) : rounds;
       for (let r = 0; r < repeat; r++) {
         const round = await acquireRound(etcd, nodes);
         latencies.push(...round.latencies);
         walls.push(round.wallMs);
+        dup += round.duplicates;
       }
       const s = stats(latencies);
       rows.push([
@@ -191,8 +230,22 @@ async function main(): Promise<void> {
         ms(s.p99),
         ms(s.max),
         ms(stats(walls).p50),
+        String(dup),
         String(s.n),
       ]);
+      if (nodes > 1) {
+        const atGoalSize = nodes >= GOAL_CONCURRENCY;
+        goals.push(
+          `goal: ${GOAL_CONCURRENCY} concurrent acquisitions p99 < ${GOAL_P99_MS} ms: p99 ${ms(s.p99)} at ${nodes} → ${
+            atGoalSize
+              ? verdict(s.p99 < GOAL_P99_MS)
+              : `${verdict(s.p99 < GOAL_P99_MS)} (below the goal's size; run --concurrency ${GOAL_CONCURRENCY})`
+          }`,
+        );
+        goals.push(
+          `goal: 0 duplicate subnets: ${dup} in ${rounds} round(s) of ${nodes} → ${verdict(dup === 0)}`,
+        );
+      }
     }
     const f = await fanout(etcd, 100, fanoutWrites);
     const all = stats(f.all);
@@ -203,6 +256,7 @@ async function main(): Promise<void> {
       ms(all.p99),
       ms(all.max),
       '-',
+      '-',
       String(all.n),
     ]);
     rows.push([
@@ -211,10 +265,11 @@ async function main(): Promise<void> {
       ms(each.p99),
       ms(each.max),
       '-',
+      '-',
       String(each.n),
     ]);
 
-    const header = ['scenario', 'p50', 'p99', 'max', 'round wall p50', 'samples'];
+    const header = ['scenario', 'p50', 'p99', 'max', 'round wall p50', 'duplicates', 'samples'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const line = (cells: string[]) =>
       cells
@@ -225,6 +280,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       `${[line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')}\n`,
     );
+    process.stdout.write(`${goals.join('\n')}\n`);
   } finally {
     await etcd.stop();
   }

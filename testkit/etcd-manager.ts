@@ -1,7 +1,5 @@
 // Helpers for the etcd subnet manager's integration tests and benchmark (test-only: production code never
-// imports this): a log capture, a TCP proxy that can cut a client off from etcd while etcd keeps running, a
-// recorder that applies watch batches, and a fixture that runs one etcd and cleans up after every test.
-import * as net from 'node:net';
+// imports this): a log capture, a recorder that applies watch batches, and a fixture that runs one etcd and cleans up after every test.
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { type NetworkConfig, parseNetworkConfigText } from '../src/config/index.js';
@@ -9,6 +7,7 @@ import type { Lease, LeaseWatchBatch } from '../src/lease/index.js';
 import { type Logger, silentLogger } from '../src/log/index.js';
 import { EtcdSubnetManager, type EtcdSubnetManagerOptions } from '../src/subnet/etcd/manager.js';
 import { type EtcdServer, etcdctl, startEtcd } from './etcd.js';
+import { FaultProxy } from './fault-proxy.js';
 
 export interface CapturedLogs {
   logger: Logger;
@@ -47,75 +46,25 @@ export function captureLogs(level = 'debug'): CapturedLogs {
   };
 }
 
-/**
- * A loopback TCP proxy in front of one etcd endpoint. `cut()` closes every connection and refuses new
- * ones (the client sees etcd as down while it keeps serving others); `restore()` accepts again.
- */
-export class TcpProxy {
-  private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
+export interface StoredKey {
+  /** Key suffix after `<prefix>/subnets/`. */
+  key: string;
+  value: string;
+  /** Attached etcd lease ID (decimal text); undefined for a reservation. */
+  lease: string | undefined;
+}
 
-  private constructor(
-    private readonly targetHost: string,
-    private readonly targetPort: number,
-    private port: number,
-  ) {}
-
-  static async start(target: string): Promise<TcpProxy> {
-    const url = new URL(target);
-    const proxy = new TcpProxy(url.hostname, Number(url.port), 0);
-    await proxy.listen();
-    return proxy;
-  }
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  private listen(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.targetPort, this.targetHost);
-      this.sockets.add(client);
-      this.sockets.add(upstream);
-      const drop = (): void => {
-        client.destroy();
-        upstream.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(upstream);
-      };
-      client.on('error', drop);
-      upstream.on('error', drop);
-      client.on('close', drop);
-      upstream.on('close', drop);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => {
-        const addr = server.address();
-        if (addr && typeof addr !== 'string') this.port = addr.port;
-        resolve();
-      });
-    });
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  async restore(): Promise<void> {
-    if (!this.server) await this.listen();
-  }
-
-  async close(): Promise<void> {
-    await this.cut();
-  }
+/** What etcdctl sees under `<prefix>/subnets/` (keys, values, attached lease IDs). */
+export async function storedLeases(endpoint: string, prefix: string): Promise<StoredKey[]> {
+  const res = await etcdctl(endpoint, ['get', '--prefix', `${prefix}/subnets/`, '-w', 'json']);
+  // lease IDs are 64-bit: keep them as text.
+  const safe = res.stdout.replace(/"lease":(\d+)/g, '"lease":"$1"');
+  const parsed = JSON.parse(safe) as { kvs?: { key: string; value: string; lease?: string }[] };
+  return (parsed.kvs ?? []).map((kv) => ({
+    key: Buffer.from(kv.key, 'base64').toString('utf8').slice(`${prefix}/subnets/`.length),
+    value: Buffer.from(kv.value, 'base64').toString('utf8'),
+    lease: kv.lease,
+  }));
 }
 
 /** Consumes a lease watch in the background, applying every batch to a map of current leases. */
@@ -230,9 +179,9 @@ export class EtcdManagerFixture {
     return m;
   }
 
-  /** A TCP proxy in front of etcd, closed after the test. */
-  async proxy(): Promise<TcpProxy> {
-    const proxy = await TcpProxy.start(this.etcd.endpoint);
+  /** A fault-injecting TCP proxy in front of etcd (testkit/fault-proxy.ts), closed after the test. */
+  async proxy(): Promise<FaultProxy> {
+    const proxy = await FaultProxy.start(this.etcd.endpoint);
     this.defer(() => proxy.close());
     return proxy;
   }

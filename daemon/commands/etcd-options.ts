@@ -7,7 +7,9 @@ import {
   ETCD_FLAGS,
   flagsFromEnv,
   OptionError,
+  parseEtcdPrefix,
 } from '../../src/config/options.js';
+import { errorMessage } from '../../src/core/index.js';
 import {
   checkEndpoints,
   EtcdClientConfigError,
@@ -81,11 +83,7 @@ export function etcdConnectionFromArgs(args: EtcdArgs, env: NodeJS.ProcessEnv = 
       err instanceof EtcdClientConfigError ? err.message.replace(/^etcd-endpoints: /, '') : String(err),
     );
   }
-  const prefixText = pick('etcd-prefix') ?? DEFAULT_ETCD_PREFIX;
-  if (!prefixText.startsWith('/')) {
-    throw new OptionError('etcd-prefix', `must start with "/", found ${JSON.stringify(prefixText)}`);
-  }
-  const prefix = prefixText.replace(/\/+$/, '') || '/';
+  const prefix = parseEtcdPrefix(pick('etcd-prefix') ?? DEFAULT_ETCD_PREFIX);
   const ca = pick('etcd-cafile');
   const cert = pick('etcd-certfile');
   const key = pick('etcd-keyfile');
@@ -117,10 +115,6 @@ export function etcdConnectionFromArgs(args: EtcdArgs, env: NodeJS.ProcessEnv = 
 /** Per-call deadline for the CLI: fail in seconds when etcd is down, never hang. */
 const CLI_CALL_TIMEOUT_MS = 3_000;
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * Runs a weftctl etcd command: builds the manager from the `--etcd-*` flags (a bad flag → exit 2), runs
  * `body`, maps an etcd failure to exit 1 with the endpoints named, and always closes the client.
@@ -142,14 +136,14 @@ export async function withEtcdManager(
       renewMargin: 60,
     });
   } catch (err) {
-    io.stderr(`weftctl ${command}: ${errorText(err)}\n`);
+    io.stderr(`weftctl ${command}: ${errorMessage(err)}\n`);
     return EXIT_USAGE;
   }
   try {
     return await body(manager, connection.prefix);
   } catch (err) {
     io.stderr(
-      `weftctl ${command}: etcd (${connection.client.endpoints.join(',')}) failed: ${errorText(err)}\n`,
+      `weftctl ${command}: etcd (${connection.client.endpoints.join(',')}) failed: ${errorMessage(err)}\n`,
     );
     return EXIT_UNAVAILABLE;
   } finally {

@@ -3,6 +3,7 @@
 // stderr with the reason; they never stop the listing.
 import type { Argv, CommandModule } from 'yargs';
 import { type NetworkConfig, parseNetworkConfigText } from '../../src/config/index.js';
+import { errorMessage } from '../../src/core/index.js';
 import { leaseToJson, renderLeaseTable, sortLeases } from '../../src/lease/index.js';
 import type { LeaseListing } from '../../src/subnet/index.js';
 import { type EtcdArgs, withEtcdManager, withEtcdOptions } from './etcd-options.js';
@@ -10,10 +11,6 @@ import { type CommandIo, EXIT_OK, processIo } from './io.js';
 
 export interface LeasesArgs extends EtcdArgs {
   output: 'table' | 'json';
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Runs the command; resolves with the exit code. Never throws. */
@@ -32,7 +29,7 @@ export function runLeases(args: LeasesArgs, io: CommandIo): Promise<number> {
         config = parseNetworkConfigText(text, `${prefix}/config`);
       } catch (err) {
         io.stderr(
-          `weftctl leases: warning: ${prefix}/config is invalid (${message(err)}); leases are not checked against it\n`,
+          `weftctl leases: warning: ${prefix}/config is invalid (${errorMessage(err)}); leases are not checked against it\n`,
         );
       }
     }

@@ -349,6 +349,13 @@ function stringList(flag: string, value: unknown): string[] {
     });
 }
 
+/** `--etcd-prefix`: must start with "/"; trailing slashes dropped (flannel's path.Join). weftd and weftctl both use it. */
+export function parseEtcdPrefix(text: string): string {
+  if (!text.startsWith('/'))
+    throw new OptionError('etcd-prefix', `must start with "/", found ${JSON.stringify(text)}`);
+  return text.replace(/\/+$/, '') || '/';
+}
+
 /** Validates the merged (argv > env > defaults) flag values into DaemonOptions. */
 export function toDaemonOptions(values: Record<string, unknown>): DaemonOptions {
   const endpoints = String(values['etcd-endpoints'] ?? DEFAULT_ETCD_ENDPOINTS)
@@ -373,9 +380,7 @@ export function toDaemonOptions(values: Record<string, unknown>): DaemonOptions 
       );
     }
   }
-  const prefix = String(values['etcd-prefix'] ?? DEFAULT_ETCD_PREFIX);
-  if (!prefix.startsWith('/'))
-    throw new OptionError('etcd-prefix', `must start with "/", found ${JSON.stringify(prefix)}`);
+  const etcdPrefix = parseEtcdPrefix(String(values['etcd-prefix'] ?? DEFAULT_ETCD_PREFIX));
 
   const publicIp = optionalString(values['public-ip']);
   if (publicIp !== undefined && !isIp(publicIp, 4))
@@ -410,7 +415,7 @@ export function toDaemonOptions(values: Record<string, unknown>): DaemonOptions 
 
   return {
     etcdEndpoints: endpoints,
-    etcdPrefix: prefix.replace(/\/+$/, '') || '/',
+    etcdPrefix,
     etcdKeyfile: optionalString(values['etcd-keyfile']),
     etcdCertfile: optionalString(values['etcd-certfile']),
     etcdCafile: optionalString(values['etcd-cafile']),

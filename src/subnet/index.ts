@@ -1,2 +1,3 @@
 export * from './etcd/index.js';
+export * from './tasks.js';
 export * from './types.js';

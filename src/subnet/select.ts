@@ -1,12 +1,6 @@
 import type { DaemonOptions } from '../config/options.js';
 import type { Logger } from '../log/index.js';
-import type { SubnetManager } from './types.js';
-
-export interface WatchHealthEvent {
-  type: 'connected' | 'reconnect' | 'relist' | 'skipped';
-  reason?: string;
-  key?: string;
-}
+import type { SubnetManager, WatchHealthEvent } from './types.js';
 
 export interface SubnetManagerHooks {
   onWatchEvent?: (event: WatchHealthEvent) => void;

@@ -2,7 +2,7 @@
 // conditional renewal and recovery of a lost own lease.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdServer, etcdctl } from '../../../testkit/etcd.js';
-import { captureLogs, EtcdManagerFixture } from '../../../testkit/etcd-manager.js';
+import { captureLogs, EtcdManagerFixture, storedLeases } from '../../../testkit/etcd-manager.js';
 import { containsCidr, formatCidr, overlaps, parseCidr } from '../../ip/index.js';
 import { decodeLeaseAttrs, type Lease, type LeaseAttrs } from '../../lease/index.js';
 import type { OwnLeaseChange } from '../types.js';
@@ -31,24 +31,8 @@ function attrs(
   };
 }
 
-interface StoredKey {
-  key: string;
-  value: string;
-  lease: string | undefined;
-}
-
-/** What etcdctl sees under `<prefix>/subnets/` (keys, values, attached lease IDs). */
-async function stored(prefix: string): Promise<StoredKey[]> {
-  const res = await etcdctl(etcd.endpoint, ['get', '--prefix', `${prefix}/subnets/`, '-w', 'json']);
-  // lease IDs are 64-bit: keep them as text.
-  const safe = res.stdout.replace(/"lease":(\d+)/g, '"lease":"$1"');
-  const parsed = JSON.parse(safe) as { kvs?: { key: string; value: string; lease?: string }[] };
-  return (parsed.kvs ?? []).map((kv) => ({
-    key: Buffer.from(kv.key, 'base64').toString('utf8').slice(`${prefix}/subnets/`.length),
-    value: Buffer.from(kv.value, 'base64').toString('utf8'),
-    lease: kv.lease,
-  }));
-}
+/** What etcdctl sees under `<prefix>/subnets/`. */
+const stored = (prefix: string) => storedLeases(etcd.endpoint, prefix);
 
 describe('acquireLease', () => {
   it('gives 100 concurrent nodes 100 distinct, non-overlapping subnets inside SubnetMin..SubnetMax', async () => {

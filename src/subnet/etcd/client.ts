@@ -1,6 +1,8 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import * as fs from 'node:fs';
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
 import { redactTlsSetting, redactUrlCredentials } from '../../config/redact.js';
+import { sleep } from '../../core/index.js';
 
 /** TLS material: each entry is a file path or the PEM text itself. */
 export interface EtcdTlsOptions {
@@ -87,8 +89,39 @@ class EndpointBreaker implements ExecutePolicy {
   }
 }
 
-/** Retries a call that failed on the transport (etcd3 picks another endpoint for each attempt). */
-class RetryOnAnotherEndpoint implements ExecutePolicy {
+/**
+ * Calls that read only (or whose repetition changes nothing) and may be sent again after a transport error.
+ * `Txn`, `Put`, `DeleteRange` and `LeaseGrant` are not here: a write whose reply was lost may have
+ * committed, and sending it again either fails its compare (and the caller would act on a false "lost") or
+ * writes twice (an orphan lease). Their callers read back and decide (see acquire.ts and keep.ts).
+ */
+export const IDEMPOTENT_ETCD_METHODS: ReadonlySet<string> = new Set([
+  'range',
+  'leaseTimeToLive',
+  'leaseRevoke',
+  'leaseLeases',
+  'status',
+  'memberList',
+  'authenticate',
+]);
+
+/**
+ * The transport failed before the request left this process (no connection to that member): sending it
+ * to another member cannot write twice. A dropped connection or a deadline is not this: the request may
+ * have reached etcd.
+ */
+function neverSent(err: Error): boolean {
+  return /No connection established|ECONNREFUSED|Name resolution failed/.test(err.message);
+}
+
+/** The method of the call in flight, set by `defaultCallOptions` inside the policy's async context. */
+const callInFlight = new AsyncLocalStorage<{ method?: string }>();
+
+/**
+ * Retries a call that failed on the transport (etcd3 picks another endpoint for each attempt), but only an
+ * idempotent one: a write is never sent twice blindly.
+ */
+class RetryIdempotentOnAnotherEndpoint implements ExecutePolicy {
   constructor(
     private readonly attempts: number,
     private readonly delayMs: number,
@@ -96,11 +129,16 @@ class RetryOnAnotherEndpoint implements ExecutePolicy {
 
   async execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      const call: { method?: string } = {};
       try {
-        return await fn({ signal: NEVER_ABORTED });
+        return await callInFlight.run(call, () => fn({ signal: NEVER_ABORTED }));
       } catch (err) {
-        if (attempt >= this.attempts || !(err instanceof Error) || !isRecoverableError(err)) throw err;
-        await new Promise((resolve) => setTimeout(resolve, this.delayMs * attempt));
+        const retryable =
+          err instanceof Error &&
+          isRecoverableError(err) &&
+          ((call.method !== undefined && IDEMPOTENT_ETCD_METHODS.has(call.method)) || neverSent(err));
+        if (attempt >= this.attempts || !retryable) throw err;
+        await sleep(this.delayMs * attempt);
       }
     }
   }
@@ -172,8 +210,8 @@ export function checkEndpoints(endpoints: readonly string[]): string[] {
 }
 
 /**
- * Builds the etcd3 client. Every unary call gets a deadline; failures retry on another endpoint (at most
- * three attempts) and a failing endpoint is skipped for one second; gRPC keepalives detect a dead server
+ * Builds the etcd3 client. Every unary call gets a deadline; idempotent calls that fail on the transport
+ * retry on another endpoint (two attempts) and a failing endpoint is skipped for one second; gRPC keepalives detect a dead server
  * under a long-lived watch; reconnect backoff is capped at 2 s so a restarted etcd is found quickly.
  */
 export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
@@ -182,7 +220,11 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
   const config: IOptions = {
     hosts,
     dialTimeout: callTimeoutMs,
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    defaultCallOptions: (ctx) => {
+      const call = callInFlight.getStore();
+      if (call) call.method = ctx.method;
+      return ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs };
+    },
     grpcOptions: {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
@@ -192,7 +234,7 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
     },
     faultHandling: {
       host: () => asPolicy(new EndpointBreaker(3, 1_000)),
-      global: asPolicy(new RetryOnAnotherEndpoint(2, 50)),
+      global: asPolicy(new RetryIdempotentOnAnotherEndpoint(2, 50)),
     },
   };
   const tls = options.tls;

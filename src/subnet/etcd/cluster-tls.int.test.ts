@@ -15,8 +15,8 @@ import { makeRunTempDir, removeRunTempDir } from '../../../testkit/run.js';
 import { parseNetworkConfigText } from '../../config/index.js';
 import { encodeLeaseAttrs } from '../../lease/index.js';
 import { silentLogger } from '../../log/index.js';
-import type { OwnLeaseChange } from '../types.js';
-import { EtcdSubnetManager, type EtcdWatchEvent } from './manager.js';
+import type { OwnLeaseChange, WatchHealthEvent } from '../types.js';
+import { EtcdSubnetManager } from './manager.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -48,7 +48,7 @@ describe('3-member etcd cluster', () => {
     const cluster = await startEtcdCluster(3);
     cleanups.push(() => cluster.stop());
     await etcdctl(cluster.endpoints, ['put', `${PREFIX}/config`, CONFIG]);
-    const watchEvents: EtcdWatchEvent[] = [];
+    const watchEvents: WatchHealthEvent[] = [];
     const m = new EtcdSubnetManager({
       endpoints: cluster.endpoints,
       prefix: PREFIX,

@@ -1,4 +1,4 @@
-export { FREE_SUBNET_CANDIDATES, freeSubnets } from './allocate.js';
+export { FREE_SUBNET_CANDIDATES, freeSubnets, LeaseAcquirer, pickFreeSubnet } from './acquire.js';
 export {
   checkEndpoints,
   createEtcdClient,
@@ -7,6 +7,7 @@ export {
   type EtcdClientOptions,
   EtcdEndpointSkippedError,
   type EtcdTlsOptions,
+  IDEMPOTENT_ETCD_METHODS,
 } from './client.js';
 export {
   EtcdSubnetManagerConfigError,
@@ -14,12 +15,11 @@ export {
   OutOfSubnetsError,
   SubnetManagerClosedError,
 } from './errors.js';
+export { LeaseKeeper } from './keep.js';
 export {
   DEFAULT_LEASE_TTL_SECONDS,
   EtcdSubnetManager,
   type EtcdSubnetManagerOptions,
-  type EtcdWatchEvent,
-  type LeaseListing,
-  type SkippedLease,
 } from './manager.js';
+export type { LeaseListing, SkippedLease } from './records.js';
 export { EtcdLeaseStore, joinKey, type RawLeaseRecord } from './store.js';

@@ -179,14 +179,14 @@ export class EtcdLeaseStore {
   /**
    * Creates the key only if it does not exist (flannel: txn `version(key) == 0`). With `freePrefix`, only
    * if no key starts with it: `10.5.1.0-24` guards the IPv4-only key and every dual-stack key of that
-   * IPv4 subnet in the same transaction.
+   * IPv4 subnet in the same transaction. When refused, `current` is the key as it is (if it exists).
    */
   async create(
     suffix: string,
     value: string,
     leaseId: string,
     freePrefix?: string,
-  ): Promise<{ created: boolean; revision: bigint }> {
+  ): Promise<{ created: boolean; revision: bigint; current: RawLeaseRecord | undefined }> {
     const key = this.subnetKey(suffix);
     const guard = freePrefix === undefined ? undefined : this.subnetKey(freePrefix);
     const res = await this.client.kv.txn({
@@ -196,9 +196,14 @@ export class EtcdLeaseStore {
           : { key, target: 'Version', result: 'Equal', version: 0 },
       ],
       success: [{ request_put: { key, value: Buffer.from(value, 'utf8'), lease: leaseId } }],
-      failure: [],
+      failure: [{ request_range: { key } }],
     });
-    return { created: res.succeeded, revision: BigInt(res.header.revision) };
+    let current: RawLeaseRecord | undefined;
+    if (!res.succeeded) {
+      const kv = res.responses[0]?.response_range?.kvs?.[0];
+      current = kv ? this.toRecord(kv) : undefined;
+    }
+    return { created: res.succeeded, revision: BigInt(res.header.revision), current };
   }
 
   /**

@@ -5,7 +5,8 @@ import { type EtcdServer, etcdctl } from '../../../testkit/etcd.js';
 import { captureLogs, EtcdManagerFixture, LeaseWatchRecorder } from '../../../testkit/etcd-manager.js';
 import { overlaps } from '../../ip/index.js';
 import { encodeLeaseAttrs, parseLeaseKey } from '../../lease/index.js';
-import type { EtcdSubnetManager, EtcdWatchEvent } from './manager.js';
+import type { WatchHealthEvent } from '../types.js';
+import type { EtcdSubnetManager } from './manager.js';
 
 let fx: EtcdManagerFixture;
 let etcd: EtcdServer;
@@ -89,7 +90,7 @@ describe('watchLeases', () => {
     ];
     expect(garbage).toHaveLength(20);
     const logs = captureLogs('warn');
-    const watchEvents: EtcdWatchEvent[] = [];
+    const watchEvents: WatchHealthEvent[] = [];
     const m = fx.manager(prefix, { logger: logs.logger, onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
     // Half before the watch starts (skipped from the list), half after (skipped from events).
@@ -138,7 +139,7 @@ describe('watchLeases', () => {
   it('resumes after etcd is stopped for 10 s without missing or repeating an event', async () => {
     const prefix = fx.newPrefix();
     await fx.putConfig(prefix, { Network: '10.16.0.0/16' });
-    const watchEvents: EtcdWatchEvent[] = [];
+    const watchEvents: WatchHealthEvent[] = [];
     const m = fx.manager(prefix, { onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
     const recorder = await watch(m);
@@ -184,7 +185,7 @@ describe('watchLeases', () => {
     const prefix = fx.newPrefix();
     await fx.putConfig(prefix, { Network: '10.17.0.0/16' });
     const proxy = await fx.proxy();
-    const watchEvents: EtcdWatchEvent[] = [];
+    const watchEvents: WatchHealthEvent[] = [];
     const m = fx.manager(prefix, { endpoints: [proxy.endpoint], onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
     const recorder = await watch(m);
@@ -211,7 +212,7 @@ describe('watchLeases', () => {
     const prefix = fx.newPrefix();
     await fx.putConfig(prefix, { Network: '10.18.0.0/16' });
     const proxy = await fx.proxy();
-    const watchEvents: EtcdWatchEvent[] = [];
+    const watchEvents: WatchHealthEvent[] = [];
     const m = fx.manager(prefix, { endpoints: [proxy.endpoint], onWatchEvent: (e) => watchEvents.push(e) });
     await m.getNetworkConfig();
     for (const i of [1, 2, 3])

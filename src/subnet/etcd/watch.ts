@@ -1,4 +1,5 @@
 import type { Etcd3, IEvent, IWatchRequest, IWatchResponse } from 'etcd3';
+import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
 
 /** What a range watch delivers, in order. `revision`: everything up to it has been delivered. */
@@ -6,6 +7,8 @@ export type RangeWatchItem =
   | { type: 'connected'; endpoint: string | undefined }
   | { type: 'events'; events: IEvent[]; revision: bigint }
   | { type: 'progress'; revision: bigint }
+  /** The stream answered a progress request: it is alive (the revision is not a safe resume point on etcd 3.4). */
+  | { type: 'alive' }
   /** History before `startRevision` was compacted away: list again and watch from the list's revision. */
   | { type: 'compacted'; compactRevision: bigint };
 
@@ -25,6 +28,8 @@ export interface RangeWatchOptions {
   /** Reconnect backoff bounds (default 100 ms → 5 s). */
   minBackoffMs?: number | undefined;
   maxBackoffMs?: number | undefined;
+  /** Ask etcd for a progress report this often on an idle stream (default: never); answers yield `alive`. */
+  progressRequestMs?: number | undefined;
 }
 
 type StreamSignal =
@@ -36,27 +41,6 @@ class WatchStreamEndedError extends Error {
   override name = 'WatchStreamEndedError';
 }
 
-/** Sleeps `ms`, resolving early when `signal` aborts. */
-export function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}
-
-function describeError(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
 /**
  * Watches a key range from `startRevision`, resuming after any disconnect from the last revision
  * delivered + 1 (never from a "created" header, which may be ahead of the events still to come).
@@ -66,11 +50,9 @@ function describeError(err: unknown): string {
  * Ends (returns) after yielding `compacted`, or when `signal` aborts.
  */
 export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): AsyncGenerator<RangeWatchItem> {
-  const minBackoff = opts.minBackoffMs ?? 100;
-  const maxBackoff = opts.maxBackoffMs ?? 5_000;
+  const backoff = new Backoff({ initialMs: opts.minBackoffMs ?? 100, maxMs: opts.maxBackoffMs ?? 5_000 });
   const createTimeoutMs = opts.createTimeoutMs ?? 10_000;
   let next = opts.startRevision;
-  let backoff = minBackoff;
   let failure: string | undefined;
   let failures = 0;
 
@@ -85,15 +67,14 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
         );
       }
       opts.onReconnect?.(failure);
-      await sleepUnlessAborted(backoff, opts.signal);
-      backoff = Math.min(maxBackoff, backoff * 2);
+      await backoff.wait(opts.signal);
       if (opts.signal.aborted) return;
       if (opts.probe) {
         try {
           await opts.probe();
         } catch (err) {
-          failure = `etcd unreachable: ${describeError(err)}`;
-          opts.logger.debug({ err: describeError(err) }, 'etcd watch: probe before reconnect failed');
+          failure = `etcd unreachable: ${errorMessage(err)}`;
+          opts.logger.debug({ err: errorFields(err) }, 'etcd watch: probe before reconnect failed');
           continue;
         }
       }
@@ -110,11 +91,12 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
     opts.signal.addEventListener('abort', onAbort, { once: true });
     let stream: Awaited<ReturnType<Etcd3['watchClient']['watch']>> | undefined;
     let createTimer: NodeJS.Timeout | undefined;
+    let progressTimer: NodeJS.Timeout | undefined;
     try {
       try {
         stream = await client.watchClient.watch();
       } catch (err) {
-        failure = `cannot open watch stream: ${describeError(err)}`;
+        failure = `cannot open watch stream: ${errorMessage(err)}`;
         continue;
       }
       stream.on('data', (res: IWatchResponse) => push({ kind: 'data', res }));
@@ -146,7 +128,7 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
         const item = queue.shift() as StreamSignal;
         if (item.kind === 'abort') return;
         if (item.kind === 'error') {
-          failure = describeError(item.error);
+          failure = errorMessage(item.error);
           break;
         }
         const res = item.res;
@@ -161,7 +143,11 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
         if (res.created) {
           created = true;
           clearTimeout(createTimer);
-          backoff = minBackoff;
+          backoff.reset();
+          if (opts.progressRequestMs !== undefined) {
+            const s = stream;
+            progressTimer = setInterval(() => s.write({ progress_request: {} }), opts.progressRequestMs);
+          }
           if (failures > 0) {
             opts.logger.info({ resumeFrom: next.toString(), attempts: failures }, 'etcd watch resumed');
           }
@@ -171,6 +157,12 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
           continue;
         }
         if (!created) continue;
+        // The answer to a progress request (etcd 3.4 sends it even to a watcher still catching up, so its
+        // revision is not used): proof that the stream is alive.
+        if (res.events.length === 0 && String(res.watch_id) === '-1') {
+          yield { type: 'alive' };
+          continue;
+        }
         if (res.events.length > 0) {
           const last = res.events[res.events.length - 1];
           const revision = BigInt(last?.kv.mod_revision ?? next - 1n);
@@ -187,6 +179,7 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
       }
     } finally {
       clearTimeout(createTimer);
+      clearInterval(progressTimer);
       opts.signal.removeEventListener('abort', onAbort);
       if (stream) {
         // Keep an error listener: cancel() makes the stream emit a CANCELLED error.
