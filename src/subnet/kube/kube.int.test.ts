@@ -123,7 +123,7 @@ describe('KubeSubnetManager against the test API server', () => {
     const pending = acquire(m);
     pending.catch(() => undefined); // awaited below; keeps a failed wait from leaking an unhandled rejection
     const waiting = (): unknown[] =>
-      logs.matching('acquiring the lease').filter((l) => String(l.err).includes('no IPv4 spec.podCIDR'));
+      logs.matching('acquiring the lease').filter((l) => String((l.err as { message?: string } | undefined)?.message).includes('no IPv4 spec.podCIDR'));
     await eventually(() => (waiting().length >= 2 ? true : undefined), 'a retry');
     server.nodes.update('n1', (n) => {
       n.spec = { podCIDR: '10.5.9.0/24', podCIDRs: ['10.5.9.0/24'] };
@@ -391,7 +391,7 @@ describe('KubeSubnetManager against the test API server', () => {
     // Exponential with jitter in [0.5, 1] of a doubling base: each delay is at least the one before.
     expect(delays[1]).toBeGreaterThanOrEqual(delays[0] as number);
     expect(delays[2]).toBeGreaterThanOrEqual(delays[1] as number);
-    expect(retries[0]?.err).toContain('500');
+    expect((retries[0]?.err as { message?: string } | undefined)?.message).toContain('500');
 
     // Lists are retried too: the watch still starts.
     server.faults.failNext(2, 500, { path: '/api/v1/nodes', watch: false, method: 'GET' });
