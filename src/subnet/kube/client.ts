@@ -204,7 +204,8 @@ export class KubeClient implements NodeSource {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new KubeConfigError('the kubeconfig has no current cluster');
     const url = new URL(`${cluster.server.replace(/\/+$/, '')}${path}`);
-    for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
+    for (const [key, value] of Object.entries(query))
+      if (value !== undefined) url.searchParams.set(key, value);
     return url;
   }
 
@@ -245,7 +246,12 @@ export class KubeClient implements NodeSource {
       try {
         return JSON.parse(text) as T;
       } catch {
-        throw new KubeApiError(operation, response.statusCode, 'BadResponse', `not JSON: ${text.slice(0, 80)}`);
+        throw new KubeApiError(
+          operation,
+          response.statusCode,
+          'BadResponse',
+          `not JSON: ${text.slice(0, 80)}`,
+        );
       }
     } catch (err) {
       throw toKubeApiError(operation, err, this.requestTimeoutMs);
@@ -253,7 +259,11 @@ export class KubeClient implements NodeSource {
   }
 
   readNode(name: string, signal?: AbortSignal): Promise<KubeNode> {
-    return this.call(`GET nodes/${name}`, { method: 'GET', path: `/api/v1/nodes/${encodeURIComponent(name)}` }, signal);
+    return this.call(
+      `GET nodes/${name}`,
+      { method: 'GET', path: `/api/v1/nodes/${encodeURIComponent(name)}` },
+      signal,
+    );
   }
 
   /**
@@ -293,7 +303,8 @@ export class KubeClient implements NodeSource {
       for (const node of page.items ?? []) items.push(node);
       token = page.metadata?.continue || undefined;
       if (!token) return { items, resourceVersion: page.metadata?.resourceVersion ?? '', pages };
-      if (pages >= 100_000) throw new KubeApiError('LIST nodes', undefined, 'TooManyPages', 'the list never ends');
+      if (pages >= 100_000)
+        throw new KubeApiError('LIST nodes', undefined, 'TooManyPages', 'the list never ends');
     }
   }
 

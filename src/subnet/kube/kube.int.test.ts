@@ -123,7 +123,11 @@ describe('KubeSubnetManager against the test API server', () => {
     const pending = acquire(m);
     pending.catch(() => undefined); // awaited below; keeps a failed wait from leaking an unhandled rejection
     const waiting = (): unknown[] =>
-      logs.matching('acquiring the lease').filter((l) => String((l.err as { message?: string } | undefined)?.message).includes('no IPv4 spec.podCIDR'));
+      logs
+        .matching('acquiring the lease')
+        .filter((l) =>
+          String((l.err as { message?: string } | undefined)?.message).includes('no IPv4 spec.podCIDR'),
+        );
     await eventually(() => (waiting().length >= 2 ? true : undefined), 'a retry');
     server.nodes.update('n1', (n) => {
       n.spec = { podCIDR: '10.5.9.0/24', podCIDRs: ['10.5.9.0/24'] };
@@ -430,7 +434,7 @@ describe('KubeSubnetManager against the test API server', () => {
   });
 
   it('talks to --kube-api-url alone (no kubeconfig, no credentials, as through kubectl proxy)', async () => {
-    server = await fixture.replaceServer({ token: null });
+    server = await fixture.replaceServer({ token: null, tls: false });
     server.nodes.add(makeNode('n1', { podCIDR: '10.5.3.0/24' }));
     const m = manager({ kubeconfigFile: undefined, apiUrl: server.url });
     const lease = await acquire(m);

@@ -4,13 +4,7 @@
 
 import { Backoff, type BackoffOptions, errorFields, errorMessage, sleep } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
-import {
-  isGone,
-  KubeApiError,
-  type NodeListResult,
-  type NodeSource,
-  watchErrorStatus,
-} from './client.js';
+import { isGone, KubeApiError, type NodeListResult, type NodeSource, watchErrorStatus } from './client.js';
 import type { KubeNode } from './node-lease.js';
 
 export type NodeStreamItem =

@@ -4,13 +4,7 @@
 // annotations are events, removed own annotations are put back, and every API error is retried.
 import { readFile } from 'node:fs/promises';
 import { type NetworkConfig, parseNetworkConfigText } from '../../config/index.js';
-import {
-  Backoff,
-  type BackoffOptions,
-  errorFields,
-  errorMessage,
-  sleep,
-} from '../../core/index.js';
+import { Backoff, type BackoffOptions, errorFields, errorMessage, sleep } from '../../core/index.js';
 import { formatCidr } from '../../ip/index.js';
 import type { Lease, LeaseAttrs, LeaseWatchBatch } from '../../lease/types.js';
 import { type Logger, silentLogger } from '../../log/index.js';
@@ -19,7 +13,6 @@ import { DEFAULT_ANNOTATION_PREFIX, type KubeAnnotationNames, kubeAnnotationName
 import { KubeApiError, KubeClient, loadKubeConfig } from './client.js';
 import { NodeLeaseTracker } from './lease-watch.js';
 import { type KubeWatchEvent, type ListWatchOptions, listWatchNodes } from './list-watch.js';
-import { NodeReadyTask } from './node-ready.js';
 import {
   type KubeNode,
   type NodePublicIPOverride,
@@ -32,6 +25,7 @@ import {
   planOwnAnnotations,
   sameSubnets,
 } from './node-lease.js';
+import { NodeReadyTask } from './node-ready.js';
 
 /** flannel's default `--net-config-path`. */
 export const DEFAULT_NET_CONFIG_PATH = '/etc/kube-flannel/net-conf.json';
@@ -215,7 +209,10 @@ export class KubeSubnetManager implements SubnetManager {
       text = await readFile(this.netConfigPath, 'utf8');
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new NetConfigReadError(this.netConfigPath, e.code ? `${e.code} (${e.message})` : errorMessage(err));
+      throw new NetConfigReadError(
+        this.netConfigPath,
+        e.code ? `${e.code} (${e.message})` : errorMessage(err),
+      );
     }
     this.config = parseNetworkConfigText(text, this.netConfigPath);
     return this.config;
@@ -334,7 +331,10 @@ export class KubeSubnetManager implements SubnetManager {
         this.own = own;
       } catch (err) {
         if (s.aborted) return;
-        this.log.error({ node: name, err: errorFields(err) }, 'cannot keep the lease annotations of this node');
+        this.log.error(
+          { node: name, err: errorFields(err) },
+          'cannot keep the lease annotations of this node',
+        );
       }
     }
   }

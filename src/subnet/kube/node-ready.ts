@@ -4,7 +4,14 @@
 // blocks anything else: peers keep being programmed while it retries. A 4xx answer (RBAC missing, admission
 // refusing) will not fix itself soon: it is logged as an error and retried slowly, not in a tight loop;
 // 5xx and network errors are retried with the core backoff. It beats after every successful check.
-import { Backoff, type BackoffOptions, errorFields, sleep, type Task, type TaskContext } from '../../core/index.js';
+import {
+  Backoff,
+  type BackoffOptions,
+  errorFields,
+  sleep,
+  type Task,
+  type TaskContext,
+} from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
 import { KubeApiError } from './client.js';
 import { type KubeNode, networkReadyCondition } from './node-lease.js';
