@@ -348,6 +348,8 @@ export interface RequestMatch {
   path?: string | RegExp;
   /** Only watch requests (true) or only non-watch requests (false). */
   watch?: boolean;
+  /** Only requests carrying this query parameter (e.g. `continue`: the second and later pages of a list). */
+  withQuery?: string;
 }
 
 export interface RecordedRequest {
@@ -404,6 +406,8 @@ export interface FakeApiServer {
   /** A kubeconfig for this server: token auth; with TLS the server's certificate as its CA. */
   readonly kubeconfigPath: string;
   readonly token: string | null;
+  /** The PEM certificate clients must trust (undefined on plain http). */
+  readonly ca: string | undefined;
   readonly nodes: NodeStore;
   readonly pods: PodStore;
   readonly faults: FakeApiFaults;
@@ -479,8 +483,15 @@ function selects(selector: FieldSelector, node: NodeObject): boolean {
   return true;
 }
 
-function matches(match: RequestMatch, method: string, pathname: string, watch: boolean): boolean {
+function matches(
+  match: RequestMatch,
+  method: string,
+  pathname: string,
+  watch: boolean,
+  query: URLSearchParams,
+): boolean {
   if (match.method && match.method.toUpperCase() !== method) return false;
+  if (match.withQuery !== undefined && !query.has(match.withQuery)) return false;
   if (match.watch !== undefined && match.watch !== watch) return false;
   if (match.path !== undefined) {
     if (typeof match.path === 'string' ? !pathname.includes(match.path) : !match.path.test(pathname))
@@ -753,7 +764,9 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
       sendStatus(res, 401, 'Unauthorized');
       return;
     }
-    const fault = faultList.find((f) => f.remaining > 0 && matches(f.match, method, pathname, watch));
+    const fault = faultList.find(
+      (f) => f.remaining > 0 && matches(f.match, method, pathname, watch, url.searchParams),
+    );
     if (fault) {
       fault.remaining--;
       if (fault.remaining === 0) faultList.splice(faultList.indexOf(fault), 1);
@@ -840,7 +853,8 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
           }
           if (method === 'DELETE' && sub === undefined) {
             const node = nodes.get(name);
-            if (!node || !nodes.delete(name)) throw new PatchError(404, 'NotFound', `nodes "${name}" not found`);
+            if (!node || !nodes.delete(name))
+              throw new PatchError(404, 'NotFound', `nodes "${name}" not found`);
             // As the real server: the object as it was deleted (nodes have no finalizers to wait for).
             sendJson(res, 200, node as unknown as Json);
             return;
@@ -929,6 +943,7 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
     port,
     kubeconfigPath,
     token,
+    ca: cert?.cert,
     nodes,
     pods,
     faults,
