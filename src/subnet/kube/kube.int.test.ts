@@ -1,12 +1,10 @@
 // The kube subnet manager against the test API server (testkit/kube-apiserver), through the real
 // @kubernetes/client-node: acquiring from podCIDR, annotations, conditions, the node watch (added, removed,
 // changed, 410 Gone, restarts), retries of 500s, 409s and hanging requests.
-import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeApiServer, makeNode } from '../../../testkit/kube-apiserver/server.js';
-import { Collector, eventually, KubeManagerFixture } from '../../../testkit/kube-manager.js';
+import { Collector, eventually, KubeManagerFixture, LogCapture } from '../../../testkit/kube-manager.js';
 import type { LeaseAttrs, LeaseWatchBatch } from '../../lease/types.js';
-import { createLogger, type Logger } from '../../log/index.js';
 import type { OwnLeaseChange } from '../types.js';
 import { kubeAnnotationNames } from './annotations.js';
 import type { KubeWatchEvent } from './list-watch.js';
@@ -31,27 +29,6 @@ const ATTRS: LeaseAttrs = {
   backendType: 'vxlan',
   backendData: { VNI: 1, VtepMAC: '0e:00:00:00:00:01' },
 };
-
-/** Log lines as parsed JSON objects, for asserting on retries without timing. */
-class LogCapture {
-  readonly lines: Array<Record<string, unknown>> = [];
-  readonly logger: Logger;
-  constructor() {
-    const lines = this.lines;
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString('utf8').split('\n')) {
-          if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-        }
-        done();
-      },
-    });
-    this.logger = createLogger({ level: 'debug', destination: sink, pretty: false });
-  }
-  matching(text: string): Array<Record<string, unknown>> {
-    return this.lines.filter((l) => typeof l.msg === 'string' && l.msg.includes(text));
-  }
-}
 
 function summary(batch: LeaseWatchBatch): string[] {
   return batch.events.map((e) => `${e.type} ${e.lease.key} ${e.lease.attrs.publicIP}`);
