@@ -1,19 +1,15 @@
-// The Kubernetes API calls weft makes: config loading (kubeconfig, in-cluster, --kube-api-url) through
-// @kubernetes/client-node's KubeConfig, and node get/list/patch, pod get and a node watch stream as plain HTTP. Every call has a timeout and every
+// The Kubernetes API calls weft makes — node get/list/patch, pod get and a node watch stream — as plain HTTP(S)
+// with the credentials of kubeconfig.ts. Every call has a timeout and every
 // failure becomes a `KubeApiError` naming the operation, so callers can retry without guessing.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfigError, type KubeConnectionConfig } from './kubeconfig.js';
 import type { KubeNode } from './node-lease.js';
 
 /** The parts of a Pod weft reads (its node, to learn the node name). */
 export interface KubePod {
   metadata?: { name?: string; namespace?: string };
   spec?: { nodeName?: string };
-}
-
-export class KubeConfigError extends Error {
-  override name = 'KubeConfigError';
 }
 
 /** A failed API call: which call, the HTTP status (undefined when no response came) and the server's reason. */
@@ -43,82 +39,6 @@ function hint(status: number | undefined): string {
 /** True for a `410 Gone`: the resourceVersion a watch asked for is no longer in the server's history. */
 export function isGone(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 410;
-}
-
-export interface KubeConnectionOptions {
-  /** `--kubeconfig-file`. */
-  kubeconfigFile?: string;
-  /** `--kube-api-url`: overrides the server of the kubeconfig or in-cluster config, or is used alone. */
-  apiUrl?: string;
-  /** Environment to read `KUBERNETES_SERVICE_HOST/PORT` from (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
-}
-
-function checkApiUrl(apiUrl: string): URL {
-  let url: URL;
-  try {
-    url = new URL(apiUrl);
-  } catch {
-    throw new KubeConfigError(
-      `--kube-api-url=${JSON.stringify(apiUrl)} is not a URL (expected e.g. https://10.0.0.1:6443)`,
-    );
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new KubeConfigError(
-      `--kube-api-url=${JSON.stringify(apiUrl)}: expected an http:// or https:// URL`,
-    );
-  }
-  return url;
-}
-
-/**
- * The client config, as flannel builds it: `--kubeconfig-file` if given, else the in-cluster ServiceAccount
- * (KUBERNETES_SERVICE_HOST/PORT), else `--kube-api-url` alone (no credentials, e.g. `kubectl proxy`).
- * `--kube-api-url` replaces the server address in the first two cases.
- */
-export function loadKubeConfig(options: KubeConnectionOptions): KubeConfig {
-  const env = options.env ?? process.env;
-  const apiUrl = options.apiUrl ? checkApiUrl(options.apiUrl) : undefined;
-  const kc = new KubeConfig();
-  if (options.kubeconfigFile) {
-    try {
-      kc.loadFromFile(options.kubeconfigFile);
-    } catch (err) {
-      throw new KubeConfigError(
-        `cannot load --kubeconfig-file ${options.kubeconfigFile}: ${(err as Error).message}`,
-      );
-    }
-    if (!kc.getCurrentCluster()) {
-      throw new KubeConfigError(
-        `--kubeconfig-file ${options.kubeconfigFile} has no current context with a cluster (set current-context)`,
-      );
-    }
-  } else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
-    try {
-      kc.loadFromCluster();
-    } catch (err) {
-      throw new KubeConfigError(`cannot load the in-cluster config: ${(err as Error).message}`);
-    }
-  } else if (apiUrl) {
-    kc.loadFromClusterAndUser(
-      { name: 'kube-api-url', server: apiUrl.href, skipTLSVerify: false },
-      { name: 'anonymous' },
-    );
-  } else {
-    throw new KubeConfigError(
-      'no Kubernetes API to talk to: run in a pod (KUBERNETES_SERVICE_HOST/PORT set), or give --kubeconfig-file or --kube-api-url',
-    );
-  }
-  const current = kc.getCurrentCluster();
-  if (current) {
-    const server = apiUrl ? apiUrl.href.replace(/\/$/, '') : current.server;
-    // The client refuses http:// unless "skip TLS verify" is set; on plain http there is no TLS to verify.
-    const plainHttp = server.startsWith('http:');
-    kc.clusters = kc.clusters.map((c) =>
-      c.name === current.name ? { ...c, server, skipTLSVerify: c.skipTLSVerify || plainHttp } : c,
-    );
-  }
-  return kc;
 }
 
 /** One line of a watch stream. */
@@ -189,7 +109,7 @@ export class KubeClient implements NodeSource {
   private readonly requestTimeoutMs: number;
 
   constructor(
-    readonly kubeConfig: KubeConfig,
+    readonly kubeConfig: KubeConnectionConfig,
     options: KubeClientOptions = {},
   ) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -487,3 +407,5 @@ function toKubeApiError(operation: string, err: unknown, timeoutMs: number): Kub
   const code = typeof e?.code === 'string' ? `${e.code}: ` : '';
   return new KubeApiError(operation, undefined, 'Unreachable', `${code}${e?.message ?? String(err)}`);
 }
+
+export { KubeConfigError, type KubeConnectionOptions, loadKubeConfig } from './kubeconfig.js';
