@@ -312,11 +312,14 @@ export class KubeClient implements NodeSource {
             `a watch line exceeds ${MAX_WATCH_LINE_BYTES} bytes`,
           );
         }
+        // Lines are cut by index and the rest kept once per chunk: a chunk of many events is scanned once.
+        let start = 0;
         let newline = buffered.indexOf('\n');
         while (newline >= 0) {
-          const line = buffered.slice(0, newline).trim();
-          buffered = buffered.slice(newline + 1);
-          newline = buffered.indexOf('\n');
+          const line = buffered.slice(start, newline).trim();
+          start = newline + 1;
+          newline = buffered.indexOf('\n', start);
+          if (newline < 0) buffered = buffered.slice(start);
           if (line === '') continue;
           let parsed: unknown;
           try {
