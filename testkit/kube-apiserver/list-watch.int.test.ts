@@ -173,7 +173,9 @@ describe('test API server: list and watch semantics of a real API server', () =>
     expect(initial.lines.filter((l) => l.type === 'ADDED')).toHaveLength(7);
     const end = initial.lines[7];
     expect(end?.type).toBe('BOOKMARK');
-    expect((end?.object.metadata as { annotations?: Record<string, string> }).annotations).toEqual({
+    expect(
+      (end?.object.metadata as { annotations?: Record<string, string> } | undefined)?.annotations,
+    ).toEqual({
       'k8s.io/initial-events-end': 'true',
     });
     // A watch the server ends at its timeout gets a last bookmark to resume from.

@@ -173,7 +173,7 @@ describe('KubeSubnetManager: paging, bookmarks, heartbeats, duplicate CIDRs, the
       [50, 300],
       [50, 300],
     ]);
-    expect((refused[0]?.err as { message: string }).message).toContain('403');
+    expect((refused[0]?.err as { message?: string } | undefined)?.message).toContain('403');
     const condition = server.nodes
       .get('n1')
       ?.status?.conditions?.find((c) => c.type === 'NetworkUnavailable');
