@@ -51,6 +51,8 @@ export interface ListNodesQuery {
   fieldSelector?: string;
   /** Page size (`limit`); the list follows `continue` tokens until the last page. 0 = one unpaged list. */
   pageSize?: number;
+  /** Keeps only what the caller reads of each node, page by page, so a large list is never held whole. */
+  project?: (node: KubeNode) => KubeNode;
 }
 
 export interface NodeListResult {
@@ -220,7 +222,8 @@ export class KubeClient implements NodeSource {
         throw err;
       }
       pages++;
-      for (const node of page.items ?? []) items.push(node);
+      const project = query.project;
+      for (const node of page.items ?? []) items.push(project ? project(node) : node);
       token = page.metadata?.continue || undefined;
       if (!token) return { items, resourceVersion: page.metadata?.resourceVersion ?? '', pages };
       if (pages >= 100_000)

@@ -36,6 +36,30 @@ export interface ListWatchOptions {
   endpoint?: string | undefined;
 }
 
+/**
+ * A node reduced to the fields weft reads (name, resourceVersion, annotations, pod CIDRs, conditions): a
+ * kubelet's node carries images, capacity and addresses too, and 5000 of those held at once are the peak
+ * of a start-up.
+ */
+export function nodeFieldsWeftReads(node: KubeNode): KubeNode {
+  const m = node.metadata;
+  const out: KubeNode = {
+    metadata: {
+      ...(m?.name !== undefined ? { name: m.name } : {}),
+      ...(m?.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+      ...(m?.annotations ? { annotations: m.annotations } : {}),
+    },
+  };
+  if (node.spec) {
+    out.spec = {
+      ...(node.spec.podCIDR !== undefined ? { podCIDR: node.spec.podCIDR } : {}),
+      ...(node.spec.podCIDRs !== undefined ? { podCIDRs: node.spec.podCIDRs } : {}),
+    };
+  }
+  if (node.status?.conditions) out.status = { conditions: node.status.conditions };
+  return out;
+}
+
 /** Lists and watches nodes until `signal` aborts. Never throws: every failure is logged and retried. */
 export async function* listWatchNodes(
   source: NodeSource,
@@ -75,6 +99,7 @@ export async function* listWatchNodes(
           {
             ...(options.fieldSelector ? { fieldSelector: options.fieldSelector } : {}),
             ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
+            project: nodeFieldsWeftReads,
           },
           signal,
         );
