@@ -150,20 +150,10 @@ export class KubeClient implements NodeSource {
         headers['Content-Length'] = String(Buffer.byteLength(body));
       }
       const request = await this.open(this.url(spec.path, spec.query), spec.method, headers, combined);
-      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
-        request.once('response', resolve);
-        request.once('error', reject);
-        request.end(body);
-      });
+      const response = await sendRequest(request, body);
       const text = await readBounded(response, MAX_RESPONSE_BYTES);
       if (response.statusCode !== 200 && response.statusCode !== 201) {
-        const status = parseStatus(text);
-        throw new KubeApiError(
-          operation,
-          response.statusCode,
-          status.reason ?? response.statusMessage,
-          status.message ?? text.slice(0, 200),
-        );
+        throw answerError(operation, response, text);
       }
       try {
         return JSON.parse(text) as T;
@@ -284,23 +274,11 @@ export class KubeClient implements NodeSource {
     };
     try {
       request = await this.open(url, 'GET', { Accept: 'application/json' }, abort.signal);
-      const sent = request;
       touch();
-      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
-        sent.once('response', resolve);
-        sent.once('error', reject);
-        sent.end();
-      });
+      const response = await sendRequest(request);
       touch();
       if (response.statusCode !== 200) {
-        const body = await readBounded(response, 64 * 1024);
-        const status = parseStatus(body);
-        throw new KubeApiError(
-          operation,
-          response.statusCode,
-          status.reason ?? response.statusMessage,
-          status.message ?? body.slice(0, 200),
-        );
+        throw answerError(operation, response, await readBounded(response, 64 * 1024));
       }
       let buffered = '';
       response.setEncoding('utf8');
@@ -364,6 +342,25 @@ export class KubeClient implements NodeSource {
       request?.destroy();
     }
   }
+}
+
+function sendRequest(request: http.ClientRequest, body?: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    request.once('response', resolve);
+    request.once('error', reject);
+    request.end(body);
+  });
+}
+
+/** A non-success answer as an error: the server's Status reason and message when it sent one. */
+function answerError(operation: string, response: http.IncomingMessage, text: string): KubeApiError {
+  const status = parseStatus(text);
+  return new KubeApiError(
+    operation,
+    response.statusCode,
+    status.reason ?? response.statusMessage,
+    status.message ?? text.slice(0, 200),
+  );
 }
 
 async function readBounded(stream: http.IncomingMessage, limit: number): Promise<string> {
