@@ -217,7 +217,7 @@ describe('kube mode, dual stack: 3 nodes with IPv4+IPv6 spec.podCIDRs, vxlan', (
     const a = await annotations(gone);
     const mac4 = vtep(a, A.backendData).VtepMAC;
     const mac6 = vtep(a, A.backendV6Data).VtepMAC;
-    await api.deleteNode(nodeName(c.net.nodes[gone]!));
+    await api.kubectl(['delete', 'node', nodeName(c.net.nodes[gone]!)]);
     for (const k of others(gone)) {
       await kube.wait(`node ${k + 1} to drop node 3's IPv4 and IPv6 entries`, async () => {
         const left = [

@@ -1,6 +1,7 @@
 // Kubernetes mode end to end: three namespace nodes run the real `weftd --kube-subnet-mgr` against the test API
 // server, which runs as its own process inside an extra host namespace (192.168.77.101) and is driven by the
-// test through its admin socket, the way an operator (kubectl) and kube-controller-manager would drive a real one.
+// test as a user would, with Debian's kubectl (annotating a node behind NAT, deleting a node, reading
+// NetworkUnavailable), and through its admin socket where kube-controller-manager or a kubelet would act.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pod } from '../testkit/index.js';
 import type { RemoteApiServer } from '../testkit/kube-apiserver/remote.js';
@@ -116,11 +117,23 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
 
   it('publishes the flannel annotations and sets NetworkUnavailable=False (FlannelIsUp) on every node', async () => {
     for (let i = 0; i < 3; i++) {
-      // markNetworkReady runs right after the files are written: allow it a moment.
-      await kube.wait(`node ${i + 1}'s NetworkUnavailable condition`, async () => {
-        const cond = (await kube.node(i)).status?.conditions?.find((x) => x.type === 'NetworkUnavailable');
-        return cond !== undefined || 'no condition';
+      // The readiness task runs beside the watch once the files are written: allow it a moment. Read the
+      // condition as an operator would.
+      const jsonpath = (field: string): string =>
+        `jsonpath={.status.conditions[?(@.type=="NetworkUnavailable")].${field}}`;
+      await kube.wait(`node ${i + 1}'s NetworkUnavailable condition (kubectl)`, async () => {
+        const status = await api.kubectl([
+          'get',
+          'node',
+          nodeName(c.net.nodes[i]!),
+          '-o',
+          jsonpath('status'),
+        ]);
+        return status === 'False' || `status ${JSON.stringify(status)}`;
       });
+      expect(await api.kubectl(['get', 'node', nodeName(c.net.nodes[i]!), '-o', jsonpath('reason')])).toBe(
+        'FlannelIsUp',
+      );
       const n = await kube.node(i);
       const annotations = n.metadata.annotations ?? {};
       expect(annotations[A.backendType]).toBe('vxlan');
@@ -164,7 +177,7 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     const natIp = '192.168.77.52';
     const r = await c.net.nodes[1]!.exec('ip', ['addr', 'add', `${natIp}/24`, 'dev', 'eth0']);
     expect(r.code, r.stderr).toBe(0);
-    await api.annotate(nodeName(c.net.nodes[1]!), { [A.publicIPOverwrite]: natIp });
+    await api.kubectl(['annotate', 'node', nodeName(c.net.nodes[1]!), `${A.publicIPOverwrite}=${natIp}`]);
     // weft on node 2 copies it into public-ip (the annotation peers read)...
     await kube.wait("node 2's public-ip to become the overwrite", async () => {
       const ip = await annotation(1, A.publicIP);
@@ -178,7 +191,14 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
   it('puts its own annotations back when someone else changes them', async () => {
     // Not a user-facing knob: weft owns public-ip and restores it (public-ip-overwrite is the way to change it).
     const bogus = '192.168.77.250';
-    await api.annotate(nodeName(c.net.nodes[0]!), { [A.publicIP]: bogus, [A.kubeSubnetManager]: null });
+    await api.kubectl([
+      'annotate',
+      '--overwrite',
+      'node',
+      nodeName(c.net.nodes[0]!),
+      `${A.publicIP}=${bogus}`,
+      `${A.kubeSubnetManager}-`,
+    ]);
     await kube.wait("node 1's public-ip and kube-subnet-manager to be restored", async () => {
       const n = await kube.node(0);
       const a = n.metadata.annotations ?? {};
@@ -195,7 +215,7 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     const before = (await api.requests()).total;
     await api.restart({ downMs: 1500 });
     // The operator removes the overwrite after the restart: node 2 goes back to its own address.
-    await api.annotate(nodeName(c.net.nodes[1]!), { [A.publicIPOverwrite]: null });
+    await api.kubectl(['annotate', 'node', nodeName(c.net.nodes[1]!), `${A.publicIPOverwrite}-`]);
     await kube.wait("node 2's public-ip to return to its own address", async () => {
       const ip = await annotation(1, A.publicIP);
       return ip === c.net.nodes[1]!.underlayIp || `public-ip ${ip}`;
@@ -219,7 +239,7 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
   it('removes a node deleted from the API from every peer, and adds it back when it re-registers', async () => {
     const gone = 2;
     const mac = await vtepMac(gone);
-    await api.deleteNode(nodeName(c.net.nodes[gone]!));
+    await api.kubectl(['delete', 'node', nodeName(c.net.nodes[gone]!)]);
     for (const k of others(gone)) {
       await kube.wait(`node ${k + 1} to drop node 3's route, neighbour and FDB entry`, async () => {
         const routes = await routesTo(k, podCidrOf(gone + 1));
@@ -280,7 +300,7 @@ describe('kube mode: 3 nodes run weftd --kube-subnet-mgr against a test API serv
     const chosen = '192.168.77.53';
     const r = await c.net.nodes[i]!.exec('ip', ['addr', 'add', `${chosen}/24`, 'dev', 'eth0']);
     expect(r.code, r.stderr).toBe(0);
-    await api.annotate(nodeName(c.net.nodes[i]!), { [A.nodePublicIP]: chosen });
+    await api.kubectl(['annotate', 'node', nodeName(c.net.nodes[i]!), `${A.nodePublicIP}=${chosen}`]);
     await c.weftNodes[i]!.weftd!.stop('SIGTERM', 10_000);
     await c.startWeftd(i);
     await kube.wait("node 3's public-ip to become the node-public-ip", async () => {

@@ -12,6 +12,11 @@ for p in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
+# The kube tests drive the test API server with kubectl as a user would. Any kubectl on the PATH will do (the
+# `kubectl` package of Kubernetes' or Google's apt repository); Debian 12's own package for it is kubernetes-client.
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
+fi
 
 if ((${#missing[@]} > 0)); then
   cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}"

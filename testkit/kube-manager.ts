@@ -3,7 +3,9 @@
 // a background collector of watch batches, and a bounded wait.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import type { Lease, LeaseAttrs } from '../src/lease/types.js';
+import { createLogger, type Logger } from '../src/log/index.js';
 import { KubeSubnetManager, type KubeSubnetManagerOptions } from '../src/subnet/kube/manager.js';
 import {
   type FakeApiServer,
@@ -144,4 +146,25 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Log lines as parsed JSON objects, for asserting on retries without timing. */
+export class LogCapture {
+  readonly lines: Array<Record<string, unknown>> = [];
+  readonly logger: Logger;
+  constructor() {
+    const lines = this.lines;
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString('utf8').split('\n')) {
+          if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+        }
+        done();
+      },
+    });
+    this.logger = createLogger({ level: 'debug', destination: sink, pretty: false });
+  }
+  matching(text: string): Array<Record<string, unknown>> {
+    return this.lines.filter((l) => typeof l.msg === 'string' && l.msg.includes(text));
+  }
 }

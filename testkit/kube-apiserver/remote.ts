@@ -46,7 +46,24 @@ export class RemoteApiServer {
     readonly socketPath: string,
     readonly kubeconfigPath: string,
     readonly url: string,
+    private readonly machine: ClusterMachine,
   ) {}
+
+  /**
+   * Runs Debian's kubectl as an operator would, inside the server's namespace, with the kubeconfig the server
+   * wrote (HTTPS, its certificate as CA, a bearer token). Its discovery cache goes under the machine's dir.
+   * Returns stdout; a non-zero exit throws with kubectl's stderr.
+   */
+  async kubectl(args: readonly string[], timeoutMs = 30_000): Promise<string> {
+    const r = await this.machine.exec('kubectl', args, {
+      env: { ...process.env, KUBECONFIG: this.kubeconfigPath, HOME: this.machine.dir },
+      timeoutMs,
+    });
+    if (r.code !== 0) {
+      throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    }
+    return r.stdout;
+  }
 
   /** One admin call; resolves with the parsed answer, rejects with `AdminRequestError`. */
   request<T>(method: string, path: string, body?: unknown, timeoutMs = 15_000): Promise<T> {
@@ -194,13 +211,13 @@ export async function startRemoteApiServer(
     // even when the process is killed.
     { logFile, env: { TMPDIR: machine.dir } },
   );
-  const server = new RemoteApiServer(handle, socketPath, kubeconfigPath, '');
+  const server = new RemoteApiServer(handle, socketPath, kubeconfigPath, '', machine);
   const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
   for (let attempt = 0; attempt < 10_000; attempt++) {
     if (handle.exited) throw new Error(`the test API server exited at start:\n${handle.logTail(20)}`);
     if (existsSync(socketPath) && existsSync(kubeconfigPath)) {
       const info = await server.info().catch(() => undefined);
-      if (info) return new RemoteApiServer(handle, socketPath, kubeconfigPath, info.url);
+      if (info) return new RemoteApiServer(handle, socketPath, kubeconfigPath, info.url, machine);
     }
     if (Date.now() > deadline) {
       await handle.stop('SIGTERM', 2_000).catch(() => undefined);

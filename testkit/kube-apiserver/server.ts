@@ -7,10 +7,29 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { makeRunTempDir, removeRunTempDir } from '../run.js';
+import {
+  API_GROUP_LIST,
+  apiVersions,
+  CORE_V1_RESOURCES,
+  nodeTable,
+  VERSION_INFO,
+  wantsTable,
+} from './discovery.js';
+import {
+  CONTINUE_EXPIRED_MESSAGE,
+  encodeContinue,
+  firstIndexAfter,
+  ListError,
+  parseListRequest,
+  tooLargeResourceVersion,
+  tooOldResourceVersion,
+} from './list.js';
 import { isObject, type Json, jsonMergePatch, PatchError, strategicMerge } from './strategic-merge.js';
+import { makeServingCert } from './tls.js';
 
 /** A Node as JSON. `metadata.name` is required; the server fills uid, resourceVersion, creationTimestamp. */
 export interface NodeObject {
@@ -80,10 +99,24 @@ interface HistoryEntry {
   rv: number;
   type: WatchEventType;
   object: NodeObject;
+  /** The object before this event (MODIFIED, DELETED): what a read at an older version sees. */
+  prev?: NodeObject;
+}
+
+/** The nodes as they were at one resourceVersion, names in key order (for paged lists). */
+export interface NodeSnapshot {
+  rv: number;
+  names: string[];
+  objects: ReadonlyMap<string, NodeObject>;
 }
 
 function clone<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
+}
+
+/** Key order, as etcd sorts keys (byte order; node names are ASCII). */
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 class StoreError extends PatchError {}
@@ -118,17 +151,20 @@ export class NodeStore {
   compact(): void {
     this.history.length = 0;
     this.floor = this.rv;
+    this.snapshots = [];
   }
 
   private trim(): void {
-    while (this.history.length > this.historyLimit) {
-      const dropped = this.history.shift();
-      if (dropped) this.floor = dropped.rv;
-    }
+    if (this.history.length <= this.historyLimit) return;
+    const dropped = this.history.splice(0, this.history.length - this.historyLimit);
+    this.floor = (dropped[dropped.length - 1] as HistoryEntry).rv;
+    this.snapshots = this.snapshots.filter((x) => x.rv >= this.floor);
   }
 
-  private record(type: WatchEventType, object: NodeObject): void {
-    const entry: HistoryEntry = { rv: this.rv, type, object: clone(object) };
+  private record(type: WatchEventType, object: NodeObject, prev?: NodeObject): void {
+    // Stored objects are never mutated (every change stores a new one), so history and snapshots share them.
+    const entry: HistoryEntry = { rv: this.rv, type, object };
+    if (prev) entry.prev = prev;
     this.history.push(entry);
     this.trim();
     for (const listener of this.listeners) listener(entry);
@@ -151,7 +187,31 @@ export class NodeStore {
   }
 
   list(): NodeObject[] {
-    return [...this.nodes.values()].map(clone).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    return [...this.nodes.values()].map(clone).sort((a, b) => byName(a.metadata.name, b.metadata.name));
+  }
+
+  private snapshots: NodeSnapshot[] = [];
+
+  /**
+   * The nodes exactly as they were at `rv` (undefined when `rv` is older than the retained history or newer
+   * than now): the current objects with every later event undone. The last few are cached, since a paged
+   * list reads the same version once per page.
+   */
+  snapshotAt(rv: number): NodeSnapshot | undefined {
+    if (rv < this.floor || rv > this.rv) return undefined;
+    const cached = this.snapshots.find((x) => x.rv === rv);
+    if (cached) return cached;
+    const objects = new Map(this.nodes);
+    for (let i = this.history.length - 1; i >= 0; i--) {
+      const entry = this.history[i] as HistoryEntry;
+      if (entry.rv <= rv) break;
+      const name = entry.object.metadata.name;
+      if (entry.type === 'ADDED') objects.delete(name);
+      else if (entry.prev) objects.set(name, entry.prev);
+    }
+    const snapshot: NodeSnapshot = { rv, names: [...objects.keys()].sort(byName), objects };
+    this.snapshots = [snapshot, ...this.snapshots.slice(0, 3)];
+    return snapshot;
   }
 
   names(): string[] {
@@ -179,8 +239,9 @@ export class NodeStore {
     if (!node) return false;
     this.nodes.delete(name);
     this.rv++;
-    node.metadata.resourceVersion = String(this.rv);
-    this.record('DELETED', node);
+    const deleted = clone(node);
+    deleted.metadata.resourceVersion = String(this.rv);
+    this.record('DELETED', deleted, node);
     return true;
   }
 
@@ -196,7 +257,7 @@ export class NodeStore {
     this.rv++;
     next.metadata.resourceVersion = String(this.rv);
     this.nodes.set(name, next);
-    this.record('MODIFIED', next);
+    this.record('MODIFIED', next, node);
     return clone(next);
   }
 
@@ -287,6 +348,8 @@ export interface RequestMatch {
   path?: string | RegExp;
   /** Only watch requests (true) or only non-watch requests (false). */
   watch?: boolean;
+  /** Only requests carrying this query parameter (e.g. `continue`: the second and later pages of a list). */
+  withQuery?: string;
 }
 
 export interface RecordedRequest {
@@ -329,15 +392,22 @@ export interface StartFakeApiServerOptions {
   bookmarkIntervalMs?: number;
   /** Require `Authorization: Bearer <token>` (default: a random token, written into the kubeconfig). */
   token?: string | null;
+  /**
+   * Serve HTTPS with a self-signed certificate the kubeconfig trusts (default true, as a real API server;
+   * kubectl sends no token over plain http). false: plain http, e.g. for `--kube-api-url` without credentials.
+   */
+  tls?: boolean;
 }
 
 export interface FakeApiServer {
   readonly url: string;
   readonly host: string;
   readonly port: number;
-  /** A kubeconfig for this server (token auth, `insecure-skip-tls-verify` since it speaks plain http). */
+  /** A kubeconfig for this server: token auth; with TLS the server's certificate as its CA. */
   readonly kubeconfigPath: string;
   readonly token: string | null;
+  /** The PEM certificate clients must trust (undefined on plain http). */
+  readonly ca: string | undefined;
   readonly nodes: NodeStore;
   readonly pods: PodStore;
   readonly faults: FakeApiFaults;
@@ -413,8 +483,15 @@ function selects(selector: FieldSelector, node: NodeObject): boolean {
   return true;
 }
 
-function matches(match: RequestMatch, method: string, pathname: string, watch: boolean): boolean {
+function matches(
+  match: RequestMatch,
+  method: string,
+  pathname: string,
+  watch: boolean,
+  query: URLSearchParams,
+): boolean {
   if (match.method && match.method.toUpperCase() !== method) return false;
+  if (match.withQuery !== undefined && !query.has(match.withQuery)) return false;
   if (match.watch !== undefined && match.watch !== watch) return false;
   if (match.path !== undefined) {
     if (typeof match.path === 'string' ? !pathname.includes(match.path) : !match.path.test(pathname))
@@ -423,8 +500,11 @@ function matches(match: RequestMatch, method: string, pathname: string, watch: b
   return true;
 }
 
-function kubeconfigText(url: string, token: string | null): string {
+function kubeconfigText(url: string, token: string | null, caPem: string | undefined): string {
   const user = token ? `    token: ${token}\n` : '    {}\n';
+  const trust = caPem
+    ? `    certificate-authority-data: ${Buffer.from(caPem).toString('base64')}`
+    : '    insecure-skip-tls-verify: true';
   return [
     'apiVersion: v1',
     'kind: Config',
@@ -432,7 +512,7 @@ function kubeconfigText(url: string, token: string | null): string {
     '- name: weft-test',
     '  cluster:',
     `    server: ${url}`,
-    '    insecure-skip-tls-verify: true',
+    trust,
     'users:',
     '- name: weft-test',
     '  user:',
@@ -491,8 +571,57 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
     code: number,
     message: string,
     details?: Record<string, unknown>,
+    reason?: string,
   ): void => {
-    sendJson(res, code, status(code, REASONS[code] ?? 'Unknown', message, details));
+    sendJson(res, code, status(code, reason ?? REASONS[code] ?? 'Unknown', message, details));
+  };
+
+  /** GET /api/v1/nodes without watch: the documented list semantics (list.ts), as NodeList or Table. */
+  const serveList = (res: http.ServerResponse, query: URLSearchParams, table: boolean): void => {
+    const request = parseListRequest(query);
+    const selector = parseFieldSelector(query.get('fieldSelector') ?? undefined);
+    const current = nodes.resourceVersion;
+    let snapshot: NodeSnapshot | undefined;
+    const at = request.at;
+    if (at.kind === 'latest' || at.kind === 'any') snapshot = nodes.snapshotAt(current);
+    else if (at.rv > current) throw tooLargeResourceVersion(at.rv, current);
+    else if (at.kind === 'notOlderThan') snapshot = nodes.snapshotAt(current);
+    else {
+      snapshot = nodes.snapshotAt(at.rv);
+      if (!snapshot) {
+        if (request.startAfter !== undefined) throw new ListError(410, 'Expired', CONTINUE_EXPIRED_MESSAGE);
+        throw tooOldResourceVersion(at.rv, nodes.oldestWatchableVersion);
+      }
+    }
+    if (!snapshot) throw new ListError(500, 'InternalError', 'no snapshot of the current version');
+    const items: NodeObject[] = [];
+    let i = firstIndexAfter(snapshot.names, request.startAfter);
+    for (; i < snapshot.names.length; i++) {
+      if (request.limit > 0 && items.length >= request.limit) break;
+      const node = snapshot.objects.get(snapshot.names[i] as string) as NodeObject;
+      if (selects(selector, node)) items.push(node);
+    }
+    let remaining = 0;
+    for (let k = i; k < snapshot.names.length; k++) {
+      if (selects(selector, snapshot.objects.get(snapshot.names[k] as string) as NodeObject)) remaining++;
+    }
+    const metadata: { [key: string]: Json } = { resourceVersion: String(snapshot.rv) };
+    const last = items[items.length - 1];
+    if (remaining > 0 && last) {
+      metadata.continue = encodeContinue(snapshot.rv, last.metadata.name);
+      // The real server counts the rest only when it need not filter.
+      if (!query.get('fieldSelector')) metadata.remainingItemCount = remaining;
+    }
+    if (table) {
+      sendJson(res, 200, nodeTable(items, metadata, !request.startAfter));
+      return;
+    }
+    sendJson(res, 200, {
+      kind: 'NodeList',
+      apiVersion: 'v1',
+      metadata,
+      items: items as unknown as Json[],
+    });
   };
 
   const readBody = (req: http.IncomingMessage): Promise<string> =>
@@ -517,13 +646,48 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
     const rvText = query.get('resourceVersion') ?? '';
     const bookmarks = query.get('allowWatchBookmarks') === 'true' || query.get('allowWatchBookmarks') === '1';
     const timeoutSeconds = Number(query.get('timeoutSeconds') ?? '0');
+    const match = query.get('resourceVersionMatch') ?? '';
+    const initialEvents = query.get('sendInitialEvents') === 'true';
+    // The real server's validation of watch parameters (WatchList: sendInitialEvents needs both of these).
+    if (initialEvents && (!bookmarks || match !== 'NotOlderThan')) {
+      throw new ListError(
+        422,
+        'Invalid',
+        'sendInitialEvents requires allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan',
+      );
+    }
+    if (match !== '' && !initialEvents) {
+      throw new ListError(
+        400,
+        'BadRequest',
+        'resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided',
+      );
+    }
+    const table = wantsTable(req.headers.accept);
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
+    let columnsSent = false;
     const send = (type: string, object: unknown): void => {
-      if (!res.writableEnded) res.write(`${JSON.stringify({ type, object })}\n`);
+      if (res.writableEnded) return;
+      let body = object;
+      if (table && (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED')) {
+        body = nodeTable([object as NodeObject], {}, !columnsSent);
+        columnsSent = true;
+      }
+      res.write(`${JSON.stringify({ type, object: body })}\n`);
+    };
+    const bookmark = (annotations?: Record<string, string>): void => {
+      send('BOOKMARK', {
+        kind: 'Node',
+        apiVersion: 'v1',
+        metadata: {
+          resourceVersion: String(nodes.resourceVersion),
+          ...(annotations ? { annotations } : {}),
+        },
+      });
     };
     let backlog: HistoryEntry[] | undefined;
-    if (rvText === '' || rvText === '0') {
+    if (rvText === '' || rvText === '0' || initialEvents) {
       // "Any"/"most recent": synthetic ADDED events for the current state, then changes.
       backlog = nodes.list().map((object) => ({ rv: nodes.resourceVersion, type: 'ADDED' as const, object }));
     } else {
@@ -563,17 +727,18 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
       if (selects(selector, e.object)) send(e.type, e.object);
     });
     for (const e of backlog) if (selects(selector, e.object)) send(e.type, e.object);
+    // WatchList: the end of the initial state is a bookmark with this annotation.
+    if (initialEvents) bookmark({ 'k8s.io/initial-events-end': 'true' });
     watches.add(entry);
-    if (bookmarks && bookmarkIntervalMs > 0) {
-      bookmarkTimer = setInterval(() => {
-        send('BOOKMARK', {
-          kind: 'Node',
-          apiVersion: 'v1',
-          metadata: { resourceVersion: String(nodes.resourceVersion) },
-        });
-      }, bookmarkIntervalMs);
+    if (bookmarks && bookmarkIntervalMs > 0)
+      bookmarkTimer = setInterval(() => bookmark(), bookmarkIntervalMs);
+    // The real server sends a last bookmark when it ends a watch at its timeout, so the client resumes from there.
+    if (timeoutSeconds > 0) {
+      timeoutTimer = setTimeout(() => {
+        if (bookmarks) bookmark();
+        entry.end();
+      }, timeoutSeconds * 1000);
     }
-    if (timeoutSeconds > 0) timeoutTimer = setTimeout(() => entry.end(), timeoutSeconds * 1000);
     req.on('close', () => entry.end());
     res.on('close', () => entry.end());
   };
@@ -599,7 +764,9 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
       sendStatus(res, 401, 'Unauthorized');
       return;
     }
-    const fault = faultList.find((f) => f.remaining > 0 && matches(f.match, method, pathname, watch));
+    const fault = faultList.find(
+      (f) => f.remaining > 0 && matches(f.match, method, pathname, watch, url.searchParams),
+    );
     if (fault) {
       fault.remaining--;
       if (fault.remaining === 0) faultList.splice(faultList.indexOf(fault), 1);
@@ -621,7 +788,19 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
     const parts = pathname.split('/').filter(Boolean).map(decodeURIComponent);
     try {
       if (method === 'GET' && pathname === '/version') {
-        sendJson(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-weft-test' });
+        sendJson(res, 200, VERSION_INFO);
+        return;
+      }
+      if (method === 'GET' && pathname === '/api') {
+        sendJson(res, 200, apiVersions(`${host}:${port}`));
+        return;
+      }
+      if (method === 'GET' && pathname === '/apis') {
+        sendJson(res, 200, API_GROUP_LIST);
+        return;
+      }
+      if (method === 'GET' && pathname === '/api/v1') {
+        sendJson(res, 200, CORE_V1_RESOURCES);
         return;
       }
       if (parts[0] === 'api' && parts[1] === 'v1' && parts[2] === 'nodes') {
@@ -632,13 +811,7 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
             serveWatch(req, res, url.searchParams);
             return;
           }
-          const selector = parseFieldSelector(url.searchParams.get('fieldSelector') ?? undefined);
-          sendJson(res, 200, {
-            kind: 'NodeList',
-            apiVersion: 'v1',
-            metadata: { resourceVersion: String(nodes.resourceVersion) },
-            items: nodes.list().filter((n) => selects(selector, n)) as unknown as Json[],
-          });
+          serveList(res, url.searchParams, wantsTable(req.headers.accept));
           return;
         }
         if (name !== undefined && parts.length <= 5) {
@@ -653,6 +826,10 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
             if (!node) {
               record.outcome = 404;
               sendStatus(res, 404, `nodes "${name}" not found`, { name, kind: 'nodes' });
+              return;
+            }
+            if (wantsTable(req.headers.accept)) {
+              sendJson(res, 200, nodeTable([node], { resourceVersion: node.metadata.resourceVersion ?? '' }));
               return;
             }
             sendJson(res, 200, node as unknown as Json);
@@ -675,8 +852,11 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
             return;
           }
           if (method === 'DELETE' && sub === undefined) {
-            if (!nodes.delete(name)) throw new PatchError(404, 'NotFound', `nodes "${name}" not found`);
-            sendJson(res, 200, status(200, '', 'deleted') as Json);
+            const node = nodes.get(name);
+            if (!node || !nodes.delete(name))
+              throw new PatchError(404, 'NotFound', `nodes "${name}" not found`);
+            // As the real server: the object as it was deleted (nodes have no finalizers to wait for).
+            sendJson(res, 200, node as unknown as Json);
             return;
           }
           record.outcome = 405;
@@ -706,17 +886,24 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
     } catch (err) {
       const e = err instanceof PatchError ? err : new PatchError(500, 'InternalError', String(err));
       record.outcome = e.status;
-      if (!res.headersSent) sendStatus(res, e.status, e.message);
+      const details = err instanceof ListError ? err.details : undefined;
+      if (!res.headersSent) sendStatus(res, e.status, e.message, details, e.reason);
       else res.destroy();
     }
   };
 
-  const server = http.createServer((req, res) => {
+  const tls = options.tls ?? true;
+  const dir = makeRunTempDir('kubeapi');
+  const cert = tls ? await makeServingCert(host, dir) : undefined;
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendStatus(res, 500, String(err));
     });
-  });
-  server.on('connection', (socket) => {
+  };
+  const server = cert
+    ? https.createServer({ cert: cert.cert, key: cert.key }, onRequest)
+    : http.createServer(onRequest);
+  server.on('connection', (socket: import('node:net').Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -745,10 +932,9 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
     });
 
   await listen();
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const dir = makeRunTempDir('kubeapi');
+  const url = `${cert ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const kubeconfigPath = path.join(dir, 'kubeconfig');
-  fs.writeFileSync(kubeconfigPath, kubeconfigText(url, token), { mode: 0o600 });
+  fs.writeFileSync(kubeconfigPath, kubeconfigText(url, token, cert?.cert), { mode: 0o600 });
   let stopped = false;
 
   return {
@@ -757,6 +943,7 @@ export async function startFakeApiServer(options: StartFakeApiServerOptions = {}
     port,
     kubeconfigPath,
     token,
+    ca: cert?.cert,
     nodes,
     pods,
     faults,

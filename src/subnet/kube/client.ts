@@ -1,27 +1,15 @@
-// The Kubernetes API calls weft makes, on @kubernetes/client-node: config loading (kubeconfig, in-cluster,
-// --kube-api-url), node get/list/patch, pod get, and a node watch stream. Every call has a timeout and every
+// The Kubernetes API calls weft makes — node get/list/patch, pod get and a node watch stream — as plain HTTP(S)
+// with the credentials of kubeconfig.ts. Every call has a timeout and every
 // failure becomes a `KubeApiError` naming the operation, so callers can retry without guessing.
 import * as http from 'node:http';
 import * as https from 'node:https';
-import {
-  ApiException,
-  type ConfigurationOptions,
-  CoreV1Api,
-  KubeConfig,
-  Observable,
-  type ObservableMiddleware,
-  PatchStrategy,
-  type RequestContext,
-  type ResponseContext,
-  setHeaderOptions,
-  type V1Node,
-  type V1NodeList,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { KubeConfigError, type KubeConnectionConfig } from './kubeconfig.js';
 import type { KubeNode } from './node-lease.js';
 
-export class KubeConfigError extends Error {
-  override name = 'KubeConfigError';
+/** The parts of a Pod weft reads (its node, to learn the node name). */
+export interface KubePod {
+  metadata?: { name?: string; namespace?: string };
+  spec?: { nodeName?: string };
 }
 
 /** A failed API call: which call, the HTTP status (undefined when no response came) and the server's reason. */
@@ -53,94 +41,30 @@ export function isGone(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 410;
 }
 
-export interface KubeConnectionOptions {
-  /** `--kubeconfig-file`. */
-  kubeconfigFile?: string;
-  /** `--kube-api-url`: overrides the server of the kubeconfig or in-cluster config, or is used alone. */
-  apiUrl?: string;
-  /** Environment to read `KUBERNETES_SERVICE_HOST/PORT` from (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
-}
-
-function checkApiUrl(apiUrl: string): URL {
-  let url: URL;
-  try {
-    url = new URL(apiUrl);
-  } catch {
-    throw new KubeConfigError(
-      `--kube-api-url=${JSON.stringify(apiUrl)} is not a URL (expected e.g. https://10.0.0.1:6443)`,
-    );
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new KubeConfigError(
-      `--kube-api-url=${JSON.stringify(apiUrl)}: expected an http:// or https:// URL`,
-    );
-  }
-  return url;
-}
-
-/**
- * The client config, as flannel builds it: `--kubeconfig-file` if given, else the in-cluster ServiceAccount
- * (KUBERNETES_SERVICE_HOST/PORT), else `--kube-api-url` alone (no credentials, e.g. `kubectl proxy`).
- * `--kube-api-url` replaces the server address in the first two cases.
- */
-export function loadKubeConfig(options: KubeConnectionOptions): KubeConfig {
-  const env = options.env ?? process.env;
-  const apiUrl = options.apiUrl ? checkApiUrl(options.apiUrl) : undefined;
-  const kc = new KubeConfig();
-  if (options.kubeconfigFile) {
-    try {
-      kc.loadFromFile(options.kubeconfigFile);
-    } catch (err) {
-      throw new KubeConfigError(
-        `cannot load --kubeconfig-file ${options.kubeconfigFile}: ${(err as Error).message}`,
-      );
-    }
-    if (!kc.getCurrentCluster()) {
-      throw new KubeConfigError(
-        `--kubeconfig-file ${options.kubeconfigFile} has no current context with a cluster (set current-context)`,
-      );
-    }
-  } else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
-    try {
-      kc.loadFromCluster();
-    } catch (err) {
-      throw new KubeConfigError(`cannot load the in-cluster config: ${(err as Error).message}`);
-    }
-  } else if (apiUrl) {
-    kc.loadFromClusterAndUser(
-      { name: 'kube-api-url', server: apiUrl.href, skipTLSVerify: false },
-      { name: 'anonymous' },
-    );
-  } else {
-    throw new KubeConfigError(
-      'no Kubernetes API to talk to: run in a pod (KUBERNETES_SERVICE_HOST/PORT set), or give --kubeconfig-file or --kube-api-url',
-    );
-  }
-  const current = kc.getCurrentCluster();
-  if (current) {
-    const server = apiUrl ? apiUrl.href.replace(/\/$/, '') : current.server;
-    // The client refuses http:// unless "skip TLS verify" is set; on plain http there is no TLS to verify.
-    const plainHttp = server.startsWith('http:');
-    kc.clusters = kc.clusters.map((c) =>
-      c.name === current.name ? { ...c, server, skipTLSVerify: c.skipTLSVerify || plainHttp } : c,
-    );
-  }
-  return kc;
-}
-
 /** One line of a watch stream. */
 export interface WatchEvent {
   type: string;
   object: unknown;
 }
 
+export interface ListNodesQuery {
+  fieldSelector?: string;
+  /** Page size (`limit`); the list follows `continue` tokens until the last page. 0 = one unpaged list. */
+  pageSize?: number;
+  /** Keeps only what the caller reads of each node, page by page, so a large list is never held whole. */
+  project?: (node: KubeNode) => KubeNode;
+}
+
+export interface NodeListResult {
+  items: KubeNode[];
+  resourceVersion: string;
+  /** Pages fetched (1 for an unpaged list). */
+  pages: number;
+}
+
 /** The calls the list+watch loop needs (KubeClient implements it). */
 export interface NodeSource {
-  listNodes(
-    query: { fieldSelector?: string },
-    signal?: AbortSignal,
-  ): Promise<{ items: KubeNode[]; resourceVersion: string }>;
+  listNodes(query: ListNodesQuery, signal?: AbortSignal): Promise<NodeListResult>;
   watchNodes(query: WatchNodesQuery, signal?: AbortSignal): AsyncGenerator<WatchEvent>;
 }
 
@@ -158,22 +82,38 @@ export interface KubeClientOptions {
   requestTimeoutMs?: number;
 }
 
+/** client-go's reflector page size: large clusters are listed in pages of this many nodes. */
+export const DEFAULT_LIST_PAGE_SIZE = 500;
+
 /** Watch lines longer than this are not a Node; the stream is dropped rather than buffering without bound. */
 const MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024;
+/** A list page or object larger than this is refused rather than buffered without bound. */
+const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
 
 class WatchIdleError extends Error {
   override name = 'WatchIdleError';
 }
 
+interface RequestSpec {
+  method: 'GET' | 'PATCH';
+  path: string;
+  query?: Record<string, string | undefined>;
+  body?: object;
+  contentType?: string;
+}
+
+/**
+ * The API calls weft makes, each one plain HTTP(S) with the kubeconfig's TLS and credentials
+ * (`applyToHTTPSOptions`) and JSON bodies parsed as they are: no generated model classes, so a list of 5000
+ * nodes costs one JSON.parse per page.
+ */
 export class KubeClient implements NodeSource {
-  readonly api: CoreV1Api;
   private readonly requestTimeoutMs: number;
 
   constructor(
-    readonly kubeConfig: KubeConfig,
+    readonly kubeConfig: KubeConnectionConfig,
     options: KubeClientOptions = {},
   ) {
-    this.api = kubeConfig.makeApiClient(CoreV1Api);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   }
 
@@ -182,113 +122,163 @@ export class KubeClient implements NodeSource {
     return this.kubeConfig.getCurrentCluster()?.server ?? '(none)';
   }
 
-  /** Per-call options: the caller's signal plus the request timeout, applied through a middleware. */
-  private callOptions(signal: AbortSignal | undefined): ConfigurationOptions {
-    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const withSignal: ObservableMiddleware = {
-      pre: (context: RequestContext) => {
-        context.setSignal(combined);
-        return new Observable(Promise.resolve(context));
-      },
-      post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
-    };
-    return { middleware: [withSignal], middlewareMergeStrategy: 'append' };
+  private url(path: string, query: Record<string, string | undefined> = {}): URL {
+    const cluster = this.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new KubeConfigError('the kubeconfig has no current cluster');
+    const url = new URL(`${cluster.server.replace(/\/+$/, '')}${path}`);
+    for (const [key, value] of Object.entries(query))
+      if (value !== undefined) url.searchParams.set(key, value);
+    return url;
   }
 
-  private async call<T>(
-    operation: string,
-    signal: AbortSignal | undefined,
-    fn: (o: ConfigurationOptions) => Promise<T>,
-  ): Promise<T> {
+  /** One request with the kubeconfig's credentials; `signal` aborts it (the caller handles cleanup). */
+  private async open(url: URL, method: string, headers: Record<string, string>, signal: AbortSignal) {
+    const options: https.RequestOptions = { method, headers };
+    await this.kubeConfig.applyToHTTPSOptions(options);
+    return (url.protocol === 'https:' ? https : http).request(url, { ...options, signal });
+  }
+
+  /** A JSON request/answer; every failure is a `KubeApiError` naming `operation`. */
+  private async call<T>(operation: string, spec: RequestSpec, signal: AbortSignal | undefined): Promise<T> {
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
-      return await fn(this.callOptions(signal));
+      const body = spec.body === undefined ? undefined : JSON.stringify(spec.body);
+      const headers: Record<string, string> = { Accept: 'application/json' };
+      if (body !== undefined) {
+        headers['Content-Type'] = spec.contentType ?? 'application/json';
+        headers['Content-Length'] = String(Buffer.byteLength(body));
+      }
+      const request = await this.open(this.url(spec.path, spec.query), spec.method, headers, combined);
+      const response = await sendRequest(request, body);
+      const text = await readBounded(response, MAX_RESPONSE_BYTES);
+      if (response.statusCode !== 200 && response.statusCode !== 201) {
+        throw answerError(operation, response, text);
+      }
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        throw new KubeApiError(
+          operation,
+          response.statusCode,
+          'BadResponse',
+          `not JSON: ${text.slice(0, 80)}`,
+        );
+      }
     } catch (err) {
       throw toKubeApiError(operation, err, this.requestTimeoutMs);
     }
   }
 
-  readNode(name: string, signal?: AbortSignal): Promise<V1Node> {
-    return this.call(`GET nodes/${name}`, signal, (o) => this.api.readNode({ name }, o));
-  }
-
-  async listNodes(
-    query: { fieldSelector?: string },
-    signal?: AbortSignal,
-  ): Promise<{ items: V1Node[]; resourceVersion: string }> {
-    const list: V1NodeList = await this.call('LIST nodes', signal, (o) =>
-      this.api.listNode(query.fieldSelector ? { fieldSelector: query.fieldSelector } : {}, o),
-    );
-    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '' };
-  }
-
-  /** PATCH nodes/<name>/status with a strategic merge patch (annotations: a null value deletes the key). */
-  patchNodeStatus(name: string, patch: object, signal?: AbortSignal): Promise<V1Node> {
-    return this.call(`PATCH nodes/${name}/status`, signal, (o) =>
-      this.api.patchNodeStatus(
-        { name, body: patch },
-        setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch, o),
-      ),
-    );
-  }
-
-  readPod(namespace: string, name: string, signal?: AbortSignal): Promise<V1Pod> {
-    return this.call(`GET pods ${namespace}/${name}`, signal, (o) =>
-      this.api.readNamespacedPod({ namespace, name }, o),
+  readNode(name: string, signal?: AbortSignal): Promise<KubeNode> {
+    return this.call(
+      `GET nodes/${name}`,
+      { method: 'GET', path: `/api/v1/nodes/${encodeURIComponent(name)}` },
+      signal,
     );
   }
 
   /**
-   * Streams `GET /api/v1/nodes?watch=true` as parsed lines. Uses the client's own auth/TLS options
-   * (`applyToHTTPSOptions`) but its own HTTP request, because the library's `Watch` cannot be aborted before
-   * the response headers arrive and has no idle timeout: a half-open connection would stall it forever.
-   * Throws `KubeApiError` for a non-200 answer (410 included) and for a dropped or idle connection.
+   * Lists nodes in pages of `pageSize` (default 500, as client-go's reflector), following `continue` tokens.
+   * When a token expires mid-list (410), lists again in one unpaged request, as client-go's pager does.
+   */
+  async listNodes(query: ListNodesQuery, signal?: AbortSignal): Promise<NodeListResult> {
+    const pageSize = query.pageSize ?? DEFAULT_LIST_PAGE_SIZE;
+    const items: KubeNode[] = [];
+    let token: string | undefined;
+    let pages = 0;
+    for (;;) {
+      interface NodeList {
+        items?: KubeNode[] | null;
+        metadata?: { resourceVersion?: string; continue?: string };
+      }
+      let page: NodeList;
+      try {
+        page = await this.call<NodeList>(
+          pages === 0 ? 'LIST nodes' : `LIST nodes (page ${pages + 1})`,
+          {
+            method: 'GET',
+            path: '/api/v1/nodes',
+            query: {
+              fieldSelector: query.fieldSelector,
+              limit: pageSize > 0 ? String(pageSize) : undefined,
+              continue: token,
+            },
+          },
+          signal,
+        );
+      } catch (err) {
+        if (token !== undefined && isGone(err)) return this.listNodes({ ...query, pageSize: 0 }, signal);
+        throw err;
+      }
+      pages++;
+      const project = query.project;
+      for (const node of page.items ?? []) items.push(project ? project(node) : node);
+      token = page.metadata?.continue || undefined;
+      if (!token) return { items, resourceVersion: page.metadata?.resourceVersion ?? '', pages };
+      if (pages >= 100_000)
+        throw new KubeApiError('LIST nodes', undefined, 'TooManyPages', 'the list never ends');
+    }
+  }
+
+  /** PATCH nodes/<name>/status with a strategic merge patch (annotations: a null value deletes the key). */
+  patchNodeStatus(name: string, patch: object, signal?: AbortSignal): Promise<KubeNode> {
+    return this.call(
+      `PATCH nodes/${name}/status`,
+      {
+        method: 'PATCH',
+        path: `/api/v1/nodes/${encodeURIComponent(name)}/status`,
+        body: patch,
+        contentType: 'application/strategic-merge-patch+json',
+      },
+      signal,
+    );
+  }
+
+  readPod(namespace: string, name: string, signal?: AbortSignal): Promise<KubePod> {
+    return this.call(
+      `GET pods ${namespace}/${name}`,
+      {
+        method: 'GET',
+        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+      },
+      signal,
+    );
+  }
+
+  /**
+   * Streams `GET /api/v1/nodes?watch=true&allowWatchBookmarks=true` as parsed lines, with an idle timeout:
+   * a half-open connection would otherwise stall it forever. Throws `KubeApiError` for a non-200 answer
+   * (410 included) and for a dropped or idle connection.
    */
   async *watchNodes(query: WatchNodesQuery, signal?: AbortSignal): AsyncGenerator<WatchEvent> {
     const operation = `WATCH nodes from resourceVersion ${query.resourceVersion || '(now)'}`;
-    const cluster = this.kubeConfig.getCurrentCluster();
-    if (!cluster) throw new KubeConfigError('the kubeconfig has no current cluster');
-    const url = new URL(`${cluster.server.replace(/\/+$/, '')}/api/v1/nodes`);
-    url.searchParams.set('watch', 'true');
-    url.searchParams.set('allowWatchBookmarks', 'true');
-    if (query.resourceVersion) url.searchParams.set('resourceVersion', query.resourceVersion);
-    if (query.fieldSelector) url.searchParams.set('fieldSelector', query.fieldSelector);
-    if (query.timeoutSeconds) url.searchParams.set('timeoutSeconds', String(query.timeoutSeconds));
-
-    const options: https.RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
-    await this.kubeConfig.applyToHTTPSOptions(options);
+    const url = this.url('/api/v1/nodes', {
+      watch: 'true',
+      allowWatchBookmarks: 'true',
+      resourceVersion: query.resourceVersion || undefined,
+      fieldSelector: query.fieldSelector,
+      timeoutSeconds: query.timeoutSeconds ? String(query.timeoutSeconds) : undefined,
+    });
     const abort = new AbortController();
     const onAbort = (): void => abort.abort(signal?.reason);
     if (signal?.aborted) return;
     signal?.addEventListener('abort', onAbort, { once: true });
-    const request = (url.protocol === 'https:' ? https : http).request(url, {
-      ...options,
-      signal: abort.signal,
-    });
+    let request: http.ClientRequest | undefined;
     let idleTimer: NodeJS.Timeout | undefined;
     const touch = (): void => {
       clearTimeout(idleTimer);
       idleTimer = setTimeout(() => {
-        request.destroy(new WatchIdleError(`no data for ${query.idleTimeoutMs} ms`));
+        request?.destroy(new WatchIdleError(`no data for ${query.idleTimeoutMs} ms`));
       }, query.idleTimeoutMs);
     };
     try {
+      request = await this.open(url, 'GET', { Accept: 'application/json' }, abort.signal);
       touch();
-      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
-        request.once('response', resolve);
-        request.once('error', reject);
-        request.end();
-      });
+      const response = await sendRequest(request);
       touch();
       if (response.statusCode !== 200) {
-        const body = await readBounded(response, 64 * 1024);
-        const status = parseStatus(body);
-        throw new KubeApiError(
-          operation,
-          response.statusCode,
-          status.reason ?? response.statusMessage,
-          status.message ?? body.slice(0, 200),
-        );
+        throw answerError(operation, response, await readBounded(response, 64 * 1024));
       }
       let buffered = '';
       response.setEncoding('utf8');
@@ -303,11 +293,14 @@ export class KubeClient implements NodeSource {
             `a watch line exceeds ${MAX_WATCH_LINE_BYTES} bytes`,
           );
         }
+        // Lines are cut by index and the rest kept once per chunk: a chunk of many events is scanned once.
+        let start = 0;
         let newline = buffered.indexOf('\n');
         while (newline >= 0) {
-          const line = buffered.slice(0, newline).trim();
-          buffered = buffered.slice(newline + 1);
-          newline = buffered.indexOf('\n');
+          const line = buffered.slice(start, newline).trim();
+          start = newline + 1;
+          newline = buffered.indexOf('\n', start);
+          if (newline < 0) buffered = buffered.slice(start);
           if (line === '') continue;
           let parsed: unknown;
           try {
@@ -346,9 +339,28 @@ export class KubeClient implements NodeSource {
     } finally {
       clearTimeout(idleTimer);
       signal?.removeEventListener('abort', onAbort);
-      request.destroy();
+      request?.destroy();
     }
   }
+}
+
+function sendRequest(request: http.ClientRequest, body?: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    request.once('response', resolve);
+    request.once('error', reject);
+    request.end(body);
+  });
+}
+
+/** A non-success answer as an error: the server's Status reason and message when it sent one. */
+function answerError(operation: string, response: http.IncomingMessage, text: string): KubeApiError {
+  const status = parseStatus(text);
+  return new KubeApiError(
+    operation,
+    response.statusCode,
+    status.reason ?? response.statusMessage,
+    status.message ?? text.slice(0, 200),
+  );
 }
 
 async function readBounded(stream: http.IncomingMessage, limit: number): Promise<string> {
@@ -391,15 +403,6 @@ export function watchErrorStatus(object: unknown): StatusFields {
 
 function toKubeApiError(operation: string, err: unknown, timeoutMs: number): KubeApiError {
   if (err instanceof KubeApiError) return err;
-  if (err instanceof ApiException) {
-    const status = parseStatus(err.body);
-    return new KubeApiError(
-      operation,
-      err.code,
-      status.reason,
-      status.message ?? String(err.body ?? err.message).slice(0, 200),
-    );
-  }
   const e = err as { name?: string; code?: string; message?: string };
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError' || e?.name === 'WatchIdleError') {
     return new KubeApiError(operation, undefined, 'Timeout', `no answer within ${timeoutMs} ms`);
@@ -407,3 +410,5 @@ function toKubeApiError(operation: string, err: unknown, timeoutMs: number): Kub
   const code = typeof e?.code === 'string' ? `${e.code}: ` : '';
   return new KubeApiError(operation, undefined, 'Unreachable', `${code}${e?.message ?? String(err)}`);
 }
+
+export { KubeConfigError, type KubeConnectionOptions, loadKubeConfig } from './kubeconfig.js';

@@ -12,6 +12,7 @@ export {
   type KubeConnectionOptions,
   loadKubeConfig,
 } from './client.js';
+export { KubeConnectionConfig } from './kubeconfig.js';
 export type { KubeWatchEvent } from './list-watch.js';
 export {
   DEFAULT_NET_CONFIG_PATH,
@@ -29,3 +30,4 @@ export {
   PodCidrNotAssignedError,
   PodCidrOutsideNetworkError,
 } from './node-lease.js';
+export { NodeReadyTask } from './node-ready.js';

@@ -1,12 +1,10 @@
 // The kube subnet manager against the test API server (testkit/kube-apiserver), through the real
 // @kubernetes/client-node: acquiring from podCIDR, annotations, conditions, the node watch (added, removed,
 // changed, 410 Gone, restarts), retries of 500s, 409s and hanging requests.
-import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeApiServer, makeNode } from '../../../testkit/kube-apiserver/server.js';
-import { Collector, eventually, KubeManagerFixture } from '../../../testkit/kube-manager.js';
+import { Collector, eventually, KubeManagerFixture, LogCapture } from '../../../testkit/kube-manager.js';
 import type { LeaseAttrs, LeaseWatchBatch } from '../../lease/types.js';
-import { createLogger, type Logger } from '../../log/index.js';
 import type { OwnLeaseChange } from '../types.js';
 import { kubeAnnotationNames } from './annotations.js';
 import type { KubeWatchEvent } from './list-watch.js';
@@ -31,27 +29,6 @@ const ATTRS: LeaseAttrs = {
   backendType: 'vxlan',
   backendData: { VNI: 1, VtepMAC: '0e:00:00:00:00:01' },
 };
-
-/** Log lines as parsed JSON objects, for asserting on retries without timing. */
-class LogCapture {
-  readonly lines: Array<Record<string, unknown>> = [];
-  readonly logger: Logger;
-  constructor() {
-    const lines = this.lines;
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString('utf8').split('\n')) {
-          if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-        }
-        done();
-      },
-    });
-    this.logger = createLogger({ level: 'debug', destination: sink, pretty: false });
-  }
-  matching(text: string): Array<Record<string, unknown>> {
-    return this.lines.filter((l) => typeof l.msg === 'string' && l.msg.includes(text));
-  }
-}
 
 function summary(batch: LeaseWatchBatch): string[] {
   return batch.events.map((e) => `${e.type} ${e.lease.key} ${e.lease.attrs.publicIP}`);
@@ -123,7 +100,11 @@ describe('KubeSubnetManager against the test API server', () => {
     const pending = acquire(m);
     pending.catch(() => undefined); // awaited below; keeps a failed wait from leaking an unhandled rejection
     const waiting = (): unknown[] =>
-      logs.matching('acquiring the lease').filter((l) => String(l.err).includes('no IPv4 spec.podCIDR'));
+      logs
+        .matching('acquiring the lease')
+        .filter((l) =>
+          String((l.err as { message?: string } | undefined)?.message).includes('no IPv4 spec.podCIDR'),
+        );
     await eventually(() => (waiting().length >= 2 ? true : undefined), 'a retry');
     server.nodes.update('n1', (n) => {
       n.spec = { podCIDR: '10.5.9.0/24', podCIDRs: ['10.5.9.0/24'] };
@@ -391,7 +372,7 @@ describe('KubeSubnetManager against the test API server', () => {
     // Exponential with jitter in [0.5, 1] of a doubling base: each delay is at least the one before.
     expect(delays[1]).toBeGreaterThanOrEqual(delays[0] as number);
     expect(delays[2]).toBeGreaterThanOrEqual(delays[1] as number);
-    expect(retries[0]?.err).toContain('500');
+    expect((retries[0]?.err as { message?: string } | undefined)?.message).toContain('500');
 
     // Lists are retried too: the watch still starts.
     server.faults.failNext(2, 500, { path: '/api/v1/nodes', watch: false, method: 'GET' });
@@ -430,7 +411,7 @@ describe('KubeSubnetManager against the test API server', () => {
   });
 
   it('talks to --kube-api-url alone (no kubeconfig, no credentials, as through kubectl proxy)', async () => {
-    server = await fixture.replaceServer({ token: null });
+    server = await fixture.replaceServer({ token: null, tls: false });
     server.nodes.add(makeNode('n1', { podCIDR: '10.5.3.0/24' }));
     const m = manager({ kubeconfigFile: undefined, apiUrl: server.url });
     const lease = await acquire(m);

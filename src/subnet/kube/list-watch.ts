@@ -2,9 +2,9 @@
 // it, advance it with every event and bookmark, resume from it after a dropped connection, and list again
 // when the server answers 410 Gone (the version fell out of its history). Errors are retried with backoff.
 
-import { Backoff, type BackoffOptions, sleep as sleepUnlessAborted } from '../../core/index.js';
+import { Backoff, type BackoffOptions, errorFields, errorMessage, sleep } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
-import { isGone, KubeApiError, type NodeSource, watchErrorStatus } from './client.js';
+import { isGone, KubeApiError, type NodeListResult, type NodeSource, watchErrorStatus } from './client.js';
 import type { KubeNode } from './node-lease.js';
 
 export type NodeStreamItem =
@@ -22,6 +22,8 @@ export type KubeWatchEvent =
 export interface ListWatchOptions {
   /** e.g. `metadata.name=node-1` to follow one node. */
   fieldSelector?: string;
+  /** List page size (default 500, as client-go). */
+  pageSize?: number;
   backoff?: BackoffOptions;
   /** Asks the server to end each watch after this long; it is then resumed (default 300 s). */
   watchTimeoutSeconds?: number;
@@ -34,8 +36,28 @@ export interface ListWatchOptions {
   endpoint?: string | undefined;
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/**
+ * A node reduced to the fields weft reads (name, resourceVersion, annotations, pod CIDRs, conditions): a
+ * kubelet's node carries images, capacity and addresses too, and 5000 of those held at once are the peak
+ * of a start-up.
+ */
+export function nodeFieldsWeftReads(node: KubeNode): KubeNode {
+  const m = node.metadata;
+  const out: KubeNode = {
+    metadata: {
+      ...(m?.name !== undefined ? { name: m.name } : {}),
+      ...(m?.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+      ...(m?.annotations ? { annotations: m.annotations } : {}),
+    },
+  };
+  if (node.spec) {
+    out.spec = {
+      ...(node.spec.podCIDR !== undefined ? { podCIDR: node.spec.podCIDR } : {}),
+      ...(node.spec.podCIDRs !== undefined ? { podCIDRs: node.spec.podCIDRs } : {}),
+    };
+  }
+  if (node.status?.conditions) out.status = { conditions: node.status.conditions };
+  return out;
 }
 
 /** Lists and watches nodes until `signal` aborts. Never throws: every failure is logged and retried. */
@@ -58,23 +80,27 @@ export async function* listWatchNodes(
   };
   const failed = (err: unknown): void => {
     healthy = false;
-    emit({ type: 'reconnect', reason: describe(err) });
+    emit({ type: 'reconnect', reason: errorMessage(err) });
   };
 
   const pause = async (message: string, err: unknown): Promise<void> => {
     const delay = backoff.nextDelayMs();
     const level =
       err instanceof KubeApiError && (err.status === 401 || err.status === 403) ? 'error' : 'warn';
-    log[level]({ err: describe(err), retryInMs: delay, attempt: backoff.attempts }, message);
-    await sleepUnlessAborted(delay, signal);
+    log[level]({ err: errorFields(err), retryInMs: delay, attempt: backoff.attempts }, message);
+    await sleep(delay, signal);
   };
 
   while (!signal.aborted) {
     if (resourceVersion === undefined) {
-      let list: { items: KubeNode[]; resourceVersion: string };
+      let list: NodeListResult;
       try {
         list = await source.listNodes(
-          options.fieldSelector ? { fieldSelector: options.fieldSelector } : {},
+          {
+            ...(options.fieldSelector ? { fieldSelector: options.fieldSelector } : {}),
+            ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
+            project: nodeFieldsWeftReads,
+          },
           signal,
         );
       } catch (err) {
@@ -86,7 +112,7 @@ export async function* listWatchNodes(
       backoff.reset();
       connected();
       resourceVersion = list.resourceVersion;
-      log.debug({ resourceVersion, count: list.items.length }, `listed ${what}`);
+      log.debug({ resourceVersion, count: list.items.length, pages: list.pages }, `listed ${what}`);
       yield { type: 'list', nodes: list.items, resourceVersion };
       if (signal.aborted) return;
     }
@@ -131,7 +157,7 @@ export async function* listWatchNodes(
       }
       // The server ended the watch (its timeout, or a restart that closed cleanly): resume from where we are.
       log.debug({ resourceVersion }, `watch of ${what} ended; resuming`);
-      if (!received) await sleepUnlessAborted(backoff.nextDelayMs(), signal);
+      if (!received) await sleep(backoff.nextDelayMs(), signal);
     } catch (err) {
       if (signal.aborted) return;
       if (isGone(err)) {
@@ -139,7 +165,7 @@ export async function* listWatchNodes(
           { resourceVersion },
           `resourceVersion ${resourceVersion} of ${what} is no longer in the API server's history (410 Gone); listing again`,
         );
-        emit({ type: 'relist', reason: describe(err) });
+        emit({ type: 'relist', reason: errorMessage(err) });
         healthy = false;
         resourceVersion = undefined;
         continue;

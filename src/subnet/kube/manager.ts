@@ -4,29 +4,28 @@
 // annotations are events, removed own annotations are put back, and every API error is retried.
 import { readFile } from 'node:fs/promises';
 import { type NetworkConfig, parseNetworkConfigText } from '../../config/index.js';
-import { Backoff, type BackoffOptions, sleep as sleepUnlessAborted } from '../../core/index.js';
+import { Backoff, type BackoffOptions, errorFields, errorMessage, sleep } from '../../core/index.js';
 import { formatCidr } from '../../ip/index.js';
-import { diffLeases } from '../../lease/index.js';
-import type { Lease, LeaseAttrs, LeaseEvent, LeaseWatchBatch } from '../../lease/types.js';
+import type { Lease, LeaseAttrs, LeaseWatchBatch } from '../../lease/types.js';
 import { type Logger, silentLogger } from '../../log/index.js';
 import type { AcquireRequest, OwnLeaseChange, SubnetManager } from '../types.js';
 import { DEFAULT_ANNOTATION_PREFIX, type KubeAnnotationNames, kubeAnnotationNames } from './annotations.js';
 import { KubeApiError, KubeClient, loadKubeConfig } from './client.js';
-import { type KubeWatchEvent, listWatchNodes } from './list-watch.js';
+import { NodeLeaseTracker } from './lease-watch.js';
+import { type KubeWatchEvent, type ListWatchOptions, listWatchNodes } from './list-watch.js';
 import {
   type KubeNode,
   type NodePublicIPOverride,
   type NodeSubnets,
-  networkReadyCondition,
   nodeNameOf,
   nodePublicIPOverride,
-  nodeToLease,
   ownLease,
   ownNodeSubnets,
   PodCidrNotAssignedError,
   planOwnAnnotations,
   sameSubnets,
 } from './node-lease.js';
+import { NodeReadyTask } from './node-ready.js';
 
 /** flannel's default `--net-config-path`. */
 export const DEFAULT_NET_CONFIG_PATH = '/etc/kube-flannel/net-conf.json';
@@ -49,12 +48,16 @@ export interface KubeSubnetManagerOptions {
   requestTimeoutMs?: number;
   /** Retry delays for failed API calls (default 200 ms doubling to 10 s, jittered). */
   backoff?: BackoffOptions;
+  /** Nodes per list page (default 500, as client-go; 0 = unpaged). */
+  listPageSize?: number;
   /** The server ends each watch after this long; it is then resumed (default 300 s). */
   watchTimeoutSeconds?: number;
   /** A watch silent for this long (not even a bookmark) is dropped and resumed (default timeout + 60 s). */
   watchIdleTimeoutMs?: number;
   /** Set `NetworkUnavailable=False` in markNetworkReady (default true, as flannel). */
   setNodeNetworkUnavailable?: boolean;
+  /** The readiness task's retry delay after a 4xx answer such as 403 (default 60 s). */
+  readyRetryAfterClientErrorMs?: number;
   /** Told about the lease watch's (re)connections, failures, re-lists and skipped nodes (metrics). */
   onWatchEvent?: ((event: KubeWatchEvent) => void) | undefined;
 }
@@ -86,10 +89,6 @@ function isPermanent(err: unknown): boolean {
   );
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 interface OwnState {
   attrs: LeaseAttrs;
   subnets: NodeSubnets;
@@ -107,6 +106,7 @@ export class KubeSubnetManager implements SubnetManager {
   private nodeNamePromise: Promise<string> | undefined;
   private config: NetworkConfig | undefined;
   private own: OwnState | undefined;
+  private readonly readyTask: NodeReadyTask;
 
   /** Loads the client config synchronously: a bad kubeconfig, URL or prefix fails here, with a clear error. */
   constructor(private readonly options: KubeSubnetManagerOptions = {}) {
@@ -121,6 +121,15 @@ export class KubeSubnetManager implements SubnetManager {
       loadKubeConfig(connection),
       options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {},
     );
+    this.readyTask = new NodeReadyTask({
+      patchNodeStatus: (name, patch, signal) => this.client.patchNodeStatus(name, patch, signal),
+      nodeName: (signal) => this.nodeName(signal),
+      logger: this.log,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      ...(options.readyRetryAfterClientErrorMs
+        ? { clientErrorRetryMs: options.readyRetryAfterClientErrorMs }
+        : {}),
+    });
   }
 
   private signalFor(signal?: AbortSignal): AbortSignal {
@@ -149,10 +158,10 @@ export class KubeSubnetManager implements SubnetManager {
               ? 'info'
               : 'warn';
         this.log[level](
-          { err: describe(err), retryInMs: delay, attempt: backoff.attempts },
+          { err: errorFields(err), retryInMs: delay, attempt: backoff.attempts },
           `${what}; retrying`,
         );
-        await sleepUnlessAborted(delay, signal);
+        await sleep(delay, signal);
       }
     }
   }
@@ -200,7 +209,10 @@ export class KubeSubnetManager implements SubnetManager {
       text = await readFile(this.netConfigPath, 'utf8');
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new NetConfigReadError(this.netConfigPath, e.code ? `${e.code} (${e.message})` : describe(err));
+      throw new NetConfigReadError(
+        this.netConfigPath,
+        e.code ? `${e.code} (${e.message})` : errorMessage(err),
+      );
     }
     this.config = parseNetworkConfigText(text, this.netConfigPath);
     return this.config;
@@ -313,12 +325,16 @@ export class KubeSubnetManager implements SubnetManager {
         this.log.warn({ node: name }, 'this node is not in the API (deleted?); waiting for it to come back');
         continue;
       }
+      this.readyTask.observe(node);
       try {
         own = await this.reconcileOwnNode(node, own, config, onChange, s);
         this.own = own;
       } catch (err) {
         if (s.aborted) return;
-        this.log.error({ node: name, err: describe(err) }, 'cannot keep the lease annotations of this node');
+        this.log.error(
+          { node: name, err: errorFields(err) },
+          'cannot keep the lease annotations of this node',
+        );
       }
     }
   }
@@ -367,20 +383,9 @@ export class KubeSubnetManager implements SubnetManager {
     return next;
   }
 
-  private watchOptions(): {
-    logger: Logger;
-    backoff?: BackoffOptions;
-    watchTimeoutSeconds?: number;
-    idleTimeoutMs?: number;
-  } {
-    const o: {
-      logger: Logger;
-      backoff?: BackoffOptions;
-      watchTimeoutSeconds?: number;
-      idleTimeoutMs?: number;
-    } = {
-      logger: this.log,
-    };
+  private watchOptions(): ListWatchOptions {
+    const o: ListWatchOptions = { logger: this.log };
+    if (this.options.listPageSize !== undefined) o.pageSize = this.options.listPageSize;
     if (this.options.backoff) o.backoff = this.options.backoff;
     if (this.options.watchTimeoutSeconds) o.watchTimeoutSeconds = this.options.watchTimeoutSeconds;
     if (this.options.watchIdleTimeoutMs) o.idleTimeoutMs = this.options.watchIdleTimeoutMs;
@@ -391,7 +396,9 @@ export class KubeSubnetManager implements SubnetManager {
    * Lists and watches all nodes; nodes annotated `kube-subnet-manager: "true"` are leases (this node's own
    * included, as in flannel: skip it by key). The first batch is a snapshot; a re-list after 410 Gone is a
    * snapshot whose events are the diff against what was known. A node whose backend data, public IP or
-   * backend type changed is a `changed` event. Unusable nodes are skipped with a warning naming them.
+   * backend type changed is a `changed` event; an update that touches none of weft's fields (a kubelet
+   * heartbeat) is no batch at all. Two nodes claiming one pod CIDR: the first keeps it (see lease-index.ts).
+   * Unusable nodes are skipped with a warning naming them.
    */
   async *watchLeases(signal: AbortSignal): AsyncIterable<LeaseWatchBatch> {
     const s = this.signalFor(signal);
@@ -402,72 +409,43 @@ export class KubeSubnetManager implements SubnetManager {
       if (s.aborted) return;
       throw err;
     }
-    const byNode = new Map<string, Lease>();
-    const warned = new Map<string, string>();
-    const leaseOf = (node: KubeNode): Lease | undefined => {
-      const name = nodeNameOf(node);
-      const result = nodeToLease(node, this.names, config);
-      if (result.kind === 'invalid') {
-        if (warned.get(name) !== result.reason) {
-          this.log.warn({ node: name }, `node skipped: ${result.reason}`);
-          this.options.onWatchEvent?.({ type: 'skipped', key: name, reason: result.reason });
-        }
-        warned.set(name, result.reason);
-        return undefined;
-      }
-      warned.delete(name);
-      return result.kind === 'lease' ? result.lease : undefined;
-    };
-    const byKey = (m: Map<string, Lease>): Map<string, Lease> => {
-      const out = new Map<string, Lease>();
-      for (const [node, lease] of m) {
-        const other = out.get(lease.key);
-        if (other) this.log.warn({ node, key: lease.key }, 'two nodes claim the same pod CIDR; keeping one');
-        else out.set(lease.key, lease);
-      }
-      return out;
-    };
-
+    const tracker = new NodeLeaseTracker({
+      names: this.names,
+      networks: config,
+      logger: this.log,
+      onWatchEvent: this.options.onWatchEvent,
+    });
     const streamOptions = {
       ...this.watchOptions(),
       onEvent: this.options.onWatchEvent,
       endpoint: this.client.server,
     };
     for await (const item of listWatchNodes(this.client, streamOptions, s)) {
-      if (item.type === 'list') {
-        const before = byKey(byNode);
-        byNode.clear();
-        for (const node of item.nodes) {
-          const lease = leaseOf(node);
-          if (lease) byNode.set(nodeNameOf(node), lease);
-        }
-        const after = byKey(byNode);
-        yield { type: 'snapshot', leases: [...after.values()], events: diffLeases(before, after) };
-        continue;
-      }
-      const name = nodeNameOf(item.node);
-      const previous = byNode.get(name);
-      const current = item.event === 'DELETED' ? undefined : leaseOf(item.node);
-      if (item.event === 'DELETED') warned.delete(name);
-      if (current) byNode.set(name, current);
-      else byNode.delete(name);
-      const events: LeaseEvent[] = diffLeases(
-        new Map(previous ? [[previous.key, previous]] : []),
-        new Map(current ? [[current.key, current]] : []),
-      );
-      if (events.length > 0) yield { type: 'events', events };
+      const batch = tracker.apply(item);
+      if (batch) yield batch;
     }
   }
 
-  /** Sets the node condition `NetworkUnavailable=False` (reason `FlannelIsUp`), retrying until it sticks. */
+  /**
+   * The Task that sets the node condition `NetworkUnavailable=False` (reason `FlannelIsUp`) and keeps it set;
+   * run it beside the other tasks once the network is plumbed. See node-ready.ts for its retry policy.
+   * Undefined when `setNodeNetworkUnavailable` is false. Run it once (not also through markNetworkReady).
+   */
+  networkReadyTask(): NodeReadyTask | undefined {
+    return this.options.setNodeNetworkUnavailable === false ? undefined : this.readyTask;
+  }
+
+  /**
+   * Starts the readiness task in the background (when no one runs it yet) and resolves after its first
+   * attempt, successful or not: it never blocks the caller on a failing API. Prefer `networkReadyTask()`.
+   */
   async markNetworkReady(signal?: AbortSignal): Promise<void> {
     if (this.options.setNodeNetworkUnavailable === false) return;
     const s = this.signalFor(signal);
-    const name = await this.nodeName(s);
-    await this.retry(`setting the NetworkUnavailable condition of node ${name} failed`, s, (x) =>
-      this.client.patchNodeStatus(name, { status: { conditions: [networkReadyCondition(new Date())] } }, x),
-    );
-    this.log.info({ node: name }, 'node condition NetworkUnavailable=False set');
+    this.readyTask.run({ signal: s, beat: () => undefined }).catch((err: unknown) => {
+      if (!s.aborted) this.log.error({ err: errorFields(err) }, 'the kube-node-ready task stopped');
+    });
+    await this.readyTask.attempted();
   }
 
   /** Ends every watch and retry loop of this manager. */

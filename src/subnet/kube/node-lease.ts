@@ -20,6 +20,7 @@ export interface KubeNode {
     annotations?: Record<string, string> | undefined;
   };
   spec?: { podCIDR?: string; podCIDRs?: string[] };
+  status?: { conditions?: Array<{ type?: string; status?: string }> };
 }
 
 /** The networks of the net-conf (structurally `NetworkConfig` from src/config). */
