@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import type { ParsedFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseStatusDoc, type StatusDoc } from '../src/observe/status.js';
+import { parseStatusDoc } from '../daemon/commands/render/index.js';
+import type { StatusDoc } from '../src/observe/status.js';
 import { parseExposition, sampleValue } from '../testkit/exposition.js';
 import { type ClusterNode, etcdctl, netnsCluster, pollUntil, UNDERLAY_GATEWAY4 } from '../testkit/index.js';
 import {

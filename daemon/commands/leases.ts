@@ -3,10 +3,10 @@
 // stderr with the reason; they never stop the listing.
 import type { Argv, CommandModule } from 'yargs';
 import { type NetworkConfig, parseNetworkConfigText } from '../../src/config/index.js';
-import { leaseToJson, renderLeaseTable, sortLeases } from '../../src/lease/index.js';
 import type { LeaseListing } from '../../src/subnet/index.js';
 import { type EtcdArgs, withEtcdManager, withEtcdOptions } from './etcd-options.js';
 import { type CommandIo, EXIT_OK, processIo } from './io.js';
+import { leaseToJson, renderLeaseTable, sortLeases } from './render/index.js';
 
 export interface LeasesArgs extends EtcdArgs {
   output: 'table' | 'json';

@@ -1,7 +1,7 @@
 // Data-plane backends: the Backend interface, the registry by name, and the vxlan, host-gw and udp backends.
 export { HostGwBackend, hostGwScope, planHostGw } from './hostgw/index.js';
 export { enabledFamilies, type FamilyNetworks, familyNetworks } from './networks.js';
-export { dataField, isOnLink, isUnicastMac } from './peers.js';
+export { bridgeGatewayOf, dataField, isOnLink, isUnicastMac, tunnelAddressOf } from './peers.js';
 export { createBackend, registerBackend, registeredBackendTypes } from './registry.js';
 export {
   type Backend,

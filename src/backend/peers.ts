@@ -1,6 +1,17 @@
 // Reading peer leases for the planners: per-family subnet and public address, backend data (case-insensitive,
 // as Go's decoder reads it), on-link tests, and the checks every backend shares.
-import { type Cidr, cidr, cidrEquals, containsCidr, containsIp, formatCidr, isMac } from '../ip/index.js';
+import {
+  addressAt,
+  type Cidr,
+  cidr,
+  cidrEquals,
+  containsCidr,
+  containsIp,
+  formatCidr,
+  formatIp,
+  isMac,
+  networkAddress,
+} from '../ip/index.js';
 import {
   canonicalIpText as canonicalIp,
   type InterfaceAddress,
@@ -29,6 +40,21 @@ export function publicIpOf(lease: Lease, family: Family): string | undefined {
 
 export function backendDataOf(lease: Lease, family: Family): Record<string, unknown> | undefined {
   return family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data;
+}
+
+/**
+ * A peer's tunnel address: the network address of its subnet (IPv4 when it has one, else IPv6), which the
+ * peer's tunnel device (`flannel.N`, `flannel0`) carries. The probe address of the tunnelling backends.
+ */
+export function tunnelAddressOf(peer: Lease): string | undefined {
+  const subnet = peer.subnet ?? peer.ipv6Subnet;
+  return subnet === undefined ? undefined : formatIp(networkAddress(subnet));
+}
+
+/** A peer's bridge gateway: the first address of its subnet (`cni0`, once the peer's CNI set it up). */
+export function bridgeGatewayOf(peer: Lease): string | undefined {
+  const subnet = peer.subnet ?? peer.ipv6Subnet;
+  return subnet === undefined ? undefined : formatIp(addressAt(subnet, 1n));
 }
 
 /** A unicast MAC (bit 0 of the first octet clear): a VTEP MAC can never be a group address. */

@@ -1,2 +1,3 @@
+export * from './checksum.js';
 export * from './cidr.js';
 export * from './mac.js';

@@ -21,6 +21,7 @@ import {
 } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
 import { familyNetworks } from '../networks.js';
+import { tunnelAddressOf } from '../peers.js';
 import {
   type Backend,
   type BackendContext,
@@ -90,6 +91,11 @@ export class UdpBackend implements Backend {
   readonly name = 'udp';
   readonly device = UDP_DEVICE_NAME;
   private prepared: Prepared | undefined;
+
+  /** A peer answers on its `flannel0` address: its subnet's network address. */
+  probeAddress(peer: Lease): string | undefined {
+    return tunnelAddressOf(peer);
+  }
   private attached: Attached | undefined;
   /** Totals of engines already stopped (re-attach, own subnet change), so the counters never go down. */
   private retired: BackendCounters = zeroCounters();

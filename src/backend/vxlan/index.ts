@@ -8,6 +8,7 @@ import {
 } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
 import { type FamilyNetworks, familyNetworks } from '../networks.js';
+import { tunnelAddressOf } from '../peers.js';
 import {
   type Backend,
   type BackendContext,
@@ -53,6 +54,11 @@ export class VxlanBackend implements Backend {
     options: VxlanBackendOptions = {},
   ) {
     this.probe = options.probe ?? ((existing) => probeVxlanSupport({ existing }));
+  }
+
+  /** A peer answers on its `flannel.<VNI>` address: its subnet's network address. */
+  probeAddress(peer: Lease): string | undefined {
+    return tunnelAddressOf(peer);
   }
 
   /** `flannel.<VNI>`, or `flannel-v6.<VNI>` on an IPv6-only node. */

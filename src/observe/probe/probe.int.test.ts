@@ -17,16 +17,12 @@ import {
   registerProcess,
   unregisterNamespace,
   unregisterProcess,
-} from '../../testkit/run.js';
+} from '../../../testkit/run.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = path.join(ROOT, 'dist-dev/testkit/probe-child.js');
-const SOURCES = [
-  'testkit/probe-child.ts',
-  'src/observe/probe.ts',
-  'src/observe/status.ts',
-  'src/log/index.ts',
-];
+/** The child's sources: a build older than any of them is rebuilt. */
+const SOURCE_DIRS = ['testkit', 'src/observe', 'src/observe/probe', 'src/ip', 'src/core', 'src/log'];
 const isRoot = process.getuid?.() === 0;
 
 function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
@@ -44,7 +40,12 @@ function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ stdout:
 }
 
 function newestSourceMtime(): number {
-  const files = [...SOURCES, ...fs.readdirSync(path.join(ROOT, 'src/ip')).map((f) => `src/ip/${f}`)];
+  const files = SOURCE_DIRS.flatMap((dir) =>
+    fs
+      .readdirSync(path.join(ROOT, dir))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => `${dir}/${f}`),
+  );
   return Math.max(...files.map((f) => fs.statSync(path.join(ROOT, f)).mtimeMs));
 }
 
