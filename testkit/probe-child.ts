@@ -175,6 +175,9 @@ async function main(argv: string[]): Promise<void> {
   const exposition = await metrics.render();
   const series = exposition.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
   const weftSeries = exposition.split('\n').filter((l) => l.startsWith('weft_')).length;
+  const peerSeries = exposition
+    .split('\n')
+    .filter((l) => l.startsWith('weft_') && l.includes('peer="')).length;
   emit({
     event: 'stopped',
     elapsedMs,
@@ -189,6 +192,7 @@ async function main(argv: string[]): Promise<void> {
     },
     series,
     weftSeries,
+    peerSeries,
     unhealthy: [...prober.states().values()].filter((s) => s.health === 'unhealthy').length,
     healthy: [...prober.states().values()].filter((s) => s.health === 'healthy').length,
   });

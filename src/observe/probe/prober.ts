@@ -112,6 +112,8 @@ export class PeerProber implements Task {
   private socketFailureLogged = false;
   /** Set by close(): echoes cut short by it are not losses and must not turn peers unhealthy. */
   private closed = false;
+  /** What the sockets closed so far had delivered (`socketStats` adds the open ones). */
+  private readonly closedSocketStats = new Map<Family, ProbeSocketStats>();
   /** Echoes sent since the prober was made (for the budget's benchmark and tests). */
   sent = 0;
 
@@ -173,13 +175,16 @@ export class PeerProber implements Task {
     return this.tracker.states();
   }
 
-  /** Packets each open socket delivered to JavaScript so far. */
+  /** Packets the sockets of each family delivered to JavaScript since the prober was made. */
   socketStats(): ProbeSocketStats[] {
-    return [...this.pingers.values()].map((p) => ({
-      family: p.family,
-      kernelFilter: p.kernelFilter,
-      received: p.received,
-    }));
+    const stats = new Map([...this.closedSocketStats].map(([f, s]) => [f, { ...s }]));
+    for (const p of this.pingers.values()) {
+      const s = stats.get(p.family);
+      if (s === undefined)
+        stats.set(p.family, { family: p.family, kernelFilter: p.kernelFilter, received: p.received });
+      else s.received += p.received;
+    }
+    return [...stats.values()].sort((a, b) => a.family - b.family);
   }
 
   private pinger(family: Family): IcmpPinger {
@@ -294,6 +299,8 @@ export class PeerProber implements Task {
   /** Closes the sockets; echoes in flight are dropped without a result. */
   close(): void {
     this.closed = true;
+    this.closedSocketStats.clear();
+    for (const s of this.socketStats()) this.closedSocketStats.set(s.family, s);
     for (const pinger of this.pingers.values()) pinger.close();
     this.pingers.clear();
   }
