@@ -151,7 +151,7 @@ async function main(argv: string[]): Promise<void> {
       logger,
     });
   }
-  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
   const cpuStart = process.cpuUsage();
 

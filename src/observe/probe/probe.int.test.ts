@@ -468,9 +468,9 @@ describe.skipIf(!isRoot)('peer probes over ICMP in network namespaces', () => {
     const stopped = c.events.find((e) => e.event === 'stopped')!;
     // Every target was probed (one round is 40 / 20 = 2 s) and answered.
     expect(stopped.healthy, diagnose()).toBe(targets);
-    // The budget is an upper bound: a loaded machine sends fewer, never more. The interval alone (100 ms,
-    // 40 targets) would have sent 400 per second.
-    expect(stopped.sent!).toBeLessThanOrEqual(Math.ceil((budget * stopped.elapsedMs!) / 1000) + 1);
+    // The budget is an upper bound: a loaded machine sends fewer, never more (an echo may leave up to 50 ms
+    // early: one more at 20/s). The interval alone (100 ms, 40 targets) would have sent 400 per second.
+    expect(stopped.sent!).toBeLessThanOrEqual(Math.ceil((budget * (stopped.elapsedMs! + 50)) / 1000) + 1);
     expect(stopped.sent!).toBeGreaterThanOrEqual(targets);
     // 5 peers with detail, 5 per-peer families each at most; the aggregates carry the rest.
     expect(stopped.peerSeries!).toBeGreaterThan(0);

@@ -20,6 +20,9 @@ import {
 /** Default echo budget: ≤ 100 echoes per second per node, however many peers (see docs/metrics.md). */
 export const DEFAULT_MAX_PROBES_PER_SECOND = 100;
 
+/** Granularity of the pacing: at most one timer per this many ms while a round runs. */
+const PACING_MS = 50;
+
 /** The probe address of every peer lease the backend can probe (`Backend.probeAddress`), keyed by lease key. */
 export function probeTargetsForLeases(
   leases: readonly Lease[],
@@ -228,7 +231,8 @@ export class PeerProber implements Task {
     } else if (t.from === 'unhealthy') {
       this.logger.info({ ...fields, rttMs: t.rttMs }, `peer ${t.key} reachable again through the overlay`);
     } else {
-      this.logger.info({ ...fields, rttMs: t.rttMs }, `peer ${t.key} reachable through the overlay`);
+      // A new peer answering is the expected case: at 5000 peers an info line each would be a log storm.
+      this.logger.debug({ ...fields, rttMs: t.rttMs }, `peer ${t.key} reachable through the overlay`);
     }
   }
 
@@ -252,8 +256,9 @@ export class PeerProber implements Task {
     const inFlight = new Set<Promise<void>>();
     for (const [i, target] of targets.entries()) {
       const wait = started + i * spacingMs - performance.now();
-      // Timers have millisecond granularity: below that, send now and let the next slot absorb it.
-      if (wait >= 1) await sleep(wait, signal);
+      // Echoes go out in small bursts, one timer per PACING_MS rather than one per echo: an echo may leave up
+      // to PACING_MS before its slot, so the budget holds over any window longer than that.
+      if (wait >= PACING_MS) await sleep(wait, signal);
       while (inFlight.size >= concurrency) await Promise.race(inFlight);
       if (signal?.aborted || this.closed) break;
       const echo: Promise<void> = this.probeOne(target).finally(() => inFlight.delete(echo));
