@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseExposition, sampleValue } from '../../testkit/exposition.js';
 import { WeftMetrics } from './metrics.js';
@@ -237,5 +238,27 @@ describe('probe metrics', () => {
     expect(sampleValue(f, 'weft_probes_sent_total')).toBe(1);
     expect(f.has('weft_peer_probes_total')).toBe(false);
     expect(parseExposition(await metrics.render()).has('weft_peer_probes_total')).toBe(true);
+  });
+});
+
+/** Prometheus' own linter (Debian package `prometheus`), when installed. */
+const hasPromtool = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
+
+describe('promtool', () => {
+  it.skipIf(!hasPromtool)('finds nothing to complain about in weft_* families', async () => {
+    const metrics = new WeftMetrics({ defaultMetrics: false, version: '1.0.0', maxPeerSeries: 2 });
+    metrics.leaseHeld('10.5.1.0/24', new Date(Date.now() + 3_600_000));
+    for (let i = 0; i < 5; i++) {
+      metrics.probeResult(`10.5.${i}.0-24`, i % 2 === 1 ? null : 0.4, 0.1);
+      metrics.peerHealth(`10.5.${i}.0-24`, i % 2 === 1 ? 'unhealthy' : 'healthy');
+    }
+    metrics.reconcileObserved(0.01, [{ kind: 'route', ok: true }]);
+    metrics.udpCounters({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, drops: { no_route: 1 } });
+    // Exit 0 and no output: every family passes (promtool prints one line per problem).
+    const out = execFileSync('promtool', ['check', 'metrics'], {
+      input: await metrics.render(),
+      encoding: 'utf8',
+    });
+    expect(out).toBe('');
   });
 });

@@ -242,33 +242,25 @@ function spawnProbeChild(args: string[]): ProbeChild {
  */
 async function unwantedIcmp(): Promise<{ requests: number; unreachable: number }> {
   const requests = 200;
-  await run('ip', [
-    'netns',
-    'exec',
-    PEER_NS,
-    'ping',
-    '-n',
-    '-q',
-    '-c',
-    `${requests}`,
-    '-i',
-    '0.002',
-    '10.99.0.1',
-  ]);
-  await run('ip', [
-    'netns',
-    'exec',
-    PEER_NS,
-    'ping',
-    '-6',
-    '-n',
-    '-q',
-    '-c',
-    `${requests}`,
-    '-i',
-    '0.002',
-    'fd99::1',
-  ]);
+  for (const [family, node] of [
+    ['-4', '10.99.0.1'],
+    ['-6', 'fd99::1'],
+  ]) {
+    await run('ip', [
+      'netns',
+      'exec',
+      PEER_NS,
+      'ping',
+      family!,
+      '-n',
+      '-q',
+      '-c',
+      `${requests}`,
+      '-i',
+      '0.002',
+      node!,
+    ]);
+  }
   // ping exits 1 when nothing answers; it counts the errors that came back ("+N errors"). The peer's
   // kernel throttles them (route error_cost), so how many arrive is read, not assumed.
   const unreachable = await new Promise<number>((resolve) => {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_VXLAN_CONFIG } from '../../../testkit/fixtures/backend.js';
 import { HostGwBackend, UdpBackend, VxlanBackend } from '../../backend/index.js';
 import { internetChecksum, parseCidr } from '../../ip/index.js';
 import { silentLogger } from '../../log/index.js';
@@ -239,15 +240,7 @@ describe('probeTargetsForLeases', () => {
     { key: 'broken', attrs: { publicIP: '192.168.64.9' }, expiration: null },
   ];
 
-  const vxlan = new VxlanBackend({
-    type: 'vxlan',
-    vni: 1,
-    port: 0,
-    mtu: 0,
-    gbp: false,
-    learning: false,
-    directRouting: false,
-  });
+  const vxlan = new VxlanBackend(DEFAULT_VXLAN_CONFIG);
 
   it('probes the subnet network address (the tunnel device address) for vxlan and udp', () => {
     expect(probeTargetsForLeases(leases, vxlan)).toEqual([
