@@ -218,7 +218,10 @@ class ProbeChild {
 
   async stop(): Promise<number | null> {
     const pid = this.child.pid;
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    // A child that printed `stopped` is already on its way out: a signal in its exit path would kill it.
+    const exiting = this.events.some((e) => e.event === 'stopped');
+    if (!exiting && this.child.exitCode === null && this.child.signalCode === null)
+      this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
     const code = await this.exit;
     clearTimeout(timer);

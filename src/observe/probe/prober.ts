@@ -117,6 +117,8 @@ export class PeerProber implements Task {
   private closed = false;
   /** What the sockets closed so far had delivered (`socketStats` adds the open ones). */
   private readonly closedSocketStats = new Map<Family, ProbeSocketStats>();
+  /** When the next echo's slot starts (performance.now() time): the budget's pacing. */
+  private nextSlotAt = 0;
   /** Echoes sent since the prober was made (for the budget's benchmark and tests). */
   sent = 0;
 
@@ -252,10 +254,13 @@ export class PeerProber implements Task {
           Math.max(16, Math.ceil((this.maxProbesPerSecond * this.timeoutMs) / 1000)),
       ),
     );
-    const started = performance.now();
     const inFlight = new Set<Promise<void>>();
-    for (const [i, target] of targets.entries()) {
-      const wait = started + i * spacingMs - performance.now();
+    for (const target of targets) {
+      // Slots are spaced across rounds too (a new round does not start with a burst); an idle prober earns
+      // no credit (a slot is never in the past).
+      const slot = Math.max(this.nextSlotAt, performance.now());
+      this.nextSlotAt = slot + spacingMs;
+      const wait = slot - performance.now();
       // Echoes go out in small bursts, one timer per PACING_MS rather than one per echo: an echo may leave up
       // to PACING_MS before its slot, so the budget holds over any window longer than that.
       if (wait >= PACING_MS) await sleep(wait, signal);
