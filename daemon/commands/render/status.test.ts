@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildStatusDoc, type StatusDoc } from '../../../src/observe/status.js';
+import { buildStatusDoc, pageStatusDoc, type StatusDoc } from '../../../src/observe/status.js';
 import { NOW, sampleDoc } from '../../../testkit/fixtures/status.js';
 import { formatDuration, parseStatusDoc, renderStatusTable, StatusDocumentError } from './index.js';
 
@@ -45,6 +45,23 @@ describe('parseStatusDoc', () => {
 });
 
 describe('renderStatusTable', () => {
+  it('counts every peer from the summary and says which page it shows', () => {
+    const doc = pageStatusDoc(sampleDoc(), { offset: 1, limit: 1 });
+    const lines = renderStatusTable(doc, NOW).split('\n');
+    expect(lines).toContain('Peers:      3 (1 healthy, 1 unhealthy, 1 unknown; probes every 10s)');
+    expect(lines).toContain('            showing peers 2-2 of 3 (--limit, --offset for others)');
+    expect(lines.filter((l) => l.startsWith('10.5.'))).toEqual([
+      '10.5.3.0/24  192.168.64.3  aa:00:00:00:00:03  UNHEALTHY  1.50 ms  25%   1m05s ago',
+    ]);
+  });
+
+  it('reads a document from a weftd without paging (no summary): every peer is in it', () => {
+    const { peerSummary: _s, peersOffset: _o, ...old } = JSON.parse(JSON.stringify(sampleDoc()));
+    const doc = parseStatusDoc(old);
+    expect(doc.peerSummary).toEqual({ total: 3, healthy: 1, unhealthy: 1, unknown: 1 });
+    expect(doc.peersOffset).toBe(0);
+  });
+
   it('prints the lease with its remaining time, the backend, the reconcile and a peer table', () => {
     const text = renderStatusTable(sampleDoc(), NOW);
     const lines = text.trimEnd().split('\n');
