@@ -2,7 +2,8 @@
 // measure (ping matrix, iperf3, weftctl status, leases), show it all, then tear down or leave it for --keep.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseStatusDoc, type StatusDoc } from '../src/observe/status.js';
+import { parseStatusDoc } from '../daemon/commands/render/index.js';
+import type { StatusDoc } from '../src/observe/status.js';
 import { DEFAULT_CNI_PATH, ETCD_HOST_IP4, liveResources, type Pod, sleep } from '../testkit/index.js';
 import { cleanupRunSync, unregisterNamespace, unregisterProcess, unregisterTempDir } from '../testkit/run.js';
 import {

@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import type { ParsedFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseStatusDoc, type StatusDoc } from '../src/observe/status.js';
+import { parseStatusDoc } from '../daemon/commands/render/index.js';
+import type { StatusDoc } from '../src/observe/status.js';
 import { parseExposition, sampleValue } from '../testkit/exposition.js';
 import { type ClusterNode, etcdctl, netnsCluster, pollUntil, UNDERLAY_GATEWAY4 } from '../testkit/index.js';
 import {
@@ -28,8 +29,13 @@ interface HttpAnswer {
   body: string;
 }
 
-/** GET `path` from the weftd health server inside `node`'s namespace. */
-async function httpGet(node: ClusterNode, path: string, port = HEALTHZ_PORT): Promise<HttpAnswer> {
+/** GET `path` from the weftd health server at `host` (default: the one of `node` itself), run in `node`'s namespace. */
+async function httpGet(
+  node: ClusterNode,
+  path: string,
+  port = HEALTHZ_PORT,
+  host = '127.0.0.1',
+): Promise<HttpAnswer> {
   const marker = '\n--weft-e2e--';
   const r = await node.exec(
     'curl',
@@ -40,7 +46,7 @@ async function httpGet(node: ClusterNode, path: string, port = HEALTHZ_PORT): Pr
       '10',
       '--write-out',
       `${marker}%{http_code} %{content_type}`,
-      `http://127.0.0.1:${port}${path}`,
+      `http://${host}:${port}${path}`,
     ],
     { timeoutMs: 15_000 },
   );
@@ -160,7 +166,12 @@ describe('observability: 3 nodes with real weftd', () => {
   const logs = (): string => [0, 1, 2].map((i) => `--- node ${i + 1}\n${c.logTail(i, 15)}`).join('\n');
 
   beforeAll(async () => {
-    c = await startWeftCluster({ nodes: 3 });
+    // Nodes 1 and 2 listen on every address (flannel's default --healthz-ip); node 2 also exposes the peer
+    // inventory. Node 3 keeps the fixture's 127.0.0.1.
+    c = await startWeftCluster({
+      nodes: 3,
+      nodeArgs: { 0: ['--healthz-ip=0.0.0.0'], 1: ['--healthz-ip=0.0.0.0', '--expose-status'] },
+    });
     leases = await etcdLeases(c);
     // Every node sees both peers answer before the checks start.
     const ready = await waitForStatus(
@@ -182,6 +193,35 @@ describe('observability: 3 nodes with real weftd', () => {
       expect(await httpGet(node, '/readyz')).toMatchObject({ status: 200, body: 'ok\n' });
       expect((await httpGet(node, '/nope')).status).toBe(404);
     }
+  });
+
+  it('serves /healthz and aggregate metrics to other hosts, /status and per-peer series only with --expose-status', async () => {
+    const [node1, node2, node3] = c.net.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    // From node 3's namespace, over the underlay, to node 1 (default: the inventory stays on the host).
+    const remote = (path: string, target: ClusterNode) =>
+      httpGet(node3, path, HEALTHZ_PORT, target.underlayIp);
+    expect(await remote('/healthz', node1)).toMatchObject({ status: 200, body: 'ok\n' });
+    expect(await remote('/readyz', node1)).toMatchObject({ status: 200, body: 'ok\n' });
+    const refused = await remote('/status', node1);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toContain('--expose-status');
+    expect(refused.body).not.toContain(node2.underlayIp);
+    const aggregate = await remote('/metrics', node1);
+    expect(aggregate.status).toBe(200);
+    expect(aggregate.body).not.toContain('peer="');
+    const f = parseExposition(aggregate.body);
+    expect(sampleValue(f, 'weft_probes_sent_total')).toBeGreaterThan(0);
+    expect(sampleValue(f, 'weft_peers_unhealthy')).toBe(0);
+    expect(f.has('weft_peer_probes_total')).toBe(false);
+    // The same node asked from itself, on its underlay address: local, so the whole inventory.
+    const own = await httpGet(node1, '/status', HEALTHZ_PORT, node1.underlayIp);
+    expect(own.status).toBe(200);
+    expect(parseStatusDoc(JSON.parse(own.body)).peerSummary.total).toBe(2);
+    // Node 2 runs with --expose-status: the operator asked for it.
+    const exposed = await remote('/status', node2);
+    expect(exposed.status).toBe(200);
+    expect(parseStatusDoc(JSON.parse(exposed.body)).peers).toHaveLength(2);
+    expect((await remote('/metrics', node2)).body).toContain('weft_peer_probes_total{peer="');
   });
 
   it('/metrics parses as Prometheus text and its lease and peer values match etcd', async () => {

@@ -140,6 +140,7 @@ class Daemon {
       health: this.health,
       metrics: this.metrics,
       status: () => this.status(),
+      exposeStatus: options.exposeStatus,
       logger,
     });
     if (server) {
@@ -453,7 +454,7 @@ class Daemon {
         'reconciled',
       );
     }
-    this.prober?.setPeers(probeTargetsForLeases(peers, backend.name));
+    this.prober?.setTargets(probeTargetsForLeases(peers, backend));
     await backend.afterReconcile?.(own, peers);
     this.feedBackendCounters();
     return { applied: results.length - failed, failed, removed };
@@ -516,14 +517,18 @@ class Daemon {
     );
     this.prober = new PeerProber({
       logger: this.logger,
+      intervalMs,
       overlayNetworks: networks,
       onResult: (target, rttMs, state) =>
         this.metrics.probeResult(target.key, rttMs, state.lossRatio ?? undefined),
       onTransition: (t) => this.metrics.peerHealth(t.key, t.to),
-      onPeerRemoved: (key) => this.metrics.forgetPeer(key),
+      onTargetRemoved: (key) => this.metrics.forgetPeer(key),
     });
-    this.prober.setPeers(probeTargetsForLeases(this.peers.peers(this.lease?.key), this.backend!.name));
-    this.prober.start(intervalMs, signal);
+    this.prober.setTargets(probeTargetsForLeases(this.peers.peers(this.lease?.key), this.backend!));
+    // A core Task; until the task runner owns it, its beats go nowhere.
+    this.prober
+      .run({ signal, beat: () => undefined })
+      .catch((err: unknown) => this.logger.error({ err: errorFields(err) }, 'peer prober stopped'));
   }
 
   private status() {

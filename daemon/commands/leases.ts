@@ -4,10 +4,10 @@
 import type { Argv, CommandModule } from 'yargs';
 import { type NetworkConfig, parseNetworkConfigText } from '../../src/config/index.js';
 import { errorMessage } from '../../src/core/index.js';
-import { leaseToJson, renderLeaseTable, sortLeases } from '../../src/lease/index.js';
 import type { LeaseListing } from '../../src/subnet/index.js';
 import { type EtcdArgs, withEtcdManager, withEtcdOptions } from './etcd-options.js';
 import { type CommandIo, EXIT_OK, processIo } from './io.js';
+import { leaseToJson, renderLeaseTable, sortLeases } from './render/index.js';
 
 export interface LeasesArgs extends EtcdArgs {
   output: 'table' | 'json';

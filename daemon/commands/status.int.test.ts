@@ -7,9 +7,10 @@ import { parseCidr } from '../../src/ip/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { HealthState } from '../../src/observe/health.js';
 import { WeftMetrics } from '../../src/observe/metrics.js';
-import { PeerHealthTracker } from '../../src/observe/probe.js';
+import { PeerHealthTracker } from '../../src/observe/probe/index.js';
 import { type ObserveServer, startObserveServer } from '../../src/observe/server.js';
-import { buildStatusDoc, parseStatusDoc } from '../../src/observe/status.js';
+import { buildStatusDoc } from '../../src/observe/status.js';
+import { parseStatusDoc } from './render/index.js';
 import {
   EXIT_OK,
   EXIT_UNAVAILABLE,
@@ -46,7 +47,7 @@ afterEach(async () => {
 /** A real observe server whose status comes from a real tracker fed with probe results. */
 async function startDaemonLike(): Promise<ObserveServer> {
   const tracker = new PeerHealthTracker({ unhealthyAfter: 2 });
-  tracker.setPeers([
+  tracker.setTargets([
     { key: '10.5.2.0-24', address: '10.5.2.0' },
     { key: '10.5.3.0-24', address: '10.5.3.0' },
   ]);

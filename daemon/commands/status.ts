@@ -1,23 +1,23 @@
 // `weftctl status`: reads the local weftd's /status (at --healthz-ip:--healthz-port, the same flags and
-// FLANNELD_*/WEFT_* env vars as weftd) and prints it as a table or JSON. Logic lives in src/observe/status.ts;
-// this file parses flags, fetches, and turns failures into one clear line.
+// FLANNELD_*/WEFT_* env vars as weftd) and prints it as a table or JSON. The document is built in
+// src/observe/status.ts, parsed and rendered in ./render/; this file parses flags, fetches, and turns failures
+// into one clear line.
 import * as http from 'node:http';
 import type { Argv, CommandModule } from 'yargs';
 import { flagsFromEnv, HEALTH_FLAGS } from '../../src/config/options.js';
 import { isIp } from '../../src/ip/index.js';
-import {
-  parseStatusDoc,
-  renderStatusTable,
-  type StatusDoc,
-  StatusDocumentError,
-} from '../../src/observe/status.js';
+import type { StatusDoc } from '../../src/observe/status.js';
 import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';
+import { parseStatusDoc, renderStatusTable, StatusDocumentError } from './render/index.js';
 
 export interface StatusArgs {
   'healthz-ip'?: string;
   'healthz-port'?: number;
   output: 'table' | 'json';
   'timeout-ms': number;
+  /** Peers to show (weftd's default page when absent) and where to start. */
+  limit?: number;
+  offset?: number;
 }
 
 export type StatusIo = CommandIo;
@@ -35,12 +35,21 @@ export function connectAddress(listenIp: string): string {
   return listenIp;
 }
 
-/** GET `http://host:port/status`, parsed and validated. */
-export function fetchStatus(host: string, port: number, timeoutMs: number): Promise<StatusDoc> {
+/** GET `http://host:port/status` (one page of peers when `page` says), parsed and validated. */
+export function fetchStatus(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  page: { limit?: number; offset?: number } = {},
+): Promise<StatusDoc> {
   const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const query = new URLSearchParams();
+  if (page.limit !== undefined) query.set('limit', String(page.limit));
+  if (page.offset !== undefined) query.set('offset', String(page.offset));
+  const path = query.size > 0 ? `/status?${query}` : '/status';
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { host, port, path: '/status', timeout: timeoutMs, headers: { Accept: 'application/json' } },
+      { host, port, path, timeout: timeoutMs, headers: { Accept: 'application/json' } },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -129,6 +138,13 @@ export async function runStatus(args: StatusArgs, io: StatusIo): Promise<number>
     );
     return EXIT_USAGE;
   }
+  for (const flag of ['limit', 'offset'] as const) {
+    const v = args[flag];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) {
+      io.stderr(`weftctl status: --${flag} must be a non-negative integer, found ${JSON.stringify(v)}\n`);
+      return EXIT_USAGE;
+    }
+  }
   if (port === 0) {
     io.stderr(
       "weftctl status: weftd's health server is off (--healthz-port=0). Start weftd with --healthz-port=<port> " +
@@ -138,7 +154,7 @@ export async function runStatus(args: StatusArgs, io: StatusIo): Promise<number>
   }
   let doc: StatusDoc;
   try {
-    doc = await fetchStatus(connectAddress(ip), port, timeoutMs);
+    doc = await fetchStatus(connectAddress(ip), port, timeoutMs, { limit: args.limit, offset: args.offset });
   } catch (err) {
     io.stderr(`weftctl status: ${err instanceof Error ? err.message : String(err)}\n`);
     return EXIT_UNAVAILABLE;
@@ -168,6 +184,11 @@ export function statusCommand(io: StatusIo = processIo): CommandModule<object, S
           default: 'table' as const,
           describe: 'output format',
         })
+        .option('limit', {
+          type: 'number',
+          describe: 'show at most this many peers (weftd sends 500 unless asked; the summary counts all)',
+        })
+        .option('offset', { type: 'number', describe: 'show peers from this index on (sorted by subnet)' })
         .option('timeout-ms', { type: 'number', default: 5000, describe: 'how long to wait for weftd' }),
     handler: async (argv) => {
       process.exitCode = await runStatus(argv, io);

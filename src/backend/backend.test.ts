@@ -33,6 +33,7 @@ describe('backend registry', () => {
       }),
       scope: () => ({ devices: [], networks: [] }),
       mtu: () => 1,
+      probeAddress: () => undefined,
     }));
     expect(registeredBackendTypes()).toContain('test-null');
   });

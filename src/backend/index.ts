@@ -1,6 +1,6 @@
 // Data-plane backends: the Backend interface, the registry by name, and the vxlan, host-gw and udp backends.
 export { HostGwBackend, hostGwScope, planHostGw } from './hostgw/index.js';
-export { dataField, isUnicastMac } from './lease-fields.js';
+export { bridgeGatewayOf, dataField, isUnicastMac, tunnelAddressOf } from './lease-fields.js';
 export { enabledFamilies, type FamilyNetworks, familyNetworks } from './networks.js';
 export { isOnLink, SkippedPeerLog } from './peer-check.js';
 export { createBackend, registerBackend, registeredBackendTypes } from './registry.js';

@@ -56,6 +56,11 @@ export interface Backend {
   scope(own: Lease): KernelScope;
   /** The MTU pods get; valid after `prepare`. */
   mtu(): number;
+  /**
+   * The address a peer answers ICMP echo on through this backend's data path (the peer prober's target), or
+   * undefined when the peer cannot be probed (no subnet, no data path).
+   */
+  probeAddress(peer: Lease): string | undefined;
   /** The device traffic leaves through (`flannel.1`, `flannel0`); none for host-gw. For `/status`. */
   readonly device?: string;
   /** Runs after each reconcile pass (the udp backend hands its engine the new peer table here). */

@@ -225,6 +225,15 @@ export const WEFTD_FLAGS: FlagSpec[] = [
     weft: true,
   },
   {
+    name: 'expose-status',
+    type: 'boolean',
+    default: false,
+    group: 'health',
+    describe:
+      'serve /status and the per-peer metrics (the peer inventory) to other hosts too; by default only local clients get them',
+    weft: true,
+  },
+  {
     name: 'log-level',
     type: 'string',
     default: 'info',
@@ -269,6 +278,8 @@ export interface DaemonOptions {
   healthzPort: number;
   resyncInterval: number;
   probeInterval: number;
+  /** Serve the peer inventory (`/status`, per-peer metrics) to clients on other hosts (`--expose-status`). */
+  exposeStatus: boolean;
   logLevel: string;
 }
 
@@ -448,6 +459,7 @@ export function toDaemonOptions(values: Record<string, unknown>): DaemonOptions 
     healthzPort: intIn('healthz-port', values['healthz-port'] ?? 0, 0, 65535),
     resyncInterval: intIn('resync-interval', values['resync-interval'] ?? 30, 1, 86400),
     probeInterval: intIn('probe-interval', values['probe-interval'] ?? 10, 0, 3600),
+    exposeStatus: values['expose-status'] === true,
     logLevel,
   };
 }

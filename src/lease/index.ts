@@ -1,5 +1,4 @@
 export * from './attrs.js';
 export * from './key.js';
 export * from './lease.js';
-export * from './table.js';
 export * from './types.js';

@@ -7,24 +7,30 @@ export {
   startEventLoopMonitor,
 } from './health.js';
 export {
+  DEFAULT_MAX_PEER_SERIES,
   type KernelOpOutcome,
+  type RenderOptions,
   type UdpCountersSnapshot,
   type WatchSource,
   WeftMetrics,
   type WeftMetricsOptions,
 } from './metrics.js';
 export {
+  DEFAULT_MAX_PROBES_PER_SECOND,
   type HealthTransition,
+  type PeerHealth,
   PeerHealthTracker,
   PeerProber,
   type PeerProberOptions,
   type PeerProbeState,
+  type PeerProbeView,
   ProbeSocketError,
   type ProbeTarget,
   probeTargetsForLeases,
   type RejectedTarget,
-} from './probe.js';
+} from './probe/index.js';
 export {
+  isLocalClient,
   type ObserveServer,
   ObserveServerListenError,
   type ObserveServerOptions,
@@ -33,14 +39,15 @@ export {
 export {
   type BuildStatusInput,
   buildStatusDoc,
-  type PeerHealth,
-  type PeerProbeView,
-  parseStatusDoc,
-  renderStatusTable,
+  DEFAULT_STATUS_PEER_LIMIT,
+  pageStatusDoc,
+  parseStatusPage,
   type StatusBackend,
   type StatusDoc,
-  StatusDocumentError,
   type StatusLease,
+  type StatusPage,
   type StatusPeer,
+  type StatusPeerSummary,
+  StatusQueryError,
   type StatusReconcile,
 } from './status.js';

@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseExposition, sampleValue } from '../../testkit/exposition.js';
 import { WeftMetrics } from './metrics.js';
@@ -199,5 +200,65 @@ describe('probe metrics', () => {
       expect(sampleValue(f, name, { peer: b })).toBeUndefined();
       expect(sampleValue(f, name, { peer: a })).toBeDefined();
     }
+  });
+
+  it('caps the per-peer series; the aggregates count every peer', async () => {
+    const metrics = new WeftMetrics({ defaultMetrics: false, maxPeerSeries: 3 });
+    for (let i = 0; i < 10; i++) {
+      const peer = `10.5.${i}.0-24`;
+      metrics.probeResult(peer, i % 2 === 0 ? 1 : null, 0);
+      metrics.peerHealth(peer, i % 2 === 0 ? 'healthy' : 'unhealthy');
+    }
+    let f = await scrape(metrics);
+    expect(f.get('weft_peer_probes_total')?.metrics).toHaveLength(3);
+    expect(f.get('weft_peer_healthy')?.metrics).toHaveLength(3);
+    expect(sampleValue(f, 'weft_probe_detail_peers')).toBe(3);
+    expect(sampleValue(f, 'weft_probes_sent_total')).toBe(10);
+    expect(sampleValue(f, 'weft_probes_lost_total')).toBe(5);
+    expect(sampleValue(f, 'weft_peers_unhealthy')).toBe(5);
+    const rtt = f.get('weft_probe_rtt_seconds')?.metrics[0];
+    expect(rtt?.count).toBe('5');
+    expect(rtt?.buckets?.['0.001']).toBe('5');
+    // A peer with detail goes away: its slot goes to the next peer that reports.
+    metrics.forgetPeer('10.5.0.0-24');
+    metrics.forgetPeer('10.5.1.0-24');
+    metrics.probeResult('10.5.9.0-24', 2, 0);
+    f = await scrape(metrics);
+    expect(sampleValue(f, 'weft_peer_probes_total', { peer: '10.5.9.0-24' })).toBe(1);
+    expect(sampleValue(f, 'weft_probe_detail_peers')).toBe(2);
+    expect(sampleValue(f, 'weft_peers_unhealthy')).toBe(4);
+  });
+
+  it('leaves the per-peer series out when asked (clients on other hosts)', async () => {
+    const metrics = new WeftMetrics({ defaultMetrics: false });
+    metrics.probeResult('10.5.1.0-24', 1, 0);
+    const text = await metrics.render({ peerDetail: false });
+    expect(text).not.toContain('peer="');
+    const f = parseExposition(text);
+    expect(sampleValue(f, 'weft_probes_sent_total')).toBe(1);
+    expect(f.has('weft_peer_probes_total')).toBe(false);
+    expect(parseExposition(await metrics.render()).has('weft_peer_probes_total')).toBe(true);
+  });
+});
+
+/** Prometheus' own linter (Debian package `prometheus`), when installed. */
+const hasPromtool = spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
+
+describe('promtool', () => {
+  it.skipIf(!hasPromtool)('finds nothing to complain about in weft_* families', async () => {
+    const metrics = new WeftMetrics({ defaultMetrics: false, version: '1.0.0', maxPeerSeries: 2 });
+    metrics.leaseHeld('10.5.1.0/24', new Date(Date.now() + 3_600_000));
+    for (let i = 0; i < 5; i++) {
+      metrics.probeResult(`10.5.${i}.0-24`, i % 2 === 1 ? null : 0.4, 0.1);
+      metrics.peerHealth(`10.5.${i}.0-24`, i % 2 === 1 ? 'unhealthy' : 'healthy');
+    }
+    metrics.reconcileObserved(0.01, [{ kind: 'route', ok: true }]);
+    metrics.udpCounters({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, drops: { no_route: 1 } });
+    // Exit 0 and no output: every family passes (promtool prints one line per problem).
+    const out = execFileSync('promtool', ['check', 'metrics'], {
+      input: await metrics.render(),
+      encoding: 'utf8',
+    });
+    expect(out).toBe('');
   });
 });

@@ -30,6 +30,27 @@ export interface WeftMetricsOptions {
   defaultMetrics?: boolean;
   /** weft version, exported as `weft_build_info{version}`. */
   version?: string;
+  /**
+   * Peers that get their own per-peer probe series (default `DEFAULT_MAX_PEER_SERIES`). Above it only the
+   * aggregates grow: a 5000-node cluster must not put 25 000 series into every node's scrape.
+   */
+  maxPeerSeries?: number;
+}
+
+/** Per-peer probe detail for this many peers at most; aggregates cover every peer. */
+export const DEFAULT_MAX_PEER_SERIES = 100;
+
+/** Probe round-trip times through the overlay: tens of microseconds on a LAN to a second (the timeout). */
+const PROBE_RTT_BUCKETS_SECONDS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+];
+
+export interface RenderOptions {
+  /**
+   * Include the per-peer series (`{peer="…"}`, the peer inventory). Default true; the server leaves them out
+   * for clients on other hosts unless `--expose-status`.
+   */
+  peerDetail?: boolean;
 }
 
 /** Reconcile durations: a reconcile of a few peers takes milliseconds; thousands of peers, about a second. */
@@ -39,6 +60,9 @@ const RECONCILE_BUCKETS_SECONDS = [
 
 export class WeftMetrics {
   readonly registry: Registry;
+  /** The per-peer probe series, apart so they can be left out of a scrape (see `RenderOptions`). */
+  readonly peerRegistry: Registry;
+  readonly maxPeerSeries: number;
 
   private readonly leaseHeldGauge: Gauge;
   private readonly leaseReservationGauge: Gauge;
@@ -64,6 +88,14 @@ export class WeftMetrics {
   private readonly probeRtt: Gauge<'peer'>;
   private readonly probeLossRatio: Gauge<'peer'>;
   private readonly peerHealthy: Gauge<'peer'>;
+  private readonly probesSentAll: Counter;
+  private readonly probesLostAll: Counter;
+  private readonly probeRttAll: Histogram;
+  private readonly peersUnhealthyGauge: Gauge;
+  private readonly detailPeersGauge: Gauge;
+  /** Peers that have per-peer series (at most `maxPeerSeries`). */
+  private readonly detailed = new Set<string>();
+  private readonly unhealthy = new Set<string>();
 
   /** The own lease's subnet and expiry (ms since epoch); null: no lease or a reservation. */
   private leaseExpiry: { subnet: string; atMs: number } | null = null;
@@ -73,7 +105,10 @@ export class WeftMetrics {
   constructor(options: WeftMetricsOptions = {}) {
     const registry = new Registry();
     this.registry = registry;
+    this.peerRegistry = new Registry();
+    this.maxPeerSeries = Math.max(0, Math.floor(options.maxPeerSeries ?? DEFAULT_MAX_PEER_SERIES));
     const registers = [registry];
+    const peerRegisters = [this.peerRegistry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
     const buildInfo = new Gauge({
@@ -214,32 +249,60 @@ export class WeftMetrics {
       name: 'weft_peer_probes_total',
       help: 'ICMP echo probes sent through the overlay to a peer, by peer lease key.',
       labelNames: ['peer'],
-      registers,
+      registers: peerRegisters,
     });
     this.probesLost = new Counter({
       name: 'weft_peer_probe_losses_total',
       help: 'Probes that got no reply within the timeout (or could not be sent), by peer lease key.',
       labelNames: ['peer'],
-      registers,
+      registers: peerRegisters,
     });
     this.probeRtt = new Gauge({
       name: 'weft_peer_probe_rtt_seconds',
       help: 'Round-trip time of the last answered probe to a peer, by peer lease key.',
       labelNames: ['peer'],
-      registers,
+      registers: peerRegisters,
     });
     this.probeLossRatio = new Gauge({
       name: 'weft_peer_probe_loss_ratio',
       help: 'Fraction of the recent probes to a peer that were lost (0..1), by peer lease key.',
       labelNames: ['peer'],
-      registers,
+      registers: peerRegisters,
     });
     this.peerHealthy = new Gauge({
       name: 'weft_peer_healthy',
       help: '1 when the peer answers probes, 0 after consecutive losses; absent until known, by peer lease key.',
       labelNames: ['peer'],
+      registers: peerRegisters,
+    });
+    this.probesSentAll = new Counter({
+      name: 'weft_probes_sent_total',
+      help: 'ICMP echo probes sent through the overlay, all peers together.',
       registers,
     });
+    this.probesLostAll = new Counter({
+      name: 'weft_probes_lost_total',
+      help: 'Probes that got no reply within the timeout (or could not be sent), all peers together.',
+      registers,
+    });
+    this.probeRttAll = new Histogram({
+      name: 'weft_probe_rtt_seconds',
+      help: 'Round-trip times of answered probes, all peers together.',
+      buckets: PROBE_RTT_BUCKETS_SECONDS,
+      registers,
+    });
+    this.peersUnhealthyGauge = new Gauge({
+      name: 'weft_peers_unhealthy',
+      help: 'Peers whose last probes were lost (unhealthy), all peers together.',
+      registers,
+    });
+    this.peersUnhealthyGauge.set(0);
+    this.detailPeersGauge = new Gauge({
+      name: 'weft_probe_detail_peers',
+      help: 'Peers that have their own weft_peer_* series (at most the per-peer series limit).',
+      registers,
+    });
+    this.detailPeersGauge.set(0);
   }
 
   /** The Content-Type of `render()`'s output (Prometheus text format 0.0.4). */
@@ -247,9 +310,21 @@ export class WeftMetrics {
     return this.registry.contentType;
   }
 
-  /** The metrics in Prometheus text format. */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  /** The metrics in Prometheus text format; the per-peer series unless `peerDetail` is false. */
+  async render(options: RenderOptions = {}): Promise<string> {
+    const text = await this.registry.metrics();
+    if (options.peerDetail === false) return text;
+    const peers = await this.peerRegistry.metrics();
+    return peers.trim() === '' ? text : `${text}${text.endsWith('\n') ? '' : '\n'}${peers}`;
+  }
+
+  /** Whether `peer` gets per-peer series: it has them, or there is room under the limit. */
+  private detail(peer: string): boolean {
+    if (this.detailed.has(peer)) return true;
+    if (this.detailed.size >= this.maxPeerSeries) return false;
+    this.detailed.add(peer);
+    this.detailPeersGauge.set(this.detailed.size);
+    return true;
   }
 
   /**
@@ -367,6 +442,10 @@ export class WeftMetrics {
    * `lossRatio` is the prober's loss over its recent window (0..1), when known.
    */
   probeResult(peer: string, rttMs: number | null, lossRatio?: number): void {
+    this.probesSentAll.inc();
+    if (rttMs === null) this.probesLostAll.inc();
+    else this.probeRttAll.observe(rttMs / 1000);
+    if (!this.detail(peer)) return;
     this.probesSent.inc({ peer });
     // inc by 0 creates the series: `rate(losses) / rate(probes)` needs it before the first loss.
     this.probesLost.inc({ peer }, rttMs === null ? 1 : 0);
@@ -376,12 +455,19 @@ export class WeftMetrics {
 
   /** The prober's verdict on a peer changed (or became known). */
   peerHealth(peer: string, health: 'healthy' | 'unhealthy' | 'unknown'): void {
+    if (health === 'unhealthy') this.unhealthy.add(peer);
+    else this.unhealthy.delete(peer);
+    this.peersUnhealthyGauge.set(this.unhealthy.size);
+    if (!this.detail(peer)) return;
     if (health === 'unknown') this.peerHealthy.remove({ peer });
     else this.peerHealthy.set({ peer }, health === 'healthy' ? 1 : 0);
   }
 
   /** A peer went away: drop its series so dead peers do not linger in every scrape. */
   forgetPeer(peer: string): void {
+    if (this.unhealthy.delete(peer)) this.peersUnhealthyGauge.set(this.unhealthy.size);
+    if (!this.detailed.delete(peer)) return;
+    this.detailPeersGauge.set(this.detailed.size);
     for (const metric of [this.probesSent, this.probesLost]) metric.remove({ peer });
     for (const metric of [this.probeRtt, this.probeLossRatio, this.peerHealthy]) metric.remove({ peer });
   }

@@ -2,13 +2,14 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseStatusDoc } from '../../daemon/commands/render/index.js';
 import { parseExposition, sampleValue } from '../../testkit/exposition.js';
 import { parseCidr } from '../ip/index.js';
 import { silentLogger } from '../log/index.js';
 import { HealthState } from './health.js';
 import { WeftMetrics } from './metrics.js';
-import { type ObserveServer, ObserveServerListenError, startObserveServer } from './server.js';
-import { buildStatusDoc, parseStatusDoc, type StatusDoc } from './status.js';
+import { isLocalClient, type ObserveServer, ObserveServerListenError, startObserveServer } from './server.js';
+import { buildStatusDoc, type StatusDoc } from './status.js';
 
 interface Answer {
   status: number;
@@ -150,6 +151,31 @@ describe('observe server', () => {
     expect(doc.backend?.type).toBe('host-gw');
   });
 
+  it('/status serves one page of peers (?limit=&offset=) with a summary of all, and 400 for a bad page', async () => {
+    const peers = Array.from({ length: 30 }, (_, i) => ({
+      key: `10.5.${i + 10}.0-24`,
+      subnet: parseCidr(`10.5.${i + 10}.0/24`),
+      attrs: { publicIP: `192.168.64.${i + 10}` },
+      expiration: null,
+    }));
+    const { server } = await start(() =>
+      buildStatusDoc({ version: 'x', ownLease: null, backend: null, peers, lastReconcile: null }),
+    );
+    const page = parseStatusDoc(JSON.parse((await request(`${server.url}/status?limit=10&offset=25`)).body));
+    expect(page.peerSummary).toEqual({ total: 30, healthy: 0, unhealthy: 0, unknown: 30 });
+    expect(page.peersOffset).toBe(25);
+    expect(page.peers.map((p) => p.subnet)).toEqual([
+      '10.5.35.0/24',
+      '10.5.36.0/24',
+      '10.5.37.0/24',
+      '10.5.38.0/24',
+      '10.5.39.0/24',
+    ]);
+    const bad = await request(`${server.url}/status?limit=lots`);
+    expect(bad.status).toBe(400);
+    expect(bad.body).toBe('/status?limit= must be an integer 0..5000, found "lots"\n');
+  });
+
   it('answers 500 when the status document cannot be built, and keeps serving', async () => {
     const { server } = await start(() => {
       throw new Error('backend not ready');
@@ -196,6 +222,17 @@ describe('observe server', () => {
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
+  });
+
+  it('tells local clients (loopback, or this host to its own address) from remote ones', () => {
+    expect(isLocalClient('127.0.0.1', '127.0.0.1')).toBe(true);
+    expect(isLocalClient('127.3.2.1', '10.0.0.1')).toBe(true);
+    expect(isLocalClient('::1', '::1')).toBe(true);
+    expect(isLocalClient('::ffff:127.0.0.1', '::ffff:127.0.0.1')).toBe(true);
+    expect(isLocalClient('10.0.0.1', '10.0.0.1')).toBe(true);
+    expect(isLocalClient('10.0.0.2', '10.0.0.1')).toBe(false);
+    expect(isLocalClient('::ffff:10.0.0.2', '::ffff:10.0.0.1')).toBe(false);
+    expect(isLocalClient(undefined, '10.0.0.1')).toBe(false);
   });
 
   it('closes: nothing listens afterwards', async () => {

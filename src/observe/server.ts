@@ -1,11 +1,19 @@
 // The observability HTTP server (`--healthz-ip:--healthz-port`): /healthz, /readyz, /metrics, /status.
 // Plain node:http, GET/HEAD only, small timeouts: it must answer even when the rest of the daemon struggles.
+//
+// Who sees what: flannel's `--healthz-ip` defaults to 0.0.0.0, so the server answers the whole network. The
+// health verdicts and the aggregate metrics are fine there (kubelet and Prometheus need them). The peer
+// inventory is not: `/status` (every node's subnet, public IP, VTEP MAC and health) and the per-peer metric
+// series map the cluster for anyone on the underlay. They are served only to clients on this host (a loopback
+// source, or a connection from one of the host's own addresses to itself) unless the operator passes
+// `--expose-status`; other clients get 403 for `/status` and `/metrics` without the `{peer=…}` series.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { errorFields } from '../core/index.js';
 import type { HealthState, HealthVerdict } from './health.js';
 import type { WeftMetrics } from './metrics.js';
-import type { StatusDoc } from './status.js';
+import { pageStatusDoc, parseStatusPage, type StatusDoc, StatusQueryError } from './status.js';
 
 export interface ObserveServerOptions {
   /** Address to listen on (flannel's default `0.0.0.0`). */
@@ -14,8 +22,10 @@ export interface ObserveServerOptions {
   port: number | 'ephemeral';
   health: HealthState;
   metrics: WeftMetrics;
-  /** Builds the `/status` document on each request. */
+  /** Builds the `/status` document on each request (the server cuts the page the query asks for). */
   status: () => StatusDoc | Promise<StatusDoc>;
+  /** Serve `/status` and the per-peer metrics to clients on other hosts too (`--expose-status`; default false). */
+  exposeStatus?: boolean;
   logger: Logger;
 }
 
@@ -34,6 +44,16 @@ export class ObserveServerListenError extends Error {
 function verdictBody(name: string, verdict: HealthVerdict): string {
   if (verdict.ok) return 'ok\n';
   return `${name} failed:\n${verdict.reasons.map((r) => `- ${r}\n`).join('')}`;
+}
+
+/** True for a client on this host: a loopback source, or the host talking to one of its own addresses. */
+export function isLocalClient(remote: string | undefined, local: string | undefined): boolean {
+  if (remote === undefined) return false;
+  const address = remote.startsWith('::ffff:') ? remote.slice(7) : remote;
+  if (address === '::1' || /^127\.\d+\.\d+\.\d+$/.test(address)) return true;
+  // The kernel picks the destination itself as the source of a connection to a local address; a remote
+  // host cannot complete a TCP handshake with our own address as its source.
+  return local !== undefined && remote === local;
 }
 
 function hostForUrl(host: string): string {
@@ -74,7 +94,10 @@ export async function startObserveServer(options: ObserveServerOptions): Promise
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const url = new URL(req.url ?? '/', 'http://weftd');
+    const path = url.pathname;
+    const inventory =
+      options.exposeStatus === true || isLocalClient(req.socket.remoteAddress, req.socket.localAddress);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       send(res, req, 405, 'text/plain; charset=utf-8', `method ${req.method ?? '?'} not allowed; use GET\n`);
@@ -92,13 +115,34 @@ export async function startObserveServer(options: ObserveServerOptions): Promise
         return;
       }
       case '/metrics': {
-        const text = await metrics.render();
+        const text = await metrics.render({ peerDetail: inventory });
         send(res, req, 200, metrics.contentType, text);
         return;
       }
       case '/status': {
-        const doc = await options.status();
-        send(res, req, 200, 'application/json; charset=utf-8', `${JSON.stringify(doc, null, 2)}\n`);
+        if (!inventory) {
+          send(
+            res,
+            req,
+            403,
+            'text/plain; charset=utf-8',
+            '/status lists every peer of the cluster and is served only to clients on this host; ' +
+              'run `weftctl status` on the node, or start weftd with --expose-status to serve it to the network\n',
+          );
+          return;
+        }
+        let page: ReturnType<typeof parseStatusPage>;
+        try {
+          page = parseStatusPage(url.searchParams);
+        } catch (err) {
+          if (!(err instanceof StatusQueryError)) throw err;
+          send(res, req, 400, 'text/plain; charset=utf-8', `${err.message}\n`);
+          return;
+        }
+        const doc = pageStatusDoc(await options.status(), page);
+        // Compact above a few hundred peers: indentation would double a 5000-peer answer.
+        const body = doc.peers.length > 200 ? JSON.stringify(doc) : JSON.stringify(doc, null, 2);
+        send(res, req, 200, 'application/json; charset=utf-8', `${body}\n`);
         return;
       }
       default:
@@ -115,7 +159,7 @@ export async function startObserveServer(options: ObserveServerOptions): Promise
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
-      logger.error({ err, path: req.url }, 'observe endpoint failed');
+      logger.error({ err: errorFields(err), path: req.url }, 'observe endpoint failed');
       if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', `internal error: ${message}\n`);
       else res.destroy();
     });
@@ -142,7 +186,7 @@ export async function startObserveServer(options: ObserveServerOptions): Promise
       resolve();
     });
   });
-  server.on('error', (err) => logger.error({ err }, 'observe server error'));
+  server.on('error', (err) => logger.error({ err: errorFields(err) }, 'observe server error'));
   const actualPort = (server.address() as AddressInfo).port;
   const url = `http://${hostForUrl(options.host)}:${actualPort}`;
   logger.info({ url }, 'serving /healthz, /readyz, /metrics and /status');

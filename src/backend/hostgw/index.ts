@@ -2,6 +2,7 @@
 import type { KernelScope, SelectedInterface } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
 import { type FamilyNetworks, familyNetworks } from '../networks.js';
+import { bridgeGatewayOf } from '../lease-fields.js';
 import {
   type Backend,
   type BackendContext,
@@ -22,6 +23,11 @@ interface Prepared {
 export class HostGwBackend implements Backend {
   readonly name = 'host-gw';
   private prepared: Prepared | undefined;
+
+  /** No tunnel device: a peer answers on its `cni0` bridge gateway, the first address of its subnet. */
+  probeAddress(peer: Lease): string | undefined {
+    return bridgeGatewayOf(peer);
+  }
 
   async prepare(ctx: BackendContext): Promise<PreparedBackend> {
     const networks = familyNetworks(ctx.config);

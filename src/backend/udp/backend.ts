@@ -16,6 +16,7 @@ import { type Cidr, canonicalIp, formatCidr } from '../../ip/index.js';
 import { ensureSysctl, type KernelScope, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
 import { familyNetworks } from '../networks.js';
+import { tunnelAddressOf } from '../lease-fields.js';
 import {
   type Backend,
   type BackendContext,
@@ -85,6 +86,11 @@ export class UdpBackend implements Backend {
   readonly name = 'udp';
   readonly device = UDP_DEVICE_NAME;
   private prepared: Prepared | undefined;
+
+  /** A peer answers on its `flannel0` address: its subnet's network address. */
+  probeAddress(peer: Lease): string | undefined {
+    return tunnelAddressOf(peer);
+  }
   private attached: Attached | undefined;
   /** Totals of engines already stopped (re-attach, own subnet change), so the counters never go down. */
   private retired: BackendCounters = zeroCounters();

@@ -11,6 +11,7 @@ import {
 } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
 import { type FamilyNetworks, familyNetworks } from '../networks.js';
+import { tunnelAddressOf } from '../lease-fields.js';
 import {
   type Backend,
   type BackendContext,
@@ -75,6 +76,11 @@ export class VxlanBackend implements Backend {
       options.probe ??
       ((existing) =>
         probeVxlanSupport(this.netns === undefined ? { existing } : { existing, netns: this.netns }));
+  }
+
+  /** A peer answers on its `flannel.<VNI>` address: its subnet's network address. */
+  probeAddress(peer: Lease): string | undefined {
+    return tunnelAddressOf(peer);
   }
 
   /** `flannel.<VNI>`, or `flannel-v6.<VNI>` on an IPv6-only node. */

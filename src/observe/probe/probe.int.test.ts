@@ -7,7 +7,6 @@
 // The child is dist-dev/testkit/probe-child.js. `npm test` builds dist first; when that file is missing or
 // older than its sources, beforeAll compiles just probe-child.ts and its imports into dist with tsc.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,18 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   registerNamespace,
   registerProcess,
+  runPrefix,
   unregisterNamespace,
   unregisterProcess,
-} from '../../testkit/run.js';
+} from '../../../testkit/run.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = path.join(ROOT, 'dist-dev/testkit/probe-child.js');
-const SOURCES = [
-  'testkit/probe-child.ts',
-  'src/observe/probe.ts',
-  'src/observe/status.ts',
-  'src/log/index.ts',
-];
+/** The child's sources: a build older than any of them is rebuilt. */
+const SOURCE_DIRS = ['testkit', 'src/observe', 'src/observe/probe', 'src/ip', 'src/core', 'src/log'];
 const isRoot = process.getuid?.() === 0;
 
 function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
@@ -44,7 +40,12 @@ function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ stdout:
 }
 
 function newestSourceMtime(): number {
-  const files = [...SOURCES, ...fs.readdirSync(path.join(ROOT, 'src/ip')).map((f) => `src/ip/${f}`)];
+  const files = SOURCE_DIRS.flatMap((dir) =>
+    fs
+      .readdirSync(path.join(ROOT, dir))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => `${dir}/${f}`),
+  );
   return Math.max(...files.map((f) => fs.statSync(path.join(ROOT, f)).mtimeMs));
 }
 
@@ -79,8 +80,21 @@ async function ensureProbeCliBuilt(): Promise<void> {
   );
 }
 
+interface SocketStats {
+  family: 4 | 6;
+  kernelFilter: boolean;
+  received: number;
+}
+
 interface ProbeEvent {
   event: string;
+  sent?: number;
+  elapsedMs?: number;
+  beats?: number;
+  healthy?: number;
+  peerSeries?: number;
+  weftSeries?: number;
+  sockets?: SocketStats[];
   key?: string;
   from?: string;
   to?: string;
@@ -88,7 +102,8 @@ interface ProbeEvent {
   health?: string;
 }
 
-const PREFIX = `wo${randomBytes(2).toString('hex')}`;
+/** Run prefix + `o` (observe): swept with the run's other leftovers after a crash. */
+const PREFIX = `${runPrefix()}o`;
 const NODE_NS = `${PREFIX}n`;
 const PEER_NS = `${PREFIX}p`;
 const NODE_VETH = `${PREFIX}vn`;
@@ -203,13 +218,63 @@ class ProbeChild {
 
   async stop(): Promise<number | null> {
     const pid = this.child.pid;
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    // A child that printed `stopped` is already on its way out: a signal in its exit path would kill it.
+    const exiting = this.events.some((e) => e.event === 'stopped');
+    if (!exiting && this.child.exitCode === null && this.child.signalCode === null)
+      this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
     const code = await this.exit;
     clearTimeout(timer);
     if (pid !== undefined) unregisterProcess(pid);
     return code;
   }
+}
+
+function spawnProbeChild(args: string[]): ProbeChild {
+  return new ProbeChild(
+    spawn('ip', ['netns', 'exec', NODE_NS, process.execPath, CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+}
+
+/**
+ * ICMP the prober has no use for, sent into the node namespace: echo requests from the peer (v4 and v6), and
+ * destination-unreachable errors the peer (a router without a route) returns for the node's pings to 10.77.0.1.
+ * Bounded by count. Returns how many of each were sent into the node.
+ */
+async function unwantedIcmp(): Promise<{ requests: number; unreachable: number }> {
+  const requests = 200;
+  for (const [family, node] of [
+    ['-4', '10.99.0.1'],
+    ['-6', 'fd99::1'],
+  ]) {
+    await run('ip', [
+      'netns',
+      'exec',
+      PEER_NS,
+      'ping',
+      family!,
+      '-n',
+      '-q',
+      '-c',
+      `${requests}`,
+      '-i',
+      '0.002',
+      node!,
+    ]);
+  }
+  // ping exits 1 when nothing answers; it counts the errors that came back ("+N errors"). The peer's
+  // kernel throttles them (route error_cost), so how many arrive is read, not assumed.
+  const unreachable = await new Promise<number>((resolve) => {
+    execFile(
+      'ip',
+      ['netns', 'exec', NODE_NS, 'ping', '-n', '-q', '-c', '20', '-i', '0.01', '-W', '1', '10.77.0.1'],
+      { timeout: 30_000, encoding: 'utf8' },
+      (_err, stdout) => resolve(Number(/\+(\d+) errors/.exec(stdout)?.[1] ?? 0)),
+    );
+  });
+  return { requests, unreachable };
 }
 
 describe.skipIf(!isRoot)('peer probes over ICMP in network namespaces', () => {
@@ -220,6 +285,20 @@ describe.skipIf(!isRoot)('peer probes over ICMP in network namespaces', () => {
     await createTopology();
     await waitForPath('10.5.2.0');
     await waitForPath('fd05:2::');
+    // The peer routes for the node but has no route to 10.77.0.0/24: it answers net-unreachable, unthrottled.
+    await run('ip', [
+      'netns',
+      'exec',
+      PEER_NS,
+      'sysctl',
+      '-q',
+      '-w',
+      'net.ipv4.ip_forward=1',
+      'net.ipv4.icmp_ratelimit=0',
+    ]);
+    await ipIn(NODE_NS, ['route', 'add', '10.77.0.0/24', 'via', '10.99.0.2']);
+    // A loopback-routed prefix: every address of it answers echo from the node namespace itself.
+    await ipIn(NODE_NS, ['route', 'add', 'local', '10.64.0.0/16', 'dev', 'lo']);
   }, 240_000);
 
   afterAll(async () => {
@@ -308,5 +387,89 @@ describe.skipIf(!isRoot)('peer probes over ICMP in network namespaces', () => {
     expect(await c.stop()).toBe(0);
     expect(c.events.at(-1)?.event).toBe('stopped');
     expect(c.results('underlay')).toHaveLength(0);
+  });
+
+  it('lets only echo replies reach JavaScript with the kernel ICMP filter; without it every ICMP packet does', async () => {
+    const received = async (
+      filter: boolean,
+    ): Promise<{
+      sent: number;
+      sockets: SocketStats[];
+      flood: { requests: number; unreachable: number };
+    }> => {
+      const c = spawnProbeChild([
+        '--target',
+        'v4=10.5.2.0',
+        '--target',
+        'v6=fd05:2::',
+        '--interval-ms',
+        '200',
+        '--timeout-ms',
+        '150',
+        '--quiet',
+        ...(filter ? [] : ['--no-icmp-filter']),
+      ]);
+      child = c;
+      const diagnose = (): string =>
+        `events: ${JSON.stringify(c.events.slice(-5))}\nstderr: ${c.stderr.slice(-2000)}`;
+      expect(await c.waitFor((ev) => ev.some((e) => e.event === 'started')), diagnose()).toBe(true);
+      const flood = await unwantedIcmp();
+      expect(await c.stop()).toBe(0);
+      const stopped = c.events.find((e) => e.event === 'stopped');
+      expect(stopped?.sockets, diagnose()).toHaveLength(2);
+      return { sent: stopped!.sent!, sockets: stopped!.sockets!, flood };
+    };
+    const on = await received(true);
+    const total = (r: { sockets: SocketStats[] }): number => r.sockets.reduce((n, s) => n + s.received, 0);
+    expect(on.sockets.every((s) => s.kernelFilter)).toBe(true);
+    expect(on.sent).toBeGreaterThan(0);
+    // One reply per echo at most: none of the flood's requests or errors got through.
+    expect(total(on)).toBeLessThanOrEqual(on.sent);
+    const off = await received(false);
+    expect(off.sockets.every((s) => !s.kernelFilter)).toBe(true);
+    const v4 = off.sockets.find((s) => s.family === 4)!.received;
+    const v6 = off.sockets.find((s) => s.family === 6)!.received;
+    // Without the filter: every request and error (v4), every request (v6), on top of the replies.
+    expect(off.flood.unreachable).toBeGreaterThan(0);
+    expect(v4).toBeGreaterThanOrEqual(off.flood.requests + off.flood.unreachable);
+    expect(v6).toBeGreaterThanOrEqual(off.flood.requests);
+    expect(on.flood.unreachable).toBeGreaterThan(0);
+  });
+
+  it('keeps to the probe budget however many targets, and caps the per-peer metric series', async () => {
+    const targets = 40;
+    const budget = 20;
+    const c = spawnProbeChild([
+      '--target-prefix',
+      '10.64.0.0/16',
+      '--target-count',
+      `${targets}`,
+      '--max-probes-per-second',
+      `${budget}`,
+      '--interval-ms',
+      '100',
+      '--timeout-ms',
+      '100',
+      '--max-peer-series',
+      '5',
+      '--duration-ms',
+      '4000',
+      '--quiet',
+    ]);
+    child = c;
+    const diagnose = (): string =>
+      `events: ${JSON.stringify(c.events.slice(-3))}\nstderr: ${c.stderr.slice(-2000)}`;
+    expect(await c.waitFor((ev) => ev.some((e) => e.event === 'stopped'), 30_000), diagnose()).toBe(true);
+    const stopped = c.events.find((e) => e.event === 'stopped')!;
+    // Every target was probed (one round is 40 / 20 = 2 s) and answered.
+    expect(stopped.healthy, diagnose()).toBe(targets);
+    // The budget is an upper bound: a loaded machine sends fewer, never more (an echo may leave up to 50 ms
+    // early: one more at 20/s). The interval alone (100 ms, 40 targets) would have sent 400 per second.
+    expect(stopped.sent!).toBeLessThanOrEqual(Math.ceil((budget * (stopped.elapsedMs! + 50)) / 1000) + 1);
+    expect(stopped.sent!).toBeGreaterThanOrEqual(targets);
+    // 5 peers with detail, 5 per-peer families each at most; the aggregates carry the rest.
+    expect(stopped.peerSeries!).toBeGreaterThan(0);
+    expect(stopped.peerSeries!).toBeLessThanOrEqual(5 * 5);
+    expect(await c.stop()).toBe(0);
   });
 });

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  decodeLease,
-  encodeLeaseAttrs,
-  formatExpiresIn,
-  type Lease,
-  leaseToJson,
-  renderLeaseTable,
-} from './index.js';
+import { decodeLease, encodeLeaseAttrs, type Lease } from '../../../src/lease/index.js';
+import { formatExpiresIn, leaseToJson, renderLeaseTable } from './index.js';
 
 const now = new Date('2025-01-01T00:00:00Z');
 const at = (seconds: number) => new Date(now.getTime() + seconds * 1000);

@@ -1,5 +1,7 @@
-import { formatCidr } from '../ip/index.js';
-import type { Lease } from './types.js';
+// `weftctl leases`: the lease table and the lease as plain JSON.
+import { formatCidr } from '../../../src/ip/index.js';
+import type { Lease } from '../../../src/lease/index.js';
+import { renderColumns } from './columns.js';
 
 /** `23h59m`, `4m05s`, `42s`, `expired`; `reservation` for a lease without expiry. */
 export function formatExpiresIn(expiration: Date | null | undefined, now: Date): string {
@@ -64,13 +66,7 @@ export function renderLeaseTable(leases: readonly Lease[], now: Date): string {
       formatExpiresIn(l.expiration, now),
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+  return `${renderColumns(header, rows)}\n`;
 }
 
 /** One lease as plain JSON (for `-o json`): strings, numbers and null only. */

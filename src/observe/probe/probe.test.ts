@@ -1,28 +1,32 @@
 import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../ip/index.js';
-import { silentLogger } from '../log/index.js';
+import { DEFAULT_VXLAN_CONFIG } from '../../../testkit/fixtures/backend.js';
+import { HostGwBackend, UdpBackend, VxlanBackend } from '../../backend/index.js';
+import { internetChecksum, parseCidr } from '../../ip/index.js';
+import { silentLogger } from '../../log/index.js';
 import {
   encodeEchoRequest,
-  forEachBounded,
   ICMP_ECHO_REPLY,
   ICMP_ECHO_REQUEST,
   ICMPV6_ECHO_REPLY,
-  internetChecksum,
+  icmp6FilterPassing,
+  icmpFilterPassing,
   jittered,
   PeerHealthTracker,
   PeerProber,
   parseEchoReply,
   probeTargetsForLeases,
+  roundPeriodMs,
   shuffled,
-} from './probe.js';
+} from './index.js';
 
 const T0 = new Date('2025-03-01T12:00:00Z');
 
 describe('PeerHealthTracker', () => {
   it('starts unknown, becomes healthy on a reply, unhealthy after N losses in a row, healthy after one reply', () => {
     const tracker = new PeerHealthTracker({ unhealthyAfter: 3 });
-    tracker.setPeers([{ key: 'a', address: '10.5.1.0' }]);
+    tracker.setTargets([{ key: 'a', address: '10.5.1.0' }]);
     expect(tracker.get('a')?.health).toBe('unknown');
 
     expect(tracker.record('a', 0.5, T0)).toEqual({
@@ -61,7 +65,7 @@ describe('PeerHealthTracker', () => {
 
   it('turns an unknown peer unhealthy after N losses without ever having answered', () => {
     const tracker = new PeerHealthTracker({ unhealthyAfter: 2 });
-    tracker.setPeers([{ key: 'a', address: '10.5.1.0' }]);
+    tracker.setTargets([{ key: 'a', address: '10.5.1.0' }]);
     expect(tracker.record('a', null, T0)).toBeNull();
     expect(tracker.record('a', null, T0)).toMatchObject({ from: 'unknown', to: 'unhealthy' });
     expect(tracker.get('a')?.lastReplyAt).toBeNull();
@@ -69,15 +73,15 @@ describe('PeerHealthTracker', () => {
 
   it('computes the loss ratio over the recent window only', () => {
     const tracker = new PeerHealthTracker({ lossWindow: 4 });
-    tracker.setPeers([{ key: 'a', address: '10.5.1.0' }]);
+    tracker.setTargets([{ key: 'a', address: '10.5.1.0' }]);
     for (const rtt of [null, null, null, null, 1, 1]) tracker.record('a', rtt, T0);
     expect(tracker.get('a')?.lossRatio).toBe(0.5);
   });
 
-  it('adds, drops and restarts peers on setPeers; ignores results for removed peers', () => {
+  it('adds, drops and restarts targets on setTargets; ignores results for removed targets', () => {
     const tracker = new PeerHealthTracker();
     expect(
-      tracker.setPeers([
+      tracker.setTargets([
         { key: 'a', address: '10.5.1.0' },
         { key: 'b', address: '10.5.2.0' },
       ]),
@@ -85,7 +89,7 @@ describe('PeerHealthTracker', () => {
     tracker.record('a', 1, T0);
     tracker.record('b', 1, T0);
     expect(
-      tracker.setPeers([
+      tracker.setTargets([
         { key: 'a', address: '10.5.1.0' },
         { key: 'b', address: '10.5.22.0' },
         { key: 'c', address: '10.5.3.0' },
@@ -94,7 +98,10 @@ describe('PeerHealthTracker', () => {
     expect(tracker.get('a')?.health).toBe('healthy');
     // A changed tunnel address is a different path: its health starts over.
     expect(tracker.get('b')).toMatchObject({ health: 'unknown', address: '10.5.22.0', sent: 0 });
-    expect(tracker.setPeers([{ key: 'c', address: '10.5.3.0' }])).toEqual({ added: [], removed: ['a', 'b'] });
+    expect(tracker.setTargets([{ key: 'c', address: '10.5.3.0' }])).toEqual({
+      added: [],
+      removed: ['a', 'b'],
+    });
     expect(tracker.record('a', 1, T0)).toBeNull();
     expect([...tracker.states().keys()]).toEqual(['c']);
   });
@@ -168,6 +175,18 @@ describe('ICMP echo codec', () => {
     expect(parseEchoReply(4, v6Header)).toBeNull();
   });
 
+  it('builds kernel filters that block every ICMP type but the echo reply', () => {
+    const le = (b: Buffer, i: number): number =>
+      endianness() === 'LE' ? b.readUInt32LE(i) : b.readUInt32BE(i);
+    const v4 = icmpFilterPassing(ICMP_ECHO_REPLY);
+    expect(v4).toHaveLength(4);
+    expect(le(v4, 0)).toBe(0xfffffffe);
+    const v6 = icmp6FilterPassing(ICMPV6_ECHO_REPLY);
+    expect(v6).toHaveLength(32);
+    // struct icmp6_filter: bit (type & 31) of word (type >> 5) set = block; 129 = word 4, bit 1.
+    for (let word = 0; word < 8; word++) expect(le(v6, word * 4)).toBe(word === 4 ? 0xfffffffd : 0xffffffff);
+  });
+
   it('parses an ICMPv6 echo reply (no IP header on ICMPv6 raw sockets)', () => {
     const reply = encodeEchoRequest(6, 5, 6, Buffer.from('p'));
     reply.writeUInt8(ICMPV6_ECHO_REPLY, 0);
@@ -177,23 +196,11 @@ describe('ICMP echo codec', () => {
 });
 
 describe('scheduling helpers', () => {
-  it('forEachBounded never runs more than the limit at once and runs every item', async () => {
-    let running = 0;
-    let peak = 0;
-    const done: number[] = [];
-    const items = Array.from({ length: 40 }, (_, i) => i);
-    await forEachBounded(items, 16, async (i) => {
-      running++;
-      peak = Math.max(peak, running);
-      await new Promise((r) => setImmediate(r));
-      done.push(i);
-      running--;
-    });
-    expect(peak).toBe(16);
-    expect(done.sort((a, b) => a - b)).toEqual(items);
-    await forEachBounded([], 4, async () => {
-      throw new Error('never called');
-    });
+  it('a round lasts the interval, or peers / budget seconds when that is longer', () => {
+    expect(roundPeriodMs(10, 10_000, 100)).toBe(10_000);
+    expect(roundPeriodMs(1000, 10_000, 100)).toBe(10_000);
+    expect(roundPeriodMs(5000, 10_000, 100)).toBe(50_000);
+    expect(roundPeriodMs(0, 1_000, 100)).toBe(1_000);
   });
 
   it('jittered stays within ±jitter of the interval', () => {
@@ -233,16 +240,20 @@ describe('probeTargetsForLeases', () => {
     { key: 'broken', attrs: { publicIP: '192.168.64.9' }, expiration: null },
   ];
 
+  const vxlan = new VxlanBackend(DEFAULT_VXLAN_CONFIG);
+
   it('probes the subnet network address (the tunnel device address) for vxlan and udp', () => {
-    expect(probeTargetsForLeases(leases, 'vxlan')).toEqual([
+    expect(probeTargetsForLeases(leases, vxlan)).toEqual([
       { key: '10.5.2.0-24', address: '10.5.2.0' },
       { key: 'fd00:5:3::-64', address: 'fd00:5:3::' },
     ]);
-    expect(probeTargetsForLeases(leases, 'udp')[0]?.address).toBe('10.5.2.0');
+    expect(probeTargetsForLeases(leases, new UdpBackend({ type: 'udp', port: 8285 }))[0]?.address).toBe(
+      '10.5.2.0',
+    );
   });
 
   it('probes the first address (the cni0 gateway) for host-gw, which has no tunnel device', () => {
-    expect(probeTargetsForLeases(leases, 'host-gw').map((t) => t.address)).toEqual([
+    expect(probeTargetsForLeases(leases, new HostGwBackend()).map((t) => t.address)).toEqual([
       '10.5.2.1',
       'fd00:5:3::1',
     ]);
@@ -251,8 +262,12 @@ describe('probeTargetsForLeases', () => {
 
 describe('PeerProber targets', () => {
   it('probes only addresses inside the overlay networks; rejects the rest', () => {
-    const prober = new PeerProber({ logger: silentLogger(), overlayNetworks: [parseCidr('10.5.0.0/16')] });
-    const rejected = prober.setPeers([
+    const prober = new PeerProber({
+      logger: silentLogger(),
+      intervalMs: 1000,
+      overlayNetworks: [parseCidr('10.5.0.0/16')],
+    });
+    const rejected = prober.setTargets([
       { key: '10.5.1.0/24', address: '10.5.1.0' },
       { key: 'underlay', address: '192.168.64.2' },
       { key: 'junk', address: 'not-an-ip' },
@@ -265,21 +280,42 @@ describe('PeerProber targets', () => {
     expect([...prober.states().keys()]).toEqual(['10.5.1.0/24']);
   });
 
-  it('reports removed peers so their metrics can be dropped', () => {
+  it('reports removed targets so their metrics can be dropped', () => {
     const removed: string[] = [];
-    const prober = new PeerProber({ logger: silentLogger(), onPeerRemoved: (k) => removed.push(k) });
-    prober.setPeers([
+    const prober = new PeerProber({
+      logger: silentLogger(),
+      intervalMs: 1000,
+      onTargetRemoved: (k) => removed.push(k),
+    });
+    prober.setTargets([
       { key: 'a', address: '10.5.1.0' },
       { key: 'b', address: 'fd00:5:2::' },
     ]);
-    prober.setPeers([{ key: 'b', address: 'fd00:5:2::' }]);
+    prober.setTargets([{ key: 'b', address: 'fd00:5:2::' }]);
     expect(removed).toEqual(['a']);
   });
 
-  it('resolves run() at once when probes are off', async () => {
-    const prober = new PeerProber({ logger: silentLogger() });
-    prober.setPeers([{ key: 'a', address: '10.5.1.0' }]);
-    await prober.run(0, new AbortController().signal);
+  it('resolves run() at once, without a beat, when probes are off', async () => {
+    const prober = new PeerProber({ logger: silentLogger(), intervalMs: 0 });
+    prober.setTargets([{ key: 'a', address: '10.5.1.0' }]);
+    let beats = 0;
+    await prober.run({ signal: new AbortController().signal, beat: () => beats++ });
     expect(prober.states().get('a')?.sent).toBe(0);
+    expect(beats).toBe(0);
+  });
+
+  it('is a Task whose beat period grows with the targets once the budget sets the pace', () => {
+    const prober = new PeerProber({
+      logger: silentLogger(),
+      intervalMs: 1000,
+      timeoutMs: 500,
+      maxProbesPerSecond: 10,
+      jitter: 0,
+    });
+    expect(prober.name).toBe('peer-prober');
+    prober.setTargets([{ key: 'a', address: '10.5.1.0' }]);
+    expect(prober.periodMs).toBe(1000 + 500);
+    prober.setTargets(Array.from({ length: 50 }, (_, i) => ({ key: `p${i}`, address: `10.5.${i}.0` })));
+    expect(prober.periodMs).toBe(5000 + 500);
   });
 });
