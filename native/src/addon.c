@@ -24,7 +24,7 @@ static const char *const drop_reason_names[DROP_REASON_COUNT] = {
 };
 static const char *const counter_names[COUNTER_COUNT] = {
     "txPackets", "txBytes",  "rxPackets", "rxBytes",  "icmpSent",      "tunReads",
-    "tunWrites", "udpSends", "udpRecvs",  "udpDatagramsReceived", "tunReadErrors",
+    "tunWrites", "udpSends", "udpRecvs",  "udpDatagramsReceived", "tunReadErrors", "gsoFallbacks",
 };
 
 struct engine_handle {

@@ -1,4 +1,4 @@
-// One open-addressing hash per distinct prefix length, probed longest first (PrefixTable in packet.ts):
+// One open-addressing hash per distinct prefix length, probed longest first:
 // a lookup costs one probe per distinct length, and weft's peers usually share one length (SubnetLen).
 #include "peer_table.h"
 
@@ -14,7 +14,7 @@ struct route_slot {
 };
 
 struct sender_slot {
-  uint64_t key;  // (address << 16 | port) + 1; 0 when free
+  uint64_t key;  // address + 1; 0 when free
 };
 
 struct peer_table {
@@ -77,7 +77,7 @@ struct peer_table *peer_table_build(const struct peer *peers, size_t count) {
       }
       slot = (slot + 1) & table->route_mask;
     }
-    uint64_t key = (((uint64_t)peer->address << 16) | peer->port) + 1;
+    uint64_t key = (uint64_t)peer->address + 1;
     slot = mix64(key) & table->sender_mask;
     while (table->senders[slot].key != 0 && table->senders[slot].key != key) slot = (slot + 1) & table->sender_mask;
     table->senders[slot].key = key;
@@ -111,8 +111,8 @@ const struct peer *peer_table_route(const struct peer_table *table, uint32_t add
   return NULL;
 }
 
-int peer_table_is_sender(const struct peer_table *table, uint32_t address, uint16_t port) {
-  uint64_t key = (((uint64_t)address << 16) | port) + 1;
+int peer_table_is_sender(const struct peer_table *table, uint32_t address) {
+  uint64_t key = (uint64_t)address + 1;
   size_t slot = mix64(key) & table->sender_mask;
   for (;;) {
     uint64_t k = table->senders[slot].key;
