@@ -5,6 +5,7 @@
  * traffic); a second signal or a 10 s stall exits anyway.
  */
 import { type Backend, createBackend, type PreparedBackend } from './backend/index.js';
+import { releaseResumedUdpDataPath, resumeUdpDataPath } from './backend/udp/index.js';
 import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEnv } from './cni/index.js';
 import type { BackendConfig, NetworkConfig } from './config/index.js';
 import { type DaemonOptions, redactOptions } from './config/options.js';
@@ -130,6 +131,8 @@ class Daemon {
 
   async run(signal: AbortSignal): Promise<void> {
     const { options, logger } = this;
+    // First, before etcd and everything slow: a restarted udp node forwards again at once (issue 13 #14).
+    await resumeUdpDataPath(logger);
     const monitor = startEventLoopMonitor(this.health);
     this.closers.push(() => monitor.stop());
     const server = await startObserveServer({
@@ -197,6 +200,7 @@ class Daemon {
     );
 
     await this.prepareBackend(config, this.iface);
+    releaseResumedUdpDataPath(); // the udp backend adopted it in prepare, or another backend was chosen
     const previous = await readSubnetEnv(options.subnetFile).catch((err: unknown) => {
       logger.warn(
         { file: options.subnetFile, err: errorFields(err) },

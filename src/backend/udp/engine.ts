@@ -9,6 +9,8 @@ import { InvalidAddressError, parseCidr, parseIp } from '../../ip/index.js';
 import type { UdpEngineDrops } from './counters.js';
 
 const ADDON_PATH = path.join('native', 'build', 'Release', 'weft_udp.node');
+/** flannel's udp device name (`flannel%d`, the first one). */
+export const UDP_DEVICE_NAME = 'flannel0';
 /** The flannel udp backend's default port. */
 export const DEFAULT_UDP_PORT = 8285;
 /** Outer IPv4 (20) + UDP (8) headers: the TUN MTU is the underlay MTU minus this. */

@@ -39,3 +39,14 @@ export {
   udpDeviceMtu,
   udpScope,
 } from './plan.js';
+export {
+  adoptResumedEngine,
+  parseResumeState,
+  releaseResumedUdpDataPath,
+  resumeStateFile,
+  resumeUdpDataPath,
+  saveResumeState,
+  UDP_STATE_DIR,
+  type UdpResumeState,
+  UdpResumeStateError,
+} from './resume.js';
