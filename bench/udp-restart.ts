@@ -13,6 +13,7 @@
 // Needs root, etcd, the CNI plugins and the built addon. Everything lives in the cluster's namespaces.
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { resumeStateFile } from '../src/backend/udp/resume.js';
 import { lastRunLog, waitFor } from '../testkit/dataplane.js';
@@ -66,7 +67,10 @@ async function round(c: WeftCluster, from: { netns: string }, to: string, cold: 
   await new Promise((resolve) => setTimeout(resolve, 1000));
   await c.weftNodes[1]!.weftd!.kill();
   // A cold restart: without the saved peer table weftd attaches the engine only after its first pass.
-  if (cold) await rm(resumeStateFile(c.weftNodes[1]!.node.underlayIp, 8285), { force: true });
+  if (cold) {
+    const dir = path.dirname(c.weftNodes[1]!.subnetFile);
+    await rm(resumeStateFile(c.weftNodes[1]!.node.underlayIp, 8285, dir), { force: true });
+  }
   const killedAt = Date.now();
   const spawnedAt = Date.now();
   await c.startWeftd(1);

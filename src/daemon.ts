@@ -4,6 +4,7 @@
  * On SIGTERM/SIGINT it stops and leaves every kernel entry, rule and file in place (a restart does not cut
  * traffic); a second signal or a 10 s stall exits anyway.
  */
+import path from 'node:path';
 import { type Backend, createBackend, type PreparedBackend } from './backend/index.js';
 import { releaseResumedUdpDataPath, resumeUdpDataPath } from './backend/udp/index.js';
 import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEnv } from './cni/index.js';
@@ -132,7 +133,7 @@ class Daemon {
   async run(signal: AbortSignal): Promise<void> {
     const { options, logger } = this;
     // First, before etcd and everything slow: a restarted udp node forwards again at once (issue 13 #14).
-    await resumeUdpDataPath(logger);
+    await resumeUdpDataPath(logger, path.dirname(options.subnetFile));
     const monitor = startEventLoopMonitor(this.health);
     this.closers.push(() => monitor.stop());
     const server = await startObserveServer({

@@ -89,6 +89,8 @@ struct engine {
   uint8_t own_prefix_len;
   pthread_mutex_t table_lock;  // held only to swap or to look up a batch, never across a syscall
   struct peer_table *table;
+  struct peer_table *spare;  // the table before the last swap, read by no one: reused by the next build
+  pthread_mutex_t build_lock;  // one engine_set_peers at a time (it owns `spare`)
   struct worker tx;
   struct worker rx;
   pthread_mutex_t stop_lock;
@@ -661,6 +663,7 @@ int engine_create(const struct engine_config *config, struct engine **out, char 
   e->own_prefix_len = config->own_prefix_len;
   pthread_mutex_init(&e->table_lock, NULL);
   pthread_mutex_init(&e->stop_lock, NULL);
+  pthread_mutex_init(&e->build_lock, NULL);
   e->table = peer_table_build(NULL, 0);
 
   struct socket_request req = {.config = config, .fd = -1, .err = err, .err_len = err_len};
@@ -701,13 +704,19 @@ fail:
 }
 
 int engine_set_peers(struct engine *e, const struct peer *peers, size_t n) {
-  struct peer_table *next = peer_table_build(peers, n);
-  if (!next) return -1;
+  pthread_mutex_lock(&e->build_lock);
+  struct peer_table *next = peer_table_rebuild(e->spare, peers, n);
+  e->spare = NULL;
+  if (!next) {
+    pthread_mutex_unlock(&e->build_lock);
+    return -1;
+  }
   pthread_mutex_lock(&e->table_lock);
-  struct peer_table *previous = e->table;
+  // No worker holds the previous table after this: they only use the table under the lock.
+  e->spare = e->table;
   e->table = next;
   pthread_mutex_unlock(&e->table_lock);
-  peer_table_free(previous);  // no worker holds it: they only use the table under the lock
+  pthread_mutex_unlock(&e->build_lock);
   return 0;
 }
 
@@ -759,7 +768,9 @@ void engine_free(struct engine *e) {
   if (!e) return;
   engine_stop(e);
   peer_table_free(e->table);
+  peer_table_free(e->spare);
   pthread_mutex_destroy(&e->table_lock);
+  pthread_mutex_destroy(&e->build_lock);
   pthread_mutex_destroy(&e->stop_lock);
   free(e);
 }

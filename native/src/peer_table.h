@@ -19,6 +19,10 @@ struct peer_table;
 
 // Builds a table; later entries with the same subnet replace earlier ones. Returns NULL when out of memory.
 struct peer_table *peer_table_build(const struct peer *peers, size_t count);
+// The same, reusing the memory of `spare` (a table no one reads any more, or NULL) when it is large enough:
+// at thousands of peers, fresh allocations cost more in page faults than the build itself. On failure
+// `spare` is freed and NULL returned.
+struct peer_table *peer_table_rebuild(struct peer_table *spare, const struct peer *peers, size_t count);
 void peer_table_free(struct peer_table *table);
 
 // Longest-prefix match; NULL when no subnet holds the address.

@@ -1,7 +1,7 @@
 // libFuzzer target: the peer table against a linear reference. The input is a peer count byte, that many
 // 9-byte peers (network, prefix length, public address) and then 4-byte addresses to look up; every lookup
 // and sender check must agree with a plain scan (longest prefix wins, a later duplicate subnet replaces an
-// earlier one).
+// earlier one), also for a table rebuilt in the memory of an earlier one.
 #include <stdlib.h>
 
 #include "peer_table.h"
@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     peers[i].address = load_be32(p + 5);
     peers[i].port = 8285;
   }
-  struct peer_table *table = peer_table_build(peers, n);
+  // Built as the engine does: into the memory of an earlier table (here one of the first half of the peers).
+  struct peer_table *table = peer_table_rebuild(peer_table_build(peers, n / 2), peers, n);
   REQUIRE(table && peer_table_count(table) == n);
   for (size_t at = 1 + n * 9; at + 4 <= size; at += 4) {
     uint32_t addr = load_be32(data + at);

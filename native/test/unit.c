@@ -434,6 +434,26 @@ static void peer_table_holds_5000_peers(void) {
   free(peers);
 }
 
+static void peer_table_rebuild_reuses_a_spare_and_forgets_its_old_entries(void) {
+  struct peer big[40];
+  for (uint32_t i = 0; i < 40; i++) big[i] = make_peer(IP(10, 7, 0, 0) + (i << 8), 24, IP(172, 16, 1, 0) + i, 8285);
+  struct peer_table *t = peer_table_build(big, 40);
+  struct peer small[] = {make_peer(IP(10, 5, 0, 0), 16, IP(192, 168, 0, 1), 8285)};
+  struct peer_table *r = peer_table_rebuild(t, small, 1);  // fits: the same memory, nothing of the old table
+  CHECK(r == t && peer_table_count(r) == 1);
+  CHECK(peer_table_route(r, IP(10, 5, 3, 3))->address == IP(192, 168, 0, 1));
+  CHECK(peer_table_route(r, IP(10, 7, 3, 3)) == NULL && !peer_table_is_sender(r, IP(172, 16, 1, 3)));
+  r = peer_table_rebuild(r, big, 40);
+  CHECK(peer_table_route(r, IP(10, 7, 39, 1))->address == IP(172, 16, 1, 39));
+  CHECK(peer_table_route(r, IP(10, 5, 3, 3)) == NULL && !peer_table_is_sender(r, IP(192, 168, 0, 1)));
+  struct peer *huge = calloc(3000, sizeof(*huge));
+  for (uint32_t i = 0; i < 3000; i++) huge[i] = make_peer(IP(10, 0, 0, 0) + (i << 8), 24, IP(172, 17, 0, 0) + i, 1);
+  r = peer_table_rebuild(r, huge, 3000);  // does not fit: replaced
+  CHECK(r && peer_table_count(r) == 3000 && peer_table_route(r, IP(10, 11, 183, 9))->address == IP(172, 17, 0, 0) + 2999);
+  peer_table_free(r);
+  free(huge);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // per-packet decisions
 
@@ -530,6 +550,7 @@ static const struct test_case cases[] = {
     TEST(peer_table_routes_by_longest_prefix),
     TEST(peer_table_later_duplicates_replace_and_senders_ignore_ports),
     TEST(peer_table_holds_5000_peers),
+    TEST(peer_table_rebuild_reuses_a_spare_and_forgets_its_old_entries),
     TEST(decide_tun_packet_routes_or_reports_no_route),
     TEST(decide_peer_packet_checks_source_destination_and_ttl),
     TEST(gso_backoff_falls_back_for_a_while_then_retries),

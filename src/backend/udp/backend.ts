@@ -34,7 +34,7 @@ import {
 import { addCounters, countersOf, zeroCounters } from './counters.js';
 import { loadUdpAddon, openTun, type TunDevice, UdpEngine, type UdpPeer } from './engine.js';
 import { ownUdpSubnet, peerTableKey, planUdp, UDP_DEVICE_NAME, udpDeviceMtu, udpScope } from './plan.js';
-import { adoptResumedEngine, saveResumeState, UDP_STATE_DIR } from './resume.js';
+import { adoptResumedEngine, saveResumeState, udpStateDir } from './resume.js';
 
 /** The smallest MTU that still carries IPv4. */
 const MIN_MTU = 68;
@@ -71,7 +71,7 @@ export interface UdpBackendOptions {
   loadAddon?: () => unknown;
   /**
    * Where the peer table is saved for a restarted weftd to resume the data path at once (resume.ts); default
-   * /run/weft, '' to save nothing.
+   * the directory the daemon gave resumeUdpDataPath (its subnet file's), '' to save nothing.
    */
   stateDir?: string;
 }
@@ -105,7 +105,7 @@ export class UdpBackend implements Backend {
   private readonly checkBind: (address: string, port: number) => Promise<void>;
   private readonly vnetHdr: boolean;
   private readonly loadAddon: () => unknown;
-  private readonly stateDir: string;
+  private readonly stateDir: string | undefined;
   private readonly warnedSysctl = new Set<string>();
 
   constructor(
@@ -115,7 +115,7 @@ export class UdpBackend implements Backend {
     this.checkBind = options.checkBind ?? bindOnce;
     this.vnetHdr = options.vnetHdr ?? true;
     this.loadAddon = options.loadAddon ?? loadUdpAddon;
-    this.stateDir = options.stateDir ?? UDP_STATE_DIR;
+    this.stateDir = options.stateDir;
   }
 
   async prepare(ctx: BackendContext): Promise<PreparedBackend> {
@@ -242,7 +242,8 @@ export class UdpBackend implements Backend {
   /** Saves the running table for a restarted weftd (resume.ts); a failure costs only the fast restart. */
   private async saveState(p: Prepared, attached: Attached, peers: UdpPeer[]): Promise<void> {
     const key = `${attached.ownSubnet}|${attached.peersKey}`;
-    if (this.stateDir === '' || attached.savedKey === key) return;
+    const dir = this.stateDir ?? udpStateDir();
+    if (dir === '' || attached.savedKey === key) return;
     try {
       await saveResumeState(
         {
@@ -252,14 +253,11 @@ export class UdpBackend implements Backend {
           vnetHdr: this.vnetHdr,
           peers,
         },
-        this.stateDir,
+        dir,
       );
       attached.savedKey = key;
     } catch (err) {
-      p.logger?.warn(
-        { err: errorFields(err), dir: this.stateDir },
-        'udp: cannot save the peer table for a fast restart',
-      );
+      p.logger?.warn({ err: errorFields(err), dir }, 'udp: cannot save the peer table for a fast restart');
       attached.savedKey = key; // warn once per table
     }
   }

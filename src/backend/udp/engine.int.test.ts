@@ -365,6 +365,9 @@ for (const vnetHdr of [true, false]) {
       expect(() => testbed.a.engine!.setPeers([{ subnet: '10.99.3.0/24', address: 'x', port: 1 }])).toThrow(
         UdpEngineOptionError,
       );
+      expect(() =>
+        testbed.a.engine!.setPeers([{ subnet: '10.99.3.0/24', address: '1.2.3.4', port: 0 }]),
+      ).toThrow(/peers\[0\]: option "port" must be an integer in 1\.\.65535/);
       // The previous table stays in force.
       expect(stats(testbed, 'a').peers).toBe(1);
     });

@@ -49,4 +49,5 @@ export {
   UDP_STATE_DIR,
   type UdpResumeState,
   UdpResumeStateError,
+  udpStateDir,
 } from './resume.js';

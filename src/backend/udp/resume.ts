@@ -15,8 +15,18 @@ import { errorFields } from '../../core/index.js';
 // Only light imports: weftd may load this module before the rest of the daemon to resume even sooner.
 import { openTun, UDP_DEVICE_NAME, UdpEngine, type UdpPeer } from './engine.js';
 
-/** Where the state files live: one per bind address and port (several nodes may share a /run in tests). */
-export const UDP_STATE_DIR = '/run/weft';
+/**
+ * Where the state files live unless the daemon says otherwise (it passes the directory of its subnet file,
+ * /run/flannel by default): one file per bind address and port (several nodes may share a directory).
+ */
+export const UDP_STATE_DIR = '/run/flannel';
+
+let stateDirectory = UDP_STATE_DIR;
+
+/** The directory the last resumeUdpDataPath call named: where the backend saves its table. */
+export function udpStateDir(): string {
+  return stateDirectory;
+}
 
 const STATE_VERSION = 1;
 
@@ -34,12 +44,12 @@ export class UdpResumeStateError extends Error {
 
 /** The state file of one bind address and port. */
 export function resumeStateFile(bindAddress: string, port: number, dir = UDP_STATE_DIR): string {
-  return path.join(dir, `udp-${bindAddress}-${port}.json`);
+  return path.join(dir, `weft-udp-${bindAddress}-${port}.json`);
 }
 
 /** Writes the state atomically (temp file + rename), readable by root only. */
 export async function saveResumeState(state: UdpResumeState, dir = UDP_STATE_DIR): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(dir, { recursive: true, mode: 0o755 });
   const file = resumeStateFile(state.bindAddress, state.port, dir);
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, `${JSON.stringify({ version: STATE_VERSION, ...state })}\n`, { mode: 0o600 });
@@ -111,11 +121,12 @@ let resumed: Resumed | undefined;
  * slow way. Returns whether the data path runs.
  */
 export async function resumeUdpDataPath(logger?: Logger, dir = UDP_STATE_DIR): Promise<boolean> {
+  stateDirectory = dir;
   if (resumed !== undefined) return true;
   if (!existsSync(`/proc/sys/net/ipv4/conf/${UDP_DEVICE_NAME}`)) return false;
   let names: string[];
   try {
-    names = (await readdir(dir)).filter((n) => /^udp-.*\.json$/.test(n));
+    names = (await readdir(dir)).filter((n) => /^weft-udp-.*\.json$/.test(n));
   } catch {
     return false;
   }
