@@ -56,8 +56,8 @@ function pingTimes(netns: string, target: string, seconds: number): Promise<numb
 
 function logTime(c: WeftCluster, node: number, msg: string): number | undefined {
   const record = lastRunLog(c, node).find((r) => r.msg === msg);
-  // weftd logs ISO times (pino isoTime); numbers are accepted too.
-  const time = record?.time;
+  // The resumed engine may start before weftd has a logger: its record says when (startedAt).
+  const time = record?.startedAt ?? record?.time;
   if (typeof time === 'number') return time;
   return typeof time === 'string' ? Date.parse(time) : undefined;
 }

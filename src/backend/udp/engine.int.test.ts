@@ -13,6 +13,7 @@ import {
   testbedPrefix,
   waitFor,
 } from '../../../testkit/udp-testbed.js';
+import { DROP_REASON_LABELS } from './counters.js';
 import { UdpEngineOptionError, type UdpEngineStats } from './engine.js';
 
 /** A valid inner IPv4/UDP packet as hex (the engine does not look past the IP header). */
@@ -205,6 +206,8 @@ for (const vnetHdr of [true, false]) {
       expect(b.rxPackets).toBeGreaterThanOrEqual(3);
       expect(a.txBytes).toBeGreaterThanOrEqual(3 * 84);
       expect(a.features.vnetHdr).toBe(vnetHdr);
+      // The addon's drop reasons are exactly the ones counters.ts labels (the one list on the TS side).
+      expect(Object.keys(a.drops).sort()).toEqual(Object.keys(DROP_REASON_LABELS).sort());
       expect(a.drops.notIpv4).toBe(0);
       expect(a.running).toBe(true);
       expect(a.peers).toBe(1);

@@ -111,6 +111,22 @@ function localIpv4Addresses(): Set<string> {
 interface Resumed {
   engine: UdpEngine;
   state: UdpResumeState;
+  logged: boolean;
+  /** When the engine started (ms since the epoch). */
+  at: number;
+}
+
+function logResumed(logger: Logger, r: Resumed): void {
+  r.logged = true;
+  logger.info(
+    {
+      device: UDP_DEVICE_NAME,
+      bind: `${r.state.bindAddress}:${r.state.port}`,
+      peers: r.state.peers.length,
+      startedAt: new Date(r.at).toISOString(),
+    },
+    'udp: data path resumed from the last peer table',
+  );
 }
 
 let resumed: Resumed | undefined;
@@ -122,7 +138,11 @@ let resumed: Resumed | undefined;
  */
 export async function resumeUdpDataPath(logger?: Logger, dir = UDP_STATE_DIR): Promise<boolean> {
   stateDirectory = dir;
-  if (resumed !== undefined) return true;
+  if (resumed !== undefined) {
+    // Resumed earlier (weftd calls this before loading the daemon, without a logger): say so now.
+    if (!resumed.logged && logger !== undefined) logResumed(logger, resumed);
+    return true;
+  }
   if (!existsSync(`/proc/sys/net/ipv4/conf/${UDP_DEVICE_NAME}`)) return false;
   let names: string[];
   try {
@@ -155,11 +175,8 @@ export async function resumeUdpDataPath(logger?: Logger, dir = UDP_STATE_DIR): P
         engine.stop();
         throw err;
       }
-      resumed = { engine, state };
-      logger?.info(
-        { device: UDP_DEVICE_NAME, bind: `${state.bindAddress}:${state.port}`, peers: state.peers.length },
-        'udp: data path resumed from the last peer table',
-      );
+      resumed = { engine, state, logged: false, at: Date.now() };
+      if (logger !== undefined) logResumed(logger, resumed);
       return true;
     } catch (err) {
       logger?.warn({ err: errorFields(err), file }, 'udp: cannot resume the data path from this state file');
