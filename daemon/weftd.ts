@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { dirname } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { OptionError, toDaemonOptions, WEFTD_FLAGS } from '../src/config/options.js';
@@ -34,6 +35,9 @@ async function main(): Promise<void> {
     if (err instanceof OptionError) usageExit(`weftd: ${err.message}`);
     throw err;
   }
+  // Before the daemon's modules load (half of weftd's start-up): a restarted udp node forwards again at once.
+  const { resumeUdpDataPath } = await import('../src/backend/udp/resume.js');
+  await resumeUdpDataPath(undefined, dirname(options.subnetFile));
   const { runDaemon } = await import('../src/daemon.js');
   const code = await runDaemon(options);
   process.exit(code);

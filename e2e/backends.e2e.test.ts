@@ -209,7 +209,7 @@ const ROWS: BackendRow[] = [
     },
     deleteByHand: () => [['ip', ['route', 'del', NETWORK, 'dev', 'flannel0']]],
     perPeerEntries: false,
-    restartWithoutLoss: false,
+    restartWithoutLoss: true,
   },
 ];
 

@@ -5,7 +5,7 @@
 // appears and disappears while the daemons keep running.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leaseRows, restartWeftd, waitFor } from '../testkit/dataplane.js';
+import { lastRunLog, leaseRows, restartWeftd, waitFor } from "../testkit/dataplane.js";
 import { type ClusterMachine, type Pod, type ProcessHandle, runIn, spawnIn } from '../testkit/index.js';
 import { ipv4UdpPacket } from '../testkit/udp-peer.js';
 import { HEALTHZ_PORT, REPO_ROOT, startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
@@ -216,10 +216,13 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
     expect(receiver.packets.rx).toBeGreaterThan(1000);
   });
 
-  it('answers a destination no lease holds with ICMP net-unreachable (a TCP connect fails at once) and counts no_route', async () => {
+  it('answers a destination no lease holds with ICMP net-unreachable (a TCP connect fails at once, a ping says so) and counts no_route', async () => {
     const before = (await udpCounters(c, 0)).drops.no_route ?? 0;
-    // Like flannel, the engine never answers ICMP with ICMP: TCP shows the reply.
     expect(await tcpConnect(pods[0]!, '10.244.254.9', 80)).toBe('ENETUNREACH');
+    // Unlike flannel, an echo request is answered too (never an ICMP error): ping reports it at once.
+    const ping = await c.net.ping(pods[0]!, '10.244.254.9', { count: 1, timeoutSec: 2 });
+    expect(ping.ok).toBe(false);
+    expect(ping.output).toContain('Destination Net Unreachable');
     await waitForUdpCounters(c, 0, 'no_route drops on node 1', (m) => (m.drops.no_route ?? 0) > before);
   });
 
@@ -373,6 +376,13 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
     expect(await c.pingMatrix([pods[0]!, pods[1]!, pods[4]!, pods[5]!])).toEqual([]);
 
     await restartWeftd(c, 1);
+    // The data path ran again before weftd talked to etcd: from the peer table its predecessor saved.
+    const log = lastRunLog(c, 1).map((r) => r.msg);
+    expect(log).toContain('udp: data path resumed from the last peer table');
+    expect(log.indexOf('udp: data path resumed from the last peer table')).toBeLessThan(
+      log.indexOf('network config'),
+    );
+    expect(log).toContain('udp: adopted the resumed data path');
     const after = await flannel0(c, 1);
     expect(after.ifindex).toBe(before.ifindex);
     expect(after.flags).not.toContain('NO-CARRIER');

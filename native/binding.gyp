@@ -4,6 +4,7 @@
       "target_name": "weft_udp",
       "sources": [
         "src/addon.c",
+        "src/datapath.c",
         "src/engine.c",
         "src/netns.c",
         "src/offload.c",

@@ -4,7 +4,9 @@
  * On SIGTERM/SIGINT it stops and leaves every kernel entry, rule and file in place (a restart does not cut
  * traffic); a second signal or a 10 s stall exits anyway.
  */
+import path from 'node:path';
 import { type Backend, createBackend, type PreparedBackend, SkippedPeerLog } from './backend/index.js';
+import { releaseResumedUdpDataPath, resumeUdpDataPath } from './backend/udp/index.js';
 import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEnv } from './cni/index.js';
 import { type BackendConfig, type NetworkConfig, networkConfigWarnings } from './config/index.js';
 import type { DaemonOptions } from './config/options.js';
@@ -132,6 +134,8 @@ class Daemon {
 
   async run(signal: AbortSignal): Promise<void> {
     const { options, logger } = this;
+    // First, before etcd and everything slow: a restarted udp node forwards again at once (issue 13 #14).
+    await resumeUdpDataPath(logger, path.dirname(options.subnetFile));
     const monitor = startEventLoopMonitor(this.health);
     this.closers.push(() => monitor.stop());
     const server = await startObserveServer({
@@ -196,6 +200,7 @@ class Daemon {
     );
 
     await this.prepareBackend(config, this.iface);
+    releaseResumedUdpDataPath(); // the udp backend adopted it in prepare, or another backend was chosen
     const previous = await readSubnetEnv(options.subnetFile).catch((err: unknown) => {
       logger.warn(
         { file: options.subnetFile, err: errorFields(err) },

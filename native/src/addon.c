@@ -24,7 +24,7 @@ static const char *const drop_reason_names[DROP_REASON_COUNT] = {
 };
 static const char *const counter_names[COUNTER_COUNT] = {
     "txPackets", "txBytes",  "rxPackets", "rxBytes",  "icmpSent",      "tunReads",
-    "tunWrites", "udpSends", "udpRecvs",  "udpDatagramsReceived", "tunReadErrors",
+    "tunWrites", "udpSends", "udpRecvs",  "udpDatagramsReceived", "tunReadErrors", "gsoFallbacks",
 };
 
 struct engine_handle {
@@ -261,6 +261,20 @@ static struct engine_handle *unwrap(napi_env env, napi_value value) {
   return data;
 }
 
+// Replaces the pending exception (from a property reader) by a TypeError whose message starts with `where`.
+static void prefix_pending_error(napi_env env, const char *where) {
+  napi_value error, message;
+  if (napi_get_and_clear_last_exception(env, &error) != napi_ok) return;
+  char text[ERR_LEN] = "invalid value";
+  size_t copied = 0;
+  if (napi_get_named_property(env, error, "message", &message) == napi_ok) {
+    napi_get_value_string_utf8(env, message, text, sizeof(text), &copied);
+  }
+  char full[ERR_LEN + 128];
+  snprintf(full, sizeof(full), "%s: %s", where, text);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", full);
+}
+
 static napi_value set_peers(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -290,9 +304,12 @@ static napi_value set_peers(napi_env env, napi_callback_info info) {
       throw_type(env, "%s must be an object", where);
       goto fail;
     }
-    if (get_string(env, item, "subnet", subnet, sizeof(subnet), 1) < 0) goto fail;
-    if (get_string(env, item, "address", address, sizeof(address), 1) < 0) goto fail;
-    if (get_int(env, item, "port", 1, 65535, &port) < 0) goto fail;
+    if (get_string(env, item, "subnet", subnet, sizeof(subnet), 1) < 0 ||
+        get_string(env, item, "address", address, sizeof(address), 1) < 0 ||
+        get_int(env, item, "port", 1, 65535, &port) < 0) {
+      prefix_pending_error(env, where);
+      goto fail;
+    }
     struct peer *p = &peers[i];
     if (parse_prefix(subnet, &p->network, &p->prefix_len) != 0) {
       throw_type(env, "%s.subnet is not an IPv4 prefix a.b.c.d/len without host bits", where);

@@ -15,8 +15,11 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "datapath.h"
+#include "gso_backoff.h"
 #include "netns.h"
 #include "offload.h"
 
@@ -75,7 +78,9 @@ struct engine {
   int udp_fd;
   int stop_fd;
   int vnet_hdr;
-  int udp_gso;  // atomic: cleared when the kernel refuses a GSO send
+  int udp_gso;         // configured: try UDP GSO at all
+  int udp_gso_active;  // atomic: GSO is tried now (udp_gso and not backing off), for stats
+  struct gso_backoff gso_backoff;  // tx thread only
   int udp_gro;
   int coalesce;  // atomic: cleared when the kernel refuses a coalesced TUN write
   int stopping;
@@ -84,6 +89,8 @@ struct engine {
   uint8_t own_prefix_len;
   pthread_mutex_t table_lock;  // held only to swap or to look up a batch, never across a syscall
   struct peer_table *table;
+  struct peer_table *spare;  // the table before the last swap, read by no one: reused by the next build
+  pthread_mutex_t build_lock;  // one engine_set_peers at a time (it owns `spare`)
   struct worker tx;
   struct worker rx;
   pthread_mutex_t stop_lock;
@@ -99,6 +106,12 @@ static inline int engine_stopping(struct engine *e) { return __atomic_load_n(&e-
 static void wait_for_stop(struct engine *e, int ms) {
   struct pollfd p = {.fd = e->stop_fd, .events = POLLIN};
   poll(&p, 1, ms);
+}
+
+static uint64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static const uint8_t zero_vnet_hdr[VNET_HDR_LEN];
@@ -129,6 +142,7 @@ struct tx_state {
   size_t iov_count;
   uint8_t (*controls)[CMSG_SPACE(sizeof(uint16_t))];
   size_t unit_count;
+  int gso;  // this batch may use UDP GSO (decided once per batch, see gso_backoff.h)
 };
 
 static void tx_add_unit(struct tx_state *s, const struct sockaddr_in *to, uint8_t *data, size_t len,
@@ -155,7 +169,7 @@ static inline int same_destination(const struct sockaddr_in *a, const struct soc
 // pays its per-send cost once, and the receiver's UDP GRO hands them over together.
 static void tx_add_packet(struct engine *e, struct tx_state *s, const struct sockaddr_in *to, uint8_t *data,
                           size_t len) {
-  if (s->unit_count > 0 && __atomic_load_n(&e->udp_gso, __ATOMIC_RELAXED)) {
+  if (s->unit_count > 0 && s->gso) {
     struct send_unit *u = &s->units[s->unit_count - 1];
     size_t segment = u->segment ? u->segment : u->len;
     if (!u->closed && same_destination(&u->to, to) && len <= segment && u->packets < UDP_GSO_MAX_SEGMENTS &&
@@ -221,8 +235,14 @@ static void tx_flush(struct engine *e, struct tx_state *s) {
     if (r < 0) {
       if (errno == EINTR) continue;
       struct send_unit *u = &s->units[done];
-      if (u->segment && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
-        __atomic_store_n(&e->udp_gso, 0, __ATOMIC_RELAXED);
+      // A GSO send the kernel refuses: EINVAL or EMSGSIZE (by kernel version) when a segment exceeds the
+      // route's path MTU, EIO without checksum offload, ENOPROTOOPT/EOPNOTSUPP without UDP GSO at all.
+      if (u->segment && (errno == EIO || errno == EINVAL || errno == EMSGSIZE || errno == ENOPROTOOPT ||
+                         errno == EOPNOTSUPP)) {
+        // This send only goes out datagram by datagram; GSO rests for a while (gso_backoff.h).
+        gso_backoff_refused(&e->gso_backoff, monotonic_ms());
+        __atomic_store_n(&e->udp_gso_active, 0, __ATOMIC_RELAXED);
+        count(&e->tx.counters[COUNTER_GSO_FALLBACKS], 1);
         tx_send_unsegmented(e, s, u);
       } else {
         count(&e->tx.drops[DROP_SEND_FAILED], u->packets);
@@ -231,6 +251,7 @@ static void tx_flush(struct engine *e, struct tx_state *s) {
       continue;
     }
     for (int i = 0; i < r; i++) {
+      if (s->units[done + i].segment) gso_backoff_succeeded(&e->gso_backoff);
       count(&e->tx.counters[COUNTER_TX_PACKETS], s->units[done + i].packets);
       count(&e->tx.counters[COUNTER_TX_BYTES], s->units[done + i].len);
     }
@@ -245,7 +266,7 @@ static void tx_add_segments(struct engine *e, struct tx_state *s, const struct s
                             size_t segments, size_t segment_len, size_t total) {
   size_t per_send = UDP_GSO_MAX_BYTES / segment_len;
   if (per_send > UDP_GSO_MAX_SEGMENTS) per_send = UDP_GSO_MAX_SEGMENTS;
-  if (segments > 1 && per_send >= 2 && __atomic_load_n(&e->udp_gso, __ATOMIC_RELAXED)) {
+  if (segments > 1 && per_send >= 2 && s->gso) {
     size_t off = 0;
     while (segments > 0) {
       size_t n = segments < per_send ? segments : per_send;
@@ -266,6 +287,8 @@ static void tx_add_segments(struct engine *e, struct tx_state *s, const struct s
 
 static void tx_process_batch(struct engine *e, struct tx_state *s, size_t batch) {
   size_t header = e->vnet_hdr ? VNET_HDR_LEN : 0;
+  s->gso = e->udp_gso && gso_backoff_allows(&e->gso_backoff, monotonic_ms());
+  __atomic_store_n(&e->udp_gso_active, s->gso, __ATOMIC_RELAXED);
 
   // Routing decisions for the whole batch under the lock; everything slow happens after it.
   pthread_mutex_lock(&e->table_lock);
@@ -276,15 +299,10 @@ static void tx_process_batch(struct engine *e, struct tx_state *s, size_t batch)
       m->verdict = DROP_MALFORMED;
       continue;
     }
-    uint8_t *packet = s->buffers + i * PACKET_BUFFER + header;
-    m->verdict = ipv4_parse(packet, s->lengths[i] - header, &m->info);
-    if (m->verdict != DROP_NONE) continue;
-    const struct peer *peer = table ? peer_table_route(table, m->info.dst) : NULL;
-    if (peer) {
-      m->to = peer->sockaddr;
-    } else {
-      m->verdict = DROP_NO_ROUTE;
-    }
+    const struct peer *peer = NULL;
+    m->verdict = datapath_decide_tun_packet(table, s->buffers + i * PACKET_BUFFER + header, s->lengths[i] - header,
+                                            &m->info, &peer);
+    if (peer) m->to = peer->sockaddr;
   }
   pthread_mutex_unlock(&e->table_lock);
 
@@ -309,29 +327,15 @@ static void tx_process_batch(struct engine *e, struct tx_state *s, size_t batch)
       tx_add_packet(e, s, &m->to, packet, m->info.total_len);
       continue;
     }
-    struct virtio_net_hdr vh;
-    memcpy(&vh, raw, VNET_HDR_LEN);
-    uint8_t gso_type = vh.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
-    if (gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-      if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
-          !offload_complete_checksum(packet, m->info.total_len, vh.csum_start, vh.csum_offset)) {
-        count(&e->tx.drops[DROP_MALFORMED], 1);
-        continue;
-      }
-      tx_add_packet(e, s, &m->to, packet, m->info.total_len);
-    } else if (gso_type == VIRTIO_NET_HDR_GSO_TCPV4) {
-      uint8_t *arena = s->arenas + i * SEGMENT_ARENA;
-      size_t segment_len = 0;
-      size_t total = 0;
-      size_t segments =
-          offload_segment_tcp4(packet, &m->info, vh.gso_size, arena, SEGMENT_ARENA, &segment_len, &total);
-      if (segments == 0 || segments > MAX_SEGMENTS_PER_PACKET) {
-        count(&e->tx.drops[DROP_MALFORMED], 1);
-        continue;
-      }
-      tx_add_segments(e, s, &m->to, arena, segments, segment_len, total);
+    uint8_t *arena = s->arenas + i * SEGMENT_ARENA;
+    struct offload_tx_result r;
+    int verdict = offload_tx_prepare(raw, packet, &m->info, arena, SEGMENT_ARENA, MAX_SEGMENTS_PER_PACKET, &r);
+    if (verdict != DROP_NONE) {
+      count(&e->tx.drops[verdict], 1);
+    } else if (r.segmented) {
+      tx_add_segments(e, s, &m->to, arena, r.segments, r.segment_len, r.total);
     } else {
-      count(&e->tx.drops[DROP_UNSUPPORTED_OFFLOAD], 1);
+      tx_add_packet(e, s, &m->to, packet, m->info.total_len);
     }
   }
   tx_flush(e, s);
@@ -416,7 +420,7 @@ static int rx_gro_segment_size(struct msghdr *m) {
 
 static void rx_write(struct engine *e, struct rx_state *s);
 
-// Classifies every inner packet of the received datagrams (see decidePeerDatagram in packet.ts).
+// Classifies every inner packet of the received datagrams (datapath_decide_peer_packet).
 static void rx_classify_and_write(struct engine *e, struct rx_state *s, int received) {
   s->accepted_count = 0;
   pthread_mutex_lock(&e->table_lock);
@@ -430,9 +434,9 @@ static void rx_classify_and_write(struct engine *e, struct rx_state *s, int rece
     uint64_t packets = len ? (len + step - 1) / step : 1;
     const struct sockaddr_in *from = &s->senders[i];
     uint32_t sender = ntohl(from->sin_addr.s_addr);
-    uint16_t sender_port = ntohs(from->sin_port);
+    // Any source port of a peer's public address: port-translating NAT in front of a peer is allowed.
     if (m->msg_namelen < sizeof(struct sockaddr_in) || from->sin_family != AF_INET || !table ||
-        !peer_table_is_sender(table, sender, sender_port)) {
+        !peer_table_is_sender(table, sender)) {
       count(&e->rx.drops[DROP_UNKNOWN_PEER], packets);
       continue;
     }
@@ -444,16 +448,7 @@ static void rx_classify_and_write(struct engine *e, struct rx_state *s, int rece
       size_t chunk = len - off < step ? len - off : step;
       uint8_t *packet = data + off;
       struct ipv4_info info;
-      int verdict = ipv4_parse(packet, chunk, &info);
-      if (verdict == DROP_NONE && !ipv4_header_checksum_valid(packet, info.header_len)) verdict = DROP_MALFORMED;
-      if (verdict == DROP_NONE) {
-        const struct peer *owner = peer_table_route(table, info.src);
-        if (!owner || owner->address != sender || owner->port != sender_port) verdict = DROP_SPOOFED_SOURCE;
-      }
-      if (verdict == DROP_NONE && !prefix_contains(e->own_network, e->own_prefix_len, info.dst)) {
-        verdict = DROP_WRONG_DESTINATION;
-      }
-      if (verdict == DROP_NONE && !ipv4_decrement_ttl(packet)) verdict = DROP_TTL_EXPIRED;
+      int verdict = datapath_decide_peer_packet(table, sender, packet, chunk, e->own_network, e->own_prefix_len, &info);
       if (verdict != DROP_NONE) {
         count(&e->rx.drops[verdict], 1);
       } else {
@@ -594,8 +589,8 @@ static int open_udp_socket(void *arg) {
     snprintf(req->err, req->err_len, "socket(AF_INET, SOCK_DGRAM): %s", strerror(errno));
     return -1;
   }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // No SO_REUSEADDR (nor SO_REUSEPORT): while the engine runs, no other socket can bind this address and port
+  // and receive the node's tunnelled traffic. A restarted weftd binds again once the old socket is closed.
   // Large buffers absorb bursts between wake-ups; FORCE needs CAP_NET_ADMIN, so fall back quietly.
   int size = 8 << 20;
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) != 0) {
@@ -668,6 +663,7 @@ int engine_create(const struct engine_config *config, struct engine **out, char 
   e->own_prefix_len = config->own_prefix_len;
   pthread_mutex_init(&e->table_lock, NULL);
   pthread_mutex_init(&e->stop_lock, NULL);
+  pthread_mutex_init(&e->build_lock, NULL);
   e->table = peer_table_build(NULL, 0);
 
   struct socket_request req = {.config = config, .fd = -1, .err = err, .err_len = err_len};
@@ -678,6 +674,7 @@ int engine_create(const struct engine_config *config, struct engine **out, char 
     e->udp_gro = setsockopt(e->udp_fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
   }
   e->udp_gso = config->udp_gso ? 1 : 0;
+  e->udp_gso_active = e->udp_gso;
 
   e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (e->stop_fd < 0) {
@@ -707,13 +704,19 @@ fail:
 }
 
 int engine_set_peers(struct engine *e, const struct peer *peers, size_t n) {
-  struct peer_table *next = peer_table_build(peers, n);
-  if (!next) return -1;
+  pthread_mutex_lock(&e->build_lock);
+  struct peer_table *next = peer_table_rebuild(e->spare, peers, n);
+  e->spare = NULL;
+  if (!next) {
+    pthread_mutex_unlock(&e->build_lock);
+    return -1;
+  }
   pthread_mutex_lock(&e->table_lock);
-  struct peer_table *previous = e->table;
+  // No worker holds the previous table after this: they only use the table under the lock.
+  e->spare = e->table;
   e->table = next;
   pthread_mutex_unlock(&e->table_lock);
-  peer_table_free(previous);  // no worker holds it: they only use the table under the lock
+  pthread_mutex_unlock(&e->build_lock);
   return 0;
 }
 
@@ -728,7 +731,7 @@ void engine_read_stats(struct engine *e, struct engine_stats *out) {
         __atomic_load_n(&e->tx.drops[i], __ATOMIC_RELAXED) + __atomic_load_n(&e->rx.drops[i], __ATOMIC_RELAXED);
   }
   out->vnet_hdr = e->vnet_hdr;
-  out->udp_gso = __atomic_load_n(&e->udp_gso, __ATOMIC_RELAXED);
+  out->udp_gso = __atomic_load_n(&e->udp_gso_active, __ATOMIC_RELAXED);
   out->udp_gro = e->udp_gro;
   out->running = !__atomic_load_n(&e->stopped, __ATOMIC_ACQUIRE);
   pthread_mutex_lock(&e->table_lock);
@@ -765,7 +768,9 @@ void engine_free(struct engine *e) {
   if (!e) return;
   engine_stop(e);
   peer_table_free(e->table);
+  peer_table_free(e->spare);
   pthread_mutex_destroy(&e->table_lock);
+  pthread_mutex_destroy(&e->build_lock);
   pthread_mutex_destroy(&e->stop_lock);
   free(e);
 }

@@ -33,6 +33,7 @@ enum engine_counter {
   COUNTER_UDP_RECVS,    // recvmmsg() calls that returned datagrams
   COUNTER_UDP_DATAGRAMS_RECEIVED,
   COUNTER_TUN_READ_ERRORS,
+  COUNTER_GSO_FALLBACKS,  // GSO sends the kernel refused, repeated datagram by datagram (gso_backoff.h)
   COUNTER_COUNT,
 };
 

@@ -62,6 +62,28 @@ size_t offload_segment_tcp4(const uint8_t *packet, const struct ipv4_info *info,
   return count;
 }
 
+int offload_tx_prepare(const uint8_t *vnet, uint8_t *packet, const struct ipv4_info *info, uint8_t *arena,
+                       size_t arena_cap, size_t max_segments, struct offload_tx_result *out) {
+  struct virtio_net_hdr vh;
+  memcpy(&vh, vnet, VNET_HDR_LEN);
+  memset(out, 0, sizeof(*out));
+  uint8_t gso_type = vh.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+  if (gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+    if ((vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+        !offload_complete_checksum(packet, info->total_len, vh.csum_start, vh.csum_offset)) {
+      return DROP_MALFORMED;
+    }
+    return DROP_NONE;
+  }
+  if (gso_type != VIRTIO_NET_HDR_GSO_TCPV4) return DROP_UNSUPPORTED_OFFLOAD;
+  size_t segments =
+      offload_segment_tcp4(packet, info, vh.gso_size, arena, arena_cap, &out->segment_len, &out->total);
+  if (segments == 0 || segments > max_segments) return DROP_MALFORMED;
+  out->segmented = 1;
+  out->segments = segments;
+  return DROP_NONE;
+}
+
 int offload_tcp4_coalescable(uint8_t *ip, size_t total_len, struct tcp4_segment *seg) {
   if (ip[0] != 0x45 || ip[9] != IPPROTO_TCP_) return 0;
   if (load_be16(ip + 6) & 0x3fff) return 0;

@@ -23,6 +23,21 @@ int offload_complete_checksum(uint8_t *packet, size_t len, uint16_t csum_start, 
 size_t offload_segment_tcp4(const uint8_t *packet, const struct ipv4_info *info, uint16_t gso_size, uint8_t *out,
                             size_t out_cap, size_t *segment_len, size_t *out_len);
 
+// What the TX path does with one TUN read after its virtio header (offload_tx_prepare).
+struct offload_tx_result {
+  int segmented;       // 0: send `packet` as it is; 1: send the `segments` back-to-back segments in the arena
+  size_t segments;
+  size_t segment_len;  // every segment's length but the last's
+  size_t total;        // bytes of segments in the arena
+};
+
+// Applies the virtio header `vnet` (VNET_HDR_LEN bytes, as read from the TUN) to the packet after it (valid
+// IPv4 per `info`, TTL already decremented): completes a partial checksum in place, or segments a TSO
+// super-packet into `arena` (at most max_segments). Returns DROP_NONE, DROP_MALFORMED (offsets or
+// segmentation do not fit) or DROP_UNSUPPORTED_OFFLOAD (a GSO type the engine did not ask for).
+int offload_tx_prepare(const uint8_t *vnet, uint8_t *packet, const struct ipv4_info *info, uint8_t *arena,
+                       size_t arena_cap, size_t max_segments, struct offload_tx_result *out);
+
 // A TCPv4 packet that may be merged with its neighbours before being written to the TUN.
 struct tcp4_segment {
   uint8_t *ip;

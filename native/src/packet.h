@@ -1,5 +1,5 @@
-// Per-packet IPv4 logic of the udp data path. Mirrors src/backend/udp/packet.ts (the specification, unit
-// tested there): change both together.
+// Per-packet IPv4 logic of the udp data path: parsing, checksums, TTL, the ICMP net-unreachable reply.
+// Pure (no syscalls): unit tested by native/test/unit.c and fuzzed by native/test/fuzz_*.c.
 #ifndef WEFT_PACKET_H
 #define WEFT_PACKET_H
 
@@ -55,7 +55,9 @@ static inline void store_be32(uint8_t *p, uint32_t v) {
   p[3] = (uint8_t)v;
 }
 
-// Parses and validates an IPv4 header (see parseIpv4Header in packet.ts). Returns DROP_NONE when valid.
+// Parses and validates an IPv4 header: at least 20 bytes, version 4, IHL 5..15 within the bytes given, total
+// length covering the header and within the bytes given (bytes past it are padding). Returns DROP_NONE when
+// valid.
 static inline int ipv4_parse(const uint8_t *p, size_t len, struct ipv4_info *out) {
   if (len < IPV4_MIN_HEADER) return DROP_MALFORMED;
   if ((p[0] >> 4) != 4) return DROP_NOT_IPV4;
@@ -139,7 +141,7 @@ static inline uint64_t pseudo_header_sum(const uint8_t *ip, uint8_t protocol, ui
   return sum;
 }
 
-// RFC 1624 equation 3, in network-order values (see updateChecksum in packet.ts).
+// RFC 1624 equation 3, in network-order values.
 static inline uint16_t checksum_update16(uint16_t checksum, uint16_t old_word, uint16_t new_word) {
   uint32_t sum = (uint32_t)(uint16_t)~checksum + (uint16_t)~old_word + new_word;
   sum = (sum & 0xffff) + (sum >> 16);
@@ -164,21 +166,39 @@ static inline int prefix_contains(uint32_t network, uint8_t prefix_len, uint32_t
   return (addr & mask) == network;
 }
 
-// See mayAnswerWithIcmp in packet.ts.
-static inline int may_answer_with_icmp(const struct ipv4_info *info) {
-  if (info->protocol == IPPROTO_ICMP_) return 0;
-  if (info->frag & 0x3fff) return 0;  // MF set or non-zero offset
+// ICMP types that report an error (RFC 792, RFC 1122 3.2.2): never answered with another error.
+static inline int icmp_type_is_error(uint8_t type) {
+  return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+}
+
+// ICMP types known to be queries or informational (echo, router advertisement/solicitation, timestamp,
+// information, address mask): answerable. Unknown types are not answered (they might be errors).
+static inline int icmp_type_is_query(uint8_t type) {
+  return type == 0 || type == 8 || type == 9 || type == 10 || (type >= 13 && type <= 18);
+}
+
+// Whether a dropped packet may be answered with ICMP net-unreachable (RFC 1122 3.2.2, RFC 1812 4.3.2.7):
+// not a non-first fragment, not from an address that is no single host (0, multicast, broadcast), and, for
+// ICMP, only a query such as an echo request, never an error message (so `ping` to a subnet no peer holds
+// reports "Destination Net Unreachable" at once). `packet` holds info->total_len valid bytes.
+static inline int may_answer_with_icmp(const uint8_t *packet, const struct ipv4_info *info) {
+  if (info->frag & 0x1fff) return 0;  // a non-first fragment (the first, MF set and offset 0, may be answered)
   if (info->src == 0 || (info->src >> 28) == 0xe || info->src == 0xffffffffu) return 0;
+  if (info->protocol == IPPROTO_ICMP_) {
+    if (info->total_len < (size_t)info->header_len + 1) return 0;  // no type: cannot tell it is no error
+    uint8_t type = packet[info->header_len];
+    if (icmp_type_is_error(type) || !icmp_type_is_query(type)) return 0;
+  }
   return 1;
 }
 
 #define ICMP_REPLY_MAX (IPV4_MIN_HEADER + 8 + 60 + 8)
 
-// Builds an ICMP net-unreachable reply to a valid packet (see buildNetUnreachable in packet.ts) into
+// Builds an ICMP net-unreachable reply (from own_addr, quoting the header + 8 bytes) to a valid packet into
 // `out` (at least ICMP_REPLY_MAX bytes). Returns its length, or 0 when the packet must not be answered.
 static inline size_t icmp_build_net_unreachable(const uint8_t *orig, const struct ipv4_info *info,
                                                 uint32_t own_addr, uint8_t *out) {
-  if (!may_answer_with_icmp(info)) return 0;
+  if (!may_answer_with_icmp(orig, info)) return 0;
   size_t quoted = info->total_len < (size_t)info->header_len + 8 ? info->total_len : (size_t)info->header_len + 8;
   size_t icmp_len = 8 + quoted;
   size_t total = IPV4_MIN_HEADER + icmp_len;

@@ -1,4 +1,4 @@
-// One open-addressing hash per distinct prefix length, probed longest first (PrefixTable in packet.ts):
+// One open-addressing hash per distinct prefix length, probed longest first:
 // a lookup costs one probe per distinct length, and weft's peers usually share one length (SubnetLen).
 #include "peer_table.h"
 
@@ -14,12 +14,14 @@ struct route_slot {
 };
 
 struct sender_slot {
-  uint64_t key;  // (address << 16 | port) + 1; 0 when free
+  uint64_t key;  // address + 1; 0 when free
 };
 
 struct peer_table {
   struct peer *peers;
   size_t count;
+  size_t peer_capacity;  // room in peers
+  size_t slot_capacity;  // room in routes and senders (a power of two)
   uint8_t lengths[33];  // distinct prefix lengths, longest first
   uint8_t length_count;
   struct route_slot *routes;
@@ -45,22 +47,15 @@ static size_t capacity_for(size_t count) {
   return capacity;
 }
 
-struct peer_table *peer_table_build(const struct peer *peers, size_t count) {
-  struct peer_table *table = calloc(1, sizeof(*table));
-  if (!table) return NULL;
+static void fill(struct peer_table *table, const struct peer *peers, size_t count) {
   size_t capacity = capacity_for(count);
-  table->peers = calloc(count ? count : 1, sizeof(struct peer));
-  table->routes = malloc(capacity * sizeof(struct route_slot));
-  table->senders = calloc(capacity, sizeof(struct sender_slot));
-  if (!table->peers || !table->routes || !table->senders) {
-    peer_table_free(table);
-    return NULL;
-  }
   for (size_t i = 0; i < capacity; i++) table->routes[i].peer_index = EMPTY_SLOT;
+  memset(table->senders, 0, capacity * sizeof(struct sender_slot));
   table->route_mask = capacity - 1;
   table->sender_mask = capacity - 1;
   if (count) memcpy(table->peers, peers, count * sizeof(struct peer));
   table->count = count;
+  table->length_count = 0;
 
   int seen_length[33] = {0};
   for (size_t i = 0; i < count; i++) {
@@ -77,7 +72,7 @@ struct peer_table *peer_table_build(const struct peer *peers, size_t count) {
       }
       slot = (slot + 1) & table->route_mask;
     }
-    uint64_t key = (((uint64_t)peer->address << 16) | peer->port) + 1;
+    uint64_t key = (uint64_t)peer->address + 1;
     slot = mix64(key) & table->sender_mask;
     while (table->senders[slot].key != 0 && table->senders[slot].key != key) slot = (slot + 1) & table->sender_mask;
     table->senders[slot].key = key;
@@ -85,7 +80,34 @@ struct peer_table *peer_table_build(const struct peer *peers, size_t count) {
   for (int len = 32; len >= 0; len--) {
     if (seen_length[len]) table->lengths[table->length_count++] = (uint8_t)len;
   }
+}
+
+struct peer_table *peer_table_rebuild(struct peer_table *spare, const struct peer *peers, size_t count) {
+  size_t capacity = capacity_for(count);
+  struct peer_table *table = spare;
+  if (table && (table->peer_capacity < count || table->slot_capacity < capacity)) {
+    peer_table_free(table);
+    table = NULL;
+  }
+  if (!table) {
+    table = calloc(1, sizeof(*table));
+    if (!table) return NULL;
+    table->peer_capacity = count ? count : 1;
+    table->slot_capacity = capacity;
+    table->peers = calloc(table->peer_capacity, sizeof(struct peer));
+    table->routes = malloc(capacity * sizeof(struct route_slot));
+    table->senders = malloc(capacity * sizeof(struct sender_slot));
+    if (!table->peers || !table->routes || !table->senders) {
+      peer_table_free(table);
+      return NULL;
+    }
+  }
+  fill(table, peers, count);
   return table;
+}
+
+struct peer_table *peer_table_build(const struct peer *peers, size_t count) {
+  return peer_table_rebuild(NULL, peers, count);
 }
 
 void peer_table_free(struct peer_table *table) {
@@ -111,8 +133,8 @@ const struct peer *peer_table_route(const struct peer_table *table, uint32_t add
   return NULL;
 }
 
-int peer_table_is_sender(const struct peer_table *table, uint32_t address, uint16_t port) {
-  uint64_t key = (((uint64_t)address << 16) | port) + 1;
+int peer_table_is_sender(const struct peer_table *table, uint32_t address) {
+  uint64_t key = (uint64_t)address + 1;
   size_t slot = mix64(key) & table->sender_mask;
   for (;;) {
     uint64_t k = table->senders[slot].key;

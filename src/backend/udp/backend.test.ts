@@ -25,6 +25,7 @@ describe('udp counters', () => {
     udpRecvs: 0,
     udpDatagramsReceived: 0,
     tunReadErrors: 0,
+    gsoFallbacks: 0,
     drops: {
       malformed: 1,
       notIpv4: 2,

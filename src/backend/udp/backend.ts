@@ -12,6 +12,7 @@ import { createSocket } from 'node:dgram';
 import { closeSync, existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { UdpBackendConfig } from '../../config/index.js';
+import { errorFields } from '../../core/index.js';
 import { type Cidr, canonicalIp, formatCidr } from '../../ip/index.js';
 import { ensureSysctl, type KernelScope, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
@@ -27,8 +28,9 @@ import {
   type PreparedBackend,
 } from '../types.js';
 import { addCounters, countersOf, zeroCounters } from './counters.js';
-import { loadUdpAddon, openTun, type TunDevice, UdpEngine } from './engine.js';
+import { loadUdpAddon, openTun, type TunDevice, UdpEngine, type UdpPeer } from './engine.js';
 import { ownUdpSubnet, peerTableKey, planUdp, UDP_DEVICE_NAME, udpDeviceMtu, udpScope } from './plan.js';
+import { adoptResumedEngine, saveResumeState, udpStateDir } from './resume.js';
 
 /** The smallest MTU that still carries IPv4. */
 const MIN_MTU = 68;
@@ -63,6 +65,11 @@ export interface UdpBackendOptions {
   vnetHdr?: boolean;
   /** Loads the native addon, throwing when it is not built. Default `loadUdpAddon`; unit tests pass a no-op. */
   loadAddon?: () => unknown;
+  /**
+   * Where the peer table is saved for a restarted weftd to resume the data path at once (resume.ts); default
+   * the directory the daemon gave resumeUdpDataPath (its subnet file's), '' to save nothing.
+   */
+  stateDir?: string;
 }
 
 interface Prepared {
@@ -80,6 +87,8 @@ interface Attached {
   peersKey: string;
   /** The engine's TUN read errors when last looked at: growth means the device went away under it. */
   tunReadErrors: number;
+  /** What the state file holds (own subnet and peer table key), to write it only when that changes. */
+  savedKey: string;
 }
 
 export class UdpBackend implements Backend {
@@ -97,6 +106,7 @@ export class UdpBackend implements Backend {
   private readonly checkBind: (address: string, port: number) => Promise<void>;
   private readonly vnetHdr: boolean;
   private readonly loadAddon: () => unknown;
+  private readonly stateDir: string | undefined;
   private readonly warnedSysctl = new Set<string>();
 
   constructor(
@@ -106,6 +116,7 @@ export class UdpBackend implements Backend {
     this.checkBind = options.checkBind ?? bindOnce;
     this.vnetHdr = options.vnetHdr ?? true;
     this.loadAddon = options.loadAddon ?? loadUdpAddon;
+    this.stateDir = options.stateDir;
   }
 
   async prepare(ctx: BackendContext): Promise<PreparedBackend> {
@@ -135,6 +146,7 @@ export class UdpBackend implements Backend {
       throw new BackendPrepareError(`udp: ${(err as Error).message}`);
     }
     const bindAddress = canonicalIp(iface.ipv4.ip);
+    if (this.attached === undefined) this.adoptResumed(bindAddress, ctx.logger);
     // Our own running engine holds the port; only a fresh start checks it.
     if (this.attached === undefined) {
       try {
@@ -206,6 +218,49 @@ export class UdpBackend implements Backend {
       attached.peersKey = key;
       p.logger?.info({ peers: plan.enginePeers.length }, 'udp: peer table updated');
     }
+    await this.saveState(p, attached, plan.enginePeers);
+  }
+
+  /** Takes over an engine resumeUdpDataPath started before anything slow, when it fits this node. */
+  private adoptResumed(bindAddress: string, logger: Logger | undefined): void {
+    const resumed = adoptResumedEngine(bindAddress, this.udp.port, this.vnetHdr);
+    if (resumed === undefined) return;
+    const { engine, state } = resumed;
+    const peersKey = peerTableKey(state.peers);
+    this.attached = {
+      engine,
+      ownSubnet: state.ownSubnet,
+      peersKey,
+      tunReadErrors: engine.stats().tunReadErrors,
+      savedKey: `${state.ownSubnet}|${peersKey}`,
+    };
+    logger?.info(
+      { device: UDP_DEVICE_NAME, ownSubnet: state.ownSubnet },
+      'udp: adopted the resumed data path',
+    );
+  }
+
+  /** Saves the running table for a restarted weftd (resume.ts); a failure costs only the fast restart. */
+  private async saveState(p: Prepared, attached: Attached, peers: UdpPeer[]): Promise<void> {
+    const key = `${attached.ownSubnet}|${attached.peersKey}`;
+    const dir = this.stateDir ?? udpStateDir();
+    if (dir === '' || attached.savedKey === key) return;
+    try {
+      await saveResumeState(
+        {
+          bindAddress: p.bindAddress,
+          port: this.udp.port,
+          ownSubnet: attached.ownSubnet,
+          vnetHdr: this.vnetHdr,
+          peers,
+        },
+        dir,
+      );
+      attached.savedKey = key;
+    } catch (err) {
+      p.logger?.warn({ err: errorFields(err), dir }, 'udp: cannot save the peer table for a fast restart');
+      attached.savedKey = key; // warn once per table
+    }
   }
 
   counters(): BackendCounters | undefined {
@@ -238,7 +293,7 @@ export class UdpBackend implements Backend {
         },
         'udp: data path attached',
       );
-      return { engine, ownSubnet, peersKey: '', tunReadErrors: stats.tunReadErrors };
+      return { engine, ownSubnet, peersKey: '', tunReadErrors: stats.tunReadErrors, savedKey: '' };
     } finally {
       // On failure the descriptor is still ours to close (the device stays).
       if (tun !== undefined) closeSync(tun.fd);

@@ -2,6 +2,7 @@
 // Traffic stays inside namespaces this file creates; all of them are removed in afterAll.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ipv4UdpPacket } from '../../../testkit/udp-peer.js';
 import {
   createTestbed,
   destroyTestbed,
@@ -12,28 +13,24 @@ import {
   testbedPrefix,
   waitFor,
 } from '../../../testkit/udp-testbed.js';
+import { DROP_REASON_LABELS } from './counters.js';
 import { UdpEngineOptionError, type UdpEngineStats } from './engine.js';
-import { internetChecksum, parseIpv4 } from './packet.js';
 
-/** A valid inner IPv4/UDP-ish packet as hex (the engine does not look past the IP header). */
-function innerPacket(source: string, destination: string, ttl = 64, payloadLength = 16): string {
-  const packet = Buffer.alloc(20 + payloadLength);
-  packet[0] = 0x45;
-  packet.writeUInt16BE(packet.length, 2);
-  packet[8] = ttl;
-  packet[9] = 17;
-  packet.writeUInt32BE(parseIpv4(source), 12);
-  packet.writeUInt32BE(parseIpv4(destination), 16);
-  packet.writeUInt16BE(internetChecksum(packet, 0, 20), 10);
-  return packet.toString('hex');
+/** A valid inner IPv4/UDP packet as hex (the engine does not look past the IP header). */
+function innerPacket(source: string, destination: string, ttl = 64, payloadLength = 8): string {
+  return Buffer.from(
+    ipv4UdpPacket(source, destination, 40000, 9, new Uint8Array(payloadLength), ttl),
+  ).toString('hex');
 }
 
-// Sends raw datagrams from inside a namespace, bound to a given source (SO_REUSEADDR, so it may share the
-// engine's own address:port to impersonate it).
+/** A port the tests send from as the peer: not the engine's own (which nothing else can bind). */
+const OTHER_PORT = 40000;
+
+// Sends raw datagrams from inside a namespace, bound to a given source address and port.
 const SEND_DATAGRAMS = `
 const dgram = require('node:dgram');
 const [bindAddress, bindPort, toAddress, toPort, ...hexes] = process.argv.slice(1);
-const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+const socket = dgram.createSocket({ type: 'udp4' });
 socket.bind({ address: bindAddress, port: Number(bindPort) }, async () => {
   for (const hex of hexes) {
     await new Promise((resolve, reject) =>
@@ -152,6 +149,27 @@ async function udpProbe(ns: string, destination: string): Promise<void> {
   await inNamespace(ns, process.execPath, ['-e', UDP_PROBE, destination]);
 }
 
+// Tries to bind a UDP socket to address:port (reuseAddr as given); prints "bound" or the error code.
+const BIND_PROBE = `
+const [address, port, reuse] = process.argv.slice(1);
+const socket = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: reuse === 'true' });
+socket.on('error', (e) => { process.stdout.write(e.code ?? e.message); process.exit(0); });
+socket.bind({ address, port: Number(port) }, () => { process.stdout.write('bound'); socket.close(); });
+`;
+
+// Sends an ICMP destination-unreachable message (quoting a made-up UDP packet) to an address through the
+// namespace's routing, from a raw ICMP socket.
+const SEND_ICMP_ERROR = `
+const raw = require('raw-socket');
+const message = Buffer.alloc(8 + 28);
+message[0] = 3; // destination unreachable
+message[1] = 1; // host unreachable
+message[8] = 0x45;
+raw.writeChecksum(message, 2, raw.createChecksum(message));
+const socket = raw.createSocket({ protocol: raw.Protocol.ICMP });
+socket.send(message, 0, message.length, process.argv[1], (err) => { if (err) throw err; socket.close(); });
+`;
+
 /**
  * ICMP destination-unreachable messages the namespace's stack accepted (Icmp InDestUnreachs in
  * /proc/net/snmp). Net-unreachable is a soft error that UDP and TCP sockets do not report, so the
@@ -188,6 +206,8 @@ for (const vnetHdr of [true, false]) {
       expect(b.rxPackets).toBeGreaterThanOrEqual(3);
       expect(a.txBytes).toBeGreaterThanOrEqual(3 * 84);
       expect(a.features.vnetHdr).toBe(vnetHdr);
+      // The addon's drop reasons are exactly the ones counters.ts labels (the one list on the TS side).
+      expect(Object.keys(a.drops).sort()).toEqual(Object.keys(DROP_REASON_LABELS).sort());
       expect(a.drops.notIpv4).toBe(0);
       expect(a.running).toBe(true);
       expect(a.peers).toBe(1);
@@ -203,25 +223,26 @@ for (const vnetHdr of [true, false]) {
 
     it('drops datagrams from unknown senders, with forged sources, malformed or misaddressed, by reason', async () => {
       const { a, b } = testbed;
-      // A second underlay address in b: an unknown sender on a known port.
+      // A second underlay address in b: an unknown sender, whatever its port.
       await runCommand('ip', ['-n', b.ns, 'addr', 'add', '192.168.78.3/24', 'dev', `${testbed.prefix}vb`]);
       const before = stats(testbed, 'a');
       const good = innerPacket('10.99.2.5', a.tunnelAddress);
       await sendDatagrams(b.ns, '192.168.78.3', 8285, a.underlayAddress, [good, good]);
-      // The peer's address but another port: also unknown.
-      await sendDatagrams(b.ns, b.underlayAddress, 40000, a.underlayAddress, [good]);
-      // From the peer's real address:port: forged inner source, garbage, wrong destination, TTL 1.
-      await sendDatagrams(b.ns, b.underlayAddress, 8285, a.underlayAddress, [
+      await sendDatagrams(b.ns, '192.168.78.3', OTHER_PORT, a.underlayAddress, [good]);
+      // From the peer's address (any port, as through NAT): forged inner source, garbage, wrong destination,
+      // TTL 1, and one good packet that is delivered.
+      await sendDatagrams(b.ns, b.underlayAddress, OTHER_PORT, a.underlayAddress, [
         innerPacket('10.99.3.5', a.tunnelAddress),
         innerPacket('172.16.0.1', a.tunnelAddress),
         'deadbeef',
         '60000000000000000000000000000000000000000000',
         innerPacket('10.99.2.5', '10.99.7.1'),
         innerPacket('10.99.2.5', a.tunnelAddress, 1),
+        good,
       ]);
       const settled = await waitFor(() => {
-        const d = stats(testbed, 'a').drops;
-        return d.ttlExpired > before.drops.ttlExpired;
+        const x = stats(testbed, 'a');
+        return x.drops.ttlExpired > before.drops.ttlExpired && x.rxPackets > before.rxPackets;
       });
       expect(settled).toBe(true);
       const after = stats(testbed, 'a');
@@ -231,9 +252,24 @@ for (const vnetHdr of [true, false]) {
       expect(after.drops.notIpv4 - before.drops.notIpv4).toBe(1);
       expect(after.drops.wrongDestination - before.drops.wrongDestination).toBe(1);
       expect(after.drops.ttlExpired - before.drops.ttlExpired).toBe(1);
-      expect(after.rxPackets).toBe(before.rxPackets);
+      expect(after.rxPackets - before.rxPackets).toBe(1);
       // And the tunnel still works after all that.
       expect((await ping(a.ns, b.tunnelAddress, 1)).ok).toBe(true);
+    });
+
+    it('holds its address and port alone: a second socket cannot bind it, even with SO_REUSEADDR', async () => {
+      const { a } = testbed;
+      for (const reuseAddr of [false, true]) {
+        const result = await inNamespace(a.ns, process.execPath, [
+          '-e',
+          BIND_PROBE,
+          a.underlayAddress,
+          String(8285),
+          String(reuseAddr),
+        ]);
+        expect(result.trim(), `reuseAddr ${reuseAddr}`).toBe('EADDRINUSE');
+      }
+      expect(stats(testbed, 'a').running).toBe(true);
     });
 
     it('survives random and mutated datagrams from a peer, accounting for every one', async () => {
@@ -270,7 +306,7 @@ for (const vnetHdr of [true, false]) {
       const before = stats(testbed, 'a');
       const accounted = (x: UdpEngineStats) =>
         x.rxPackets + Object.values(x.drops).reduce((sum, n) => sum + n, 0);
-      await sendDatagrams(b.ns, b.underlayAddress, 8285, a.underlayAddress, datagrams);
+      await sendDatagrams(b.ns, b.underlayAddress, OTHER_PORT, a.underlayAddress, datagrams);
       expect(await waitFor(() => accounted(stats(testbed, 'a')) - accounted(before) >= 300)).toBe(true);
       const after = stats(testbed, 'a');
       // Every datagram is counted once: dropped by some reason or (a header byte flip that kept it valid)
@@ -281,7 +317,7 @@ for (const vnetHdr of [true, false]) {
       expect((await ping(a.ns, b.tunnelAddress, 1)).ok).toBe(true);
     });
 
-    it('answers an unroutable destination with ICMP net-unreachable (but never ICMP with ICMP)', async () => {
+    it('answers an unroutable destination with ICMP net-unreachable, a ping too (never an ICMP error)', async () => {
       const before = stats(testbed, 'a');
       const received = await icmpDestUnreachsReceived(testbed.a.ns);
       await udpProbe(testbed.a.ns, '10.99.5.1');
@@ -290,10 +326,17 @@ for (const vnetHdr of [true, false]) {
       const after = stats(testbed, 'a');
       expect(after.drops.noRoute).toBeGreaterThan(before.drops.noRoute);
       expect(after.icmpSent).toBe(before.icmpSent + 1);
-      const unanswered = await ping(testbed.a.ns, '10.99.5.1', 1);
-      expect(unanswered.ok).toBe(false);
-      expect(stats(testbed, 'a').icmpSent).toBe(after.icmpSent);
-      expect(stats(testbed, 'a').drops.noRoute).toBe(after.drops.noRoute + 1);
+      // A ping gets its answer at once instead of timing out.
+      const unreachable = await ping(testbed.a.ns, '10.99.5.1', 1);
+      expect(unreachable.ok).toBe(false);
+      expect(unreachable.output).toContain('Destination Net Unreachable');
+      expect(stats(testbed, 'a').icmpSent).toBe(after.icmpSent + 1);
+      // An ICMP error to an unroutable destination is dropped unanswered.
+      const icmpBefore = stats(testbed, 'a').icmpSent;
+      const noRouteBefore = stats(testbed, 'a').drops.noRoute;
+      await inNamespace(testbed.a.ns, process.execPath, ['-e', SEND_ICMP_ERROR, '10.99.5.1']);
+      expect(await waitFor(() => stats(testbed, 'a').drops.noRoute > noRouteBefore)).toBe(true);
+      expect(stats(testbed, 'a').icmpSent).toBe(icmpBefore);
     });
 
     it('applies peer changes without restarting', async () => {
@@ -305,7 +348,7 @@ for (const vnetHdr of [true, false]) {
       await udpProbe(a.ns, b.tunnelAddress);
       expect(await waitFor(async () => (await icmpDestUnreachsReceived(a.ns)) === received + 1)).toBe(true);
 
-      // A peer entry at a port nobody listens on: a sends there, b's answers would be unknown.
+      // A peer entry at a port nobody listens on: a sends there, nothing arrives.
       a.engine!.setPeers([{ ...b.asPeer, port: 9999 }]);
       expect((await ping(a.ns, b.tunnelAddress, 1)).ok).toBe(false);
 
@@ -325,6 +368,9 @@ for (const vnetHdr of [true, false]) {
       expect(() => testbed.a.engine!.setPeers([{ subnet: '10.99.3.0/24', address: 'x', port: 1 }])).toThrow(
         UdpEngineOptionError,
       );
+      expect(() =>
+        testbed.a.engine!.setPeers([{ subnet: '10.99.3.0/24', address: '1.2.3.4', port: 0 }]),
+      ).toThrow(/peers\[0\]: option "port" must be an integer in 1\.\.65535/);
       // The previous table stays in force.
       expect(stats(testbed, 'a').peers).toBe(1);
     });
@@ -345,3 +391,106 @@ for (const vnetHdr of [true, false]) {
     });
   });
 }
+
+describe('udp engine with a peer behind port-translating NAT', () => {
+  let testbed: Testbed;
+
+  beforeAll(async () => {
+    // A fresh testbed: b's conntrack table holds no flow yet, so b's first datagram is translated.
+    testbed = await createTestbed(testbedPrefix(), { vnetHdr: true });
+  });
+
+  afterAll(async () => {
+    if (testbed) await destroyTestbed(testbed);
+  });
+
+  it("accepts the peer's datagrams from the translated source port; the inner-source check stays", async () => {
+    const { a, b } = testbed;
+    // b's outgoing tunnel datagrams leave from 192.168.78.2:20000-20099 instead of :8285, as a NAT in front
+    // of b would send them.
+    const rule = [
+      '-p',
+      'udp',
+      '--sport',
+      '8285',
+      '-j',
+      'SNAT',
+      '--to-source',
+      `${b.underlayAddress}:20000-20099`,
+    ];
+    await inNamespace(b.ns, 'iptables', ['-w', '-t', 'nat', '-A', 'POSTROUTING', ...rule]);
+    const before = stats(testbed, 'a');
+    await udpProbe(b.ns, a.tunnelAddress);
+    expect(await waitFor(() => stats(testbed, 'a').rxPackets > before.rxPackets)).toBe(true);
+    const after = stats(testbed, 'a');
+    expect(after.rxPackets - before.rxPackets).toBe(1);
+    expect(after.drops.unknownPeer).toBe(before.drops.unknownPeer);
+    // The datagram really went through the translation.
+    const counters = await inNamespace(b.ns, 'iptables', [
+      '-w',
+      '-t',
+      'nat',
+      '-L',
+      'POSTROUTING',
+      '-v',
+      '-n',
+      '-x',
+    ]);
+    const snat = counters.split('\n').find((line) => line.includes('SNAT'));
+    expect(Number(snat?.trim().split(/\s+/)[0])).toBeGreaterThanOrEqual(1);
+    // From the NAT's address, a pod address of another peer is still refused.
+    await sendDatagrams(b.ns, b.underlayAddress, 20100, a.underlayAddress, [
+      innerPacket('10.99.3.5', a.tunnelAddress),
+    ]);
+    expect(await waitFor(() => stats(testbed, 'a').drops.spoofedSource > after.drops.spoofedSource)).toBe(
+      true,
+    );
+  });
+});
+
+describe('udp engine when the kernel refuses UDP GSO (a lowered path MTU)', () => {
+  let testbed: Testbed;
+
+  beforeAll(async () => {
+    testbed = await createTestbed(testbedPrefix(), { vnetHdr: true });
+  });
+
+  afterAll(async () => {
+    if (testbed) await destroyTestbed(testbed);
+  });
+
+  it('falls back for the refused sends only, keeps the stream intact, and uses GSO again later', async () => {
+    const { a, b } = testbed;
+    const veth = `${testbed.prefix}va`;
+    // Segments of ~1450 bytes no longer fit the path to b: every GSO send to b gets EINVAL.
+    await runCommand('ip', [
+      '-n',
+      a.ns,
+      'route',
+      'add',
+      `${b.underlayAddress}/32`,
+      'dev',
+      veth,
+      'mtu',
+      '1200',
+    ]);
+    const { sent, received } = await tcpTransfer(testbed, 4 * 1024 * 1024);
+    expect(JSON.parse(received)).toEqual(JSON.parse(sent));
+    const refused = stats(testbed, 'a');
+    expect(refused.gsoFallbacks).toBeGreaterThan(0);
+    expect(refused.drops.sendFailed).toBe(0);
+    expect(refused.running).toBe(true);
+
+    // The path MTU is back: once the back-off has passed, GSO sends succeed again (not off until restart).
+    await runCommand('ip', ['-n', a.ns, 'route', 'del', `${b.underlayAddress}/32`, 'dev', veth]);
+    let recovered = false;
+    for (let attempt = 0; attempt < 40 && !recovered; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const before = stats(testbed, 'a').gsoFallbacks;
+      await tcpTransfer(testbed, 1024 * 1024);
+      const now = stats(testbed, 'a');
+      recovered = now.features.udpGso && now.gsoFallbacks === before;
+    }
+    expect(recovered).toBe(true);
+  });
+});

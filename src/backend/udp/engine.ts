@@ -5,9 +5,12 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatIpv4, parseIpv4, parseIpv4Prefix } from './packet.js';
+import { InvalidAddressError, parseCidr, parseIp } from '../../ip/index.js';
+import type { UdpEngineDrops } from './counters.js';
 
 const ADDON_PATH = path.join('native', 'build', 'Release', 'weft_udp.node');
+/** flannel's udp device name (`flannel%d`, the first one). */
+export const UDP_DEVICE_NAME = 'flannel0';
 /** The flannel udp backend's default port. */
 export const DEFAULT_UDP_PORT = 8285;
 /** Outer IPv4 (20) + UDP (8) headers: the TUN MTU is the underlay MTU minus this. */
@@ -171,26 +174,6 @@ export interface UdpEngineOptions {
   netns?: string;
 }
 
-export interface UdpEngineDrops {
-  /** Too short, bad IHL, bad total length, bad header checksum, truncated datagram, bad offload header. */
-  malformed: number;
-  /** Not IPv4 (e.g. IPv6 router solicitations the kernel sends into the TUN). */
-  notIpv4: number;
-  /** Datagram from an address:port that is no peer's. */
-  unknownPeer: number;
-  /** Inner source outside the subnet of the peer that sent it. */
-  spoofedSource: number;
-  /** Inner destination outside this node's subnet. */
-  wrongDestination: number;
-  /** No peer subnet holds the destination (answered with ICMP net-unreachable where allowed). */
-  noRoute: number;
-  ttlExpired: number;
-  /** A TUN offload type the engine did not ask for. */
-  unsupportedOffload: number;
-  sendFailed: number;
-  tunWriteFailed: number;
-}
-
 export interface UdpEngineStats {
   /** Inner packets sent to peers, and their bytes. */
   txPackets: number;
@@ -205,7 +188,10 @@ export interface UdpEngineStats {
   udpRecvs: number;
   udpDatagramsReceived: number;
   tunReadErrors: number;
+  /** GSO sends the kernel refused (e.g. a lowered path MTU), repeated datagram by datagram; GSO then rests a while. */
+  gsoFallbacks: number;
   drops: UdpEngineDrops;
+  /** `udpGso` is false while GSO rests after a refusal (see native/src/gso_backoff.h). */
   features: { vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
   peers: number;
   running: boolean;
@@ -245,17 +231,22 @@ export class UdpEngine {
     }
   }
 
-  /** Replaces the whole peer set; the running data path uses it from its next batch. */
+  /**
+   * Replaces the whole peer set; the running data path uses it from its next batch. The addon validates every
+   * entry (a prefix without host bits, an IPv4 address, a port) and names the first bad one; the previous
+   * table then stays in force. (Validated there, not here: at 5000 peers a second pass in TypeScript would
+   * cost more than the whole native update.)
+   */
   setPeers(peers: readonly UdpPeer[]): void {
     if (this.stopped) throw new UdpEngineStoppedError('set peers');
-    const converted = peers.map((peer, index) => {
-      const where = `peers[${index}]`;
-      checkPrefix(`${where}.subnet`, peer.subnet);
-      checkAddress(`${where}.address`, peer.address);
-      checkPort(`${where}.port`, peer.port);
-      return { subnet: peer.subnet, address: peer.address, port: peer.port };
-    });
-    this.native.setPeers(this.handle, converted);
+    try {
+      this.native.setPeers(this.handle, peers as UdpPeer[]);
+    } catch (error) {
+      if (error instanceof TypeError || error instanceof RangeError) {
+        throw new UdpEngineOptionError('peer table', error.message);
+      }
+      throw error;
+    }
   }
 
   stats(): UdpEngineStats {
@@ -278,7 +269,7 @@ function checkAddress(what: string, value: unknown): void {
   if (typeof value !== 'string')
     throw new UdpEngineOptionError(what, `expected a string a.b.c.d, got ${typeof value}`);
   try {
-    parseIpv4(value);
+    if (parseIp(value).family !== 4) throw new InvalidAddressError(`"${value}" is not an IPv4 address`);
   } catch (error) {
     throw new UdpEngineOptionError(what, (error as Error).message);
   }
@@ -288,7 +279,8 @@ function checkPrefix(what: string, value: unknown): void {
   if (typeof value !== 'string')
     throw new UdpEngineOptionError(what, `expected a string a.b.c.d/len, got ${typeof value}`);
   try {
-    parseIpv4Prefix(value);
+    if (parseCidr(value, { strict: true }).family !== 4)
+      throw new InvalidAddressError(`"${value}" is not an IPv4 prefix`);
   } catch (error) {
     throw new UdpEngineOptionError(what, (error as Error).message);
   }
@@ -298,9 +290,4 @@ function checkPort(what: string, value: unknown): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
     throw new UdpEngineOptionError(what, `expected an integer port 1..65535, got ${String(value)}`);
   }
-}
-
-/** The tunnel address of a subnet (its network address, assigned /32 to the TUN), e.g. 10.5.72.0. */
-export function tunnelAddressOf(subnet: string): string {
-  return formatIpv4(parseIpv4Prefix(subnet).network);
 }

@@ -1,7 +1,15 @@
 // The udp backend: the Backend (backend.ts), its pure planner (plan.ts), and its data path — a native engine
-// (native/) moving packets between the TUN device and a UDP socket — with the packet rules it follows (packet.ts).
+// (native/, with its own C unit tests and fuzzing in native/test/) moving packets between the TUN device and a
+// UDP socket.
 export { UdpBackend, type UdpBackendOptions, UdpDeviceMissingError } from './backend.js';
-export { addCounters, countersOf, DROP_REASON_LABELS, zeroCounters } from './counters.js';
+export {
+  addCounters,
+  countersOf,
+  DROP_REASON_LABELS,
+  type DropReason,
+  type UdpEngineDrops,
+  zeroCounters,
+} from './counters.js';
 export {
   DEFAULT_UDP_PORT,
   loadUdpAddon,
@@ -9,11 +17,9 @@ export {
   openTun,
   type TunDevice,
   TunOpenError,
-  tunnelAddressOf,
   UDP_ENCAP_OVERHEAD,
   UdpAddonNotBuiltError,
   UdpEngine,
-  type UdpEngineDrops,
   UdpEngineOptionError,
   type UdpEngineOptions,
   UdpEngineStartError,
@@ -21,7 +27,6 @@ export {
   UdpEngineStoppedError,
   type UdpPeer,
 } from './engine.js';
-export type { DropReason } from './packet.js';
 export {
   ownUdpSubnet,
   peerTableKey,
@@ -34,3 +39,15 @@ export {
   udpDeviceMtu,
   udpScope,
 } from './plan.js';
+export {
+  adoptResumedEngine,
+  parseResumeState,
+  releaseResumedUdpDataPath,
+  resumeStateFile,
+  resumeUdpDataPath,
+  saveResumeState,
+  UDP_STATE_DIR,
+  type UdpResumeState,
+  UdpResumeStateError,
+  udpStateDir,
+} from './resume.js';

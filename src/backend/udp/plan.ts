@@ -6,10 +6,9 @@ import type { DesiredKernelState, KernelScope, SelectedInterface, TunLinkSpec } 
 import type { Lease } from '../../lease/index.js';
 import { SkipList, sortedPeers } from '../peer-check.js';
 import { type DesiredBackendState, OwnLeaseMismatchError } from '../types.js';
-import { UDP_ENCAP_OVERHEAD, type UdpPeer } from './engine.js';
+import { UDP_DEVICE_NAME, UDP_ENCAP_OVERHEAD, type UdpPeer } from './engine.js';
 
-/** flannel's udp device name (`flannel%d`, the first one). */
-export const UDP_DEVICE_NAME = 'flannel0';
+export { UDP_DEVICE_NAME };
 /**
  * The lease BackendType udp peers publish: none (flannel's udp backend writes only PublicIP). A lease that
  * names this type is accepted too.
