@@ -23,3 +23,4 @@ export {
   SubnetEnvParseError,
   writeSubnetEnv,
 } from './subnet-env.js';
+export { type NodeFilesInput, type NodeFilesWritten, writeNodeFiles } from './node-files.js';

@@ -1,3 +1,4 @@
+export * from './lease-set.js';
 export * from './loop.js';
 export * from './observed.js';
-export * from './peers.js';
+export * from './pass.js';
