@@ -87,7 +87,7 @@ describe('vxlan resilience: restarts, removed leases and hand-deleted entries', 
     expect(await deviceMac(c, 1, 'flannel.1')).toBe(macBefore);
     // Kernel state survived the kill, so the restarted weftd had nothing to change.
     const firstPass = lastRunLog(c, 1).find((r) => r.msg === 'reconciled');
-    expect(firstPass).toMatchObject({ reason: 'start', ops: 0, failed: 0 });
+    expect(firstPass).toMatchObject({ reasons: ['start'], ops: 0, failed: 0 });
   });
 
   it('removes a stopped node’s entries on the others once its lease is deleted with etcdctl', async () => {

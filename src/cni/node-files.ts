@@ -3,9 +3,12 @@
  * weft's bridge conflist (read by the container runtime), both written atomically and only when they change.
  */
 import type { NetworkConfig } from '../config/index.js';
+import { errorFields } from '../core/index.js';
+import { formatCidr } from '../ip/index.js';
 import type { Lease } from '../lease/index.js';
+import type { Logger } from '../log/index.js';
 import { renderBridgeConflist, writeBridgeConflist } from './conflist.js';
-import { writeSubnetEnv } from './subnet-env.js';
+import { readSubnetEnv, writeSubnetEnv } from './subnet-env.js';
 
 export interface NodeFilesInput {
   config: Pick<NetworkConfig, 'ipv4' | 'ipv6'>;
@@ -47,4 +50,21 @@ export async function writeNodeFiles(input: NodeFilesInput): Promise<NodeFilesWr
     ipamDataDir: input.cniIpamDataDir,
   });
   return { subnetFile, cniConfFile: await writeBridgeConflist(input.cniConfFile, conflist) };
+}
+
+/** The subnets the previous run wrote to `subnetFile`, to ask for them again; none when it is unreadable. */
+export async function readPreviousSubnets(
+  subnetFile: string,
+  logger: Logger,
+): Promise<{ previousSubnet?: string; previousIPv6Subnet?: string }> {
+  try {
+    const previous = await readSubnetEnv(subnetFile);
+    return {
+      ...(previous?.subnet ? { previousSubnet: formatCidr(previous.subnet) } : {}),
+      ...(previous?.ipv6Subnet ? { previousIPv6Subnet: formatCidr(previous.ipv6Subnet) } : {}),
+    };
+  } catch (err) {
+    logger.warn({ file: subnetFile, err: errorFields(err) }, 'ignoring unreadable previous subnet file');
+    return {};
+  }
 }

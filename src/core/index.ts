@@ -15,4 +15,10 @@ export {
 export { type ErrorFields, errorFields, errorMessage } from './errors.js';
 export { sleep, untilAborted } from './sleep.js';
 export type { Task, TaskContext } from './task.js';
-export { type StaleTask, staleTasks, type TaskStatus, TaskSupervisor, type TaskSupervisorOptions } from './tasks.js';
+export {
+  type StaleTask,
+  staleTasks,
+  type TaskStatus,
+  TaskSupervisor,
+  type TaskSupervisorOptions,
+} from './tasks.js';

@@ -44,7 +44,9 @@ describe('TaskSupervisor', () => {
         runs++;
         if (runs < 3) throw new Error(`attempt ${runs} failed`);
         beat();
-        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        await new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
       },
     };
     sup.start(flaky);

@@ -61,7 +61,8 @@ export class TaskSupervisor {
 
   /** Starts `task` (names are unique); it runs until `stop()`. */
   start(task: Task): void {
-    if (this.entries.has(task.name)) throw new Error(`a task named ${JSON.stringify(task.name)} already runs`);
+    if (this.entries.has(task.name))
+      throw new Error(`a task named ${JSON.stringify(task.name)} already runs`);
     const status = {
       name: task.name,
       periodMs: task.periodMs,
@@ -103,7 +104,8 @@ export class TaskSupervisor {
 
   /** Every task's status, in start order. */
   statuses(): TaskStatus[] {
-    return [...this.entries.values()].map((e) => ({ ...e.status }));
+    // A task's period may change as it works (the prober's grows with its targets): read it each time.
+    return [...this.entries.values()].map((e) => ({ ...e.status, periodMs: e.task.periodMs }));
   }
 
   /** Tasks whose last beat (or start) is older than their period plus `graceMs`. */
@@ -127,7 +129,12 @@ export function staleTasks(statuses: readonly TaskStatus[], now: number, graceMs
     const limitMs = s.periodMs + graceMs;
     const ageMs = now - s.lastBeatAt;
     if (ageMs > limitMs)
-      out.push({ name: s.name, ageMs, limitMs, ...(s.lastError === undefined ? {} : { lastError: s.lastError }) });
+      out.push({
+        name: s.name,
+        ageMs,
+        limitMs,
+        ...(s.lastError === undefined ? {} : { lastError: s.lastError }),
+      });
   }
   return out;
 }

@@ -25,7 +25,15 @@ const state: DesiredKernelState = {
 describe('ObservedStateMemory', () => {
   it('only lease-event passes (also coalesced ones) may skip the dump', () => {
     expect(mayUseRememberedState(['lease'])).toBe(true);
-    const others: PassReason[][] = [['start'], ['resync'], ['retry'], ['own-lease'], ['lease', 'resync'], ['resync', 'lease'], []];
+    const others: PassReason[][] = [
+      ['start'],
+      ['resync'],
+      ['retry'],
+      ['own-lease'],
+      ['lease', 'resync'],
+      ['resync', 'lease'],
+      [],
+    ];
     for (const r of others) expect(mayUseRememberedState(r)).toBe(false);
   });
 

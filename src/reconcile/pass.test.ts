@@ -29,7 +29,9 @@ class RecordedKernel implements PassKernel {
   async apply(ops: readonly KernelOp[]): Promise<KernelOpResult[]> {
     this.applied.push([...ops]);
     return ops.map((op) =>
-      this.failKinds.has(op.kind) ? { op, ok: false, error: 'RTNETLINK answers: File exists' } : { op, ok: true },
+      this.failKinds.has(op.kind)
+        ? { op, ok: false, error: 'RTNETLINK answers: File exists' }
+        : { op, ok: true },
     );
   }
 }
@@ -53,7 +55,8 @@ async function hostGw() {
   const config = parseNetworkConfig({ Network: '10.5.0.0/16', Backend: { Type: 'host-gw' } });
   const backend = createBackend(config.backend as BackendConfig);
   await backend.prepare({ config, iface: TEST_IFACE });
-  const lease = (i: number) => subnetLease(`10.5.${i}.0/24`, { publicIP: `192.168.1.${i}`, backendType: 'host-gw' });
+  const lease = (i: number) =>
+    subnetLease(`10.5.${i}.0/24`, { publicIP: `192.168.1.${i}`, backendType: 'host-gw' });
   return { backend, own: lease(1), lease };
 }
 
@@ -63,7 +66,10 @@ describe('runReconcilePass', () => {
     const kernel = new RecordedKernel();
     const metrics = new RecordedMetrics();
     const deps = { kernel, memory: new ObservedStateMemory(), logger: silentLogger(), metrics };
-    const first = await runReconcilePass({ reasons: ['start'], backend, own, peers: [lease(2), lease(3)] }, deps);
+    const first = await runReconcilePass(
+      { reasons: ['start'], backend, own, peers: [lease(2), lease(3)] },
+      deps,
+    );
     expect(first).toMatchObject({ applied: 2, failed: 0, removed: 0, dumped: true });
     expect(first.ops.map((op) => op.kind)).toEqual(['route-replace', 'route-replace']);
     expect(kernel.dumps).toBe(1);
@@ -77,7 +83,10 @@ describe('runReconcilePass', () => {
     expect(second.ops).toHaveLength(1);
     expect(JSON.stringify(second.ops[0])).toContain('10.5.4.0');
 
-    const gone = await runReconcilePass({ reasons: ['lease'], backend, own, peers: [lease(2), lease(4)] }, deps);
+    const gone = await runReconcilePass(
+      { reasons: ['lease'], backend, own, peers: [lease(2), lease(4)] },
+      deps,
+    );
     expect(gone.ops.map((op) => op.kind)).toEqual(['route-delete']);
     expect(gone.removed).toBe(1);
     expect(metrics.stale).toEqual(['route']);
@@ -121,9 +130,9 @@ describe('runReconcilePass', () => {
     kernel.dumpError = new Error('ip: cannot open netlink socket');
     const metrics = new RecordedMetrics();
     const deps = { kernel, memory: new ObservedStateMemory(), logger: silentLogger(), metrics };
-    await expect(runReconcilePass({ reasons: ['start'], backend, own, peers: [lease(2)] }, deps)).rejects.toThrow(
-      'cannot open netlink socket',
-    );
+    await expect(
+      runReconcilePass({ reasons: ['start'], backend, own, peers: [lease(2)] }, deps),
+    ).rejects.toThrow('cannot open netlink socket');
     expect(metrics.passes).toEqual([{ ops: 0, failed: true }]);
     expect(kernel.applied).toEqual([]);
   });
@@ -152,7 +161,8 @@ describe('runReconcilePass', () => {
       { kernel, memory: new ObservedStateMemory(), logger: silentLogger() },
     );
     const kinds = pass.ops.map((op) => op.kind);
-    for (const kind of ['link-add', 'neighbor-replace', 'fdb-replace', 'route-replace']) expect(kinds).toContain(kind);
+    for (const kind of ['link-add', 'neighbor-replace', 'fdb-replace', 'route-replace'])
+      expect(kinds).toContain(kind);
     expect(handed).toEqual([['10.5.2.0-24']]);
   });
 });

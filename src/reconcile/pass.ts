@@ -68,7 +68,8 @@ export async function runReconcilePass(input: PassInput, deps: PassDeps): Promis
   const clock = deps.clock ?? process.hrtime.bigint;
   const started = clock();
   const { state, skipped } = backend.desired(own, peers);
-  for (const s of skipped) logger.debug({ peer: s.key, family: s.family, reason: s.reason }, 'peer not programmed');
+  for (const s of skipped)
+    logger.debug({ peer: s.key, family: s.family, reason: s.reason }, 'peer not programmed');
   const scope = backend.scope(own);
   const planned = clock();
   // Lease events plan against the state the last clean pass left; everything else reads the kernel.

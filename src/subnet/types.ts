@@ -4,6 +4,8 @@ import type { Lease, LeaseAttrs, LeaseWatchBatch } from '../lease/index.js';
 /** Why the own lease changed under the daemon. */
 export type OwnLeaseChange =
   | { type: 'renewed'; lease: Lease }
+  /** A renewal attempt failed (etcd unreachable …); the keeper retries. The lease is still `lease`. */
+  | { type: 'renewal-failed'; lease: Lease; error: string }
   | { type: 'reacquired'; lease: Lease; previous: Lease; reason: string };
 
 /**

@@ -630,6 +630,7 @@ export class EtcdSubnetManager implements SubnetManager {
           onChange({ type: 'renewed', lease: updated });
         },
         stop,
+        (failed, err) => onChange({ type: 'renewal-failed', lease: failed, error: describeError(err) }),
       );
       if (lost === undefined) return;
       this.logger.error(
@@ -685,6 +686,7 @@ export class EtcdSubnetManager implements SubnetManager {
     get: () => Lease,
     update: (lease: Lease) => void,
     stop: AbortSignal,
+    renewalFailed?: (lease: Lease, err: unknown) => void,
   ): Promise<string | undefined> {
     let retryAt: number | undefined;
     /** After a compaction: the revision at which the key was re-read (watch from just after it). */
@@ -731,6 +733,7 @@ export class EtcdSubnetManager implements SubnetManager {
             } catch (err) {
               if (err instanceof LeaseLostError) return err.reason;
               retryAt = Date.now() + this.renewRetryMs;
+              renewalFailed?.(lease, err);
               this.logger.error(
                 { leaseKey: lease.key, err: describeError(err), retryInMs: this.renewRetryMs },
                 'lease renewal failed; retrying',
