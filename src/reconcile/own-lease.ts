@@ -103,8 +103,8 @@ export class OwnLease {
     const expiration = this.lease.expiration;
     if (this.lossCounted || !expiration || this.now() < expiration.getTime()) return;
     this.lossCounted = true;
+    // Health judges the expiry from the clock itself (and names it); the metrics need telling.
     this.sinks.metrics.leaseLost();
-    this.sinks.health.setLeaseHeld(false);
     this.sinks.logger.error(
       { subnet: leaseSubnets(this.lease), expired: expiration },
       'own lease expired without renewal: node not ready until it is renewed or re-acquired',
