@@ -88,3 +88,31 @@ describe('ReconcileLoop', () => {
     expect(n).toBe(0);
   });
 });
+
+describe('ReconcileLoop as a Task', () => {
+  it('beats after each pass, failed ones too, and stops with its signal', async () => {
+    let n = 0;
+    const loop = new ReconcileLoop({
+      intervalMs: 0,
+      retryMs: 60_000,
+      pass: async () => {
+        n++;
+        if (n === 2) throw new Error('cannot dump routes');
+        return { applied: 0, failed: 0 };
+      },
+    });
+    await loop.trigger('start');
+    const beats: number[] = [];
+    const stop = new AbortController();
+    const running = loop.run({ signal: stop.signal, beat: () => beats.push(n) });
+    // The pass before the task started counts as its first beat.
+    expect(beats).toEqual([1]);
+    await loop.trigger('lease');
+    expect(beats).toEqual([1, 2]);
+    expect(loop.last).toMatchObject({ ok: false, error: 'cannot dump routes', reasons: ['lease'], ops: 0 });
+    stop.abort();
+    await running;
+    await loop.trigger('resync');
+    expect(n).toBe(2);
+  });
+});
