@@ -396,7 +396,9 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
 }
 
 interface PassLog {
+  /** The pass's reasons joined with `+` (weftd logs them as an array, `reasons`). */
   reason: string;
+  reasons?: string[];
   ops: number;
   ms: number;
   /** backend plan, kernel dump, diff, apply (weftd logs them since this bench was written). */
@@ -422,7 +424,7 @@ function passesSince(logFile: string, fromLine: number): { passes: PassLog[]; li
     if (!line.includes('"msg":"reconciled"')) continue;
     try {
       const r = JSON.parse(line) as PassLog;
-      passes.push({ reason: r.reason, ops: r.ops, ms: r.ms, stepsMs: r.stepsMs });
+      passes.push({ reason: (r.reasons ?? []).join('+'), ops: r.ops, ms: r.ms, stepsMs: r.stepsMs });
     } catch {
       // a partial line
     }

@@ -39,8 +39,24 @@ async function main(): Promise<void> {
   const { resumeUdpDataPath } = await import('../src/backend/udp/resume.js');
   await resumeUdpDataPath(undefined, dirname(options.subnetFile));
   const { runDaemon } = await import('../src/daemon.js');
-  const code = await runDaemon(options);
+  const code = await runDaemon(options, testSettings(process.env));
   process.exit(code);
+}
+
+/**
+ * Test-only settings, honoured only with WEFT_TEST=1 (the test kit sets it): `WEFT_TEST_LEASE_TTL_SECONDS`
+ * gives the etcd lease a TTL of that many seconds (renewed at half of it, a failed renewal retried after 1 s)
+ * so a test can stop etcd past the lease's expiry. Never a flag: production leases live 24 h as flannel's.
+ */
+function testSettings(env: NodeJS.ProcessEnv): import('../src/daemon.js').DaemonTesting {
+  const raw = env.WEFT_TEST === '1' ? env.WEFT_TEST_LEASE_TTL_SECONDS : undefined;
+  if (raw === undefined) return {};
+  const ttl = Number(raw);
+  if (!Number.isInteger(ttl) || ttl < 2 || ttl > 86_400)
+    usageExit(
+      `weftd: WEFT_TEST_LEASE_TTL_SECONDS: expected whole seconds 2..86400, found ${JSON.stringify(raw)}`,
+    );
+  return { etcdLeaseTiming: { leaseTtlSeconds: ttl, renewMarginSeconds: ttl / 2, renewRetryMs: 1_000 } };
 }
 
 main().catch((err: unknown) => {

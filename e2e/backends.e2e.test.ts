@@ -299,7 +299,7 @@ describe.each(ROWS)('$name: 3 nodes × 2 pods, real weftd, etcd and CNI plugins'
     expect(c.subnetEnv(1)).toEqual(envBefore);
     // Kernel state survived the kill, so the restarted weftd had nothing to change.
     expect(lastRunLog(c, 1).find((r) => r.msg === 'reconciled')).toMatchObject({
-      reason: 'start',
+      reasons: ['start'],
       ops: 0,
       failed: 0,
     });

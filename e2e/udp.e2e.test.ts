@@ -5,7 +5,7 @@
 // appears and disappears while the daemons keep running.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lastRunLog, leaseRows, restartWeftd, waitFor } from "../testkit/dataplane.js";
+import { lastRunLog, leaseRows, restartWeftd, waitFor } from '../testkit/dataplane.js';
 import { type ClusterMachine, type Pod, type ProcessHandle, runIn, spawnIn } from '../testkit/index.js';
 import { ipv4UdpPacket } from '../testkit/udp-peer.js';
 import { HEALTHZ_PORT, REPO_ROOT, startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';

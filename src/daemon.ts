@@ -1,39 +1,22 @@
 /**
- * weftd's wiring: options → subnet manager → interface → backend → lease → firewall → files → reconcile loop.
- * Everything with logic lives in the rooms below; this file only connects them and owns the process lifecycle.
- * On SIGTERM/SIGINT it stops and leaves every kernel entry, rule and file in place (a restart does not cut
- * traffic); a second signal or a 10 s stall exits anyway.
+ * weftd's wiring: options → subnet manager → interface → backend → lease → firewall → first pass → files →
+ * tasks. Everything with logic lives in the rooms; this file connects them and owns the process lifecycle.
+ * Every long-running loop runs as a Task under one supervisor, so `/healthz` names a loop that stopped
+ * beating. On SIGTERM/SIGINT it stops and leaves every kernel entry, rule and file in place (a restart does
+ * not cut traffic); a second signal or a 10 s stall exits anyway.
  */
 import path from 'node:path';
-import { type Backend, createBackend, type PreparedBackend, SkippedPeerLog } from './backend/index.js';
+import { type NodeBackend, prepareNodeBackend } from './backend/prepare.js';
 import { releaseResumedUdpDataPath, resumeUdpDataPath } from './backend/udp/index.js';
-import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEnv } from './cni/index.js';
-import { type BackendConfig, type NetworkConfig, networkConfigWarnings } from './config/index.js';
+import { readPreviousSubnets, writeNodeFiles } from './cni/index.js';
+import { type NetworkConfig, networkConfigWarnings } from './config/index.js';
 import type { DaemonOptions } from './config/options.js';
 import { redactOptions } from './config/redact.js';
 import { weftVersion } from './config/version.js';
-import {
-  detectIptables,
-  Firewall,
-  type IptablesRuleSet,
-  mergeRuleSets,
-  planForwardRules,
-  planMasqRules,
-  planTunnelNotrackRules,
-  tunnelNotrackJumps,
-} from './firewall/index.js';
+import { errorFields, type Task, TaskSupervisor, untilAborted } from './core/index.js';
+import { NodeRules } from './firewall/node-rules.js';
 import { type Cidr, formatCidr } from './ip/index.js';
-import {
-  applyKernelOps,
-  describeKernelOp,
-  dumpKernelState,
-  ensureSysctl,
-  type KernelOpResult,
-  listInterfaces,
-  planKernel,
-  type SelectedInterface,
-  selectInterface,
-} from './kernel/index.js';
+import { applyKernelOps, dumpKernelState, ensureSysctl } from './kernel/index.js';
 import type { Lease } from './lease/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import {
@@ -45,23 +28,27 @@ import {
   startObserveServer,
   WeftMetrics,
 } from './observe/index.js';
-import { notifySystemd } from './observe/sd-notify.js';
-import { ObservedStateMemory, PeerStore, ReconcileLoop } from './reconcile/index.js';
-import type { OwnLeaseChange, SubnetManager } from './subnet/index.js';
-import { createSubnetManager } from './subnet/select.js';
+import { readinessNotifierTask } from './observe/sd-notify.js';
+import { leaseSubnets, NodeReconciler, OwnLease } from './reconcile/index.js';
+import type { SubnetManager } from './subnet/index.js';
+import { createSubnetManager, type SubnetManagerHooks } from './subnet/select.js';
 
 export const VERSION = weftVersion();
 
+/** Settings only tests use (never flags): see daemon/weftd.ts. */
+export interface DaemonTesting {
+  etcdLeaseTiming?: SubnetManagerHooks['etcdLeaseTiming'];
+}
+
 /** Runs weftd until a signal; resolves with the process exit code. */
-export async function runDaemon(options: DaemonOptions): Promise<number> {
+export async function runDaemon(options: DaemonOptions, testing: DaemonTesting = {}): Promise<number> {
   const logger = createLogger({ level: options.logLevel });
   logger.info({ version: VERSION, options: redactOptions(options) }, 'weftd starting');
-  const daemon = new Daemon(options, logger);
+  const daemon = new Daemon(options, logger, testing);
   const stop = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
+    if (++signals > 1) {
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(0);
     }
@@ -88,62 +75,46 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   }
 }
 
-function errorFields(err: unknown): Record<string, unknown> {
-  return err instanceof Error ? { type: err.name, message: err.message } : { message: String(err) };
-}
-
-/** How often the data path's counters reach the metrics between reconcile passes. */
-const BACKEND_COUNTERS_INTERVAL_MS = 5_000;
-
-/** Backend types the config can name, reduced to the one that runs (auto → vxlan or udp). */
-function backendCandidates(cfg: BackendConfig): BackendConfig[] {
-  return cfg.type === 'auto' ? [cfg.vxlan, cfg.udp] : [cfg];
-}
-
 class Daemon {
   private sm: SubnetManager | undefined;
-  private readonly health: HealthState;
   private readonly metrics = new WeftMetrics({ version: VERSION });
-  private readonly peers = new PeerStore();
-  /** The kernel state the last clean pass left, for lease-event passes (see reconcile/observed.ts). */
-  private readonly observedMemory = new ObservedStateMemory();
-  private readonly skippedPeerLog = new SkippedPeerLog();
-  private config: NetworkConfig | undefined;
-  private iface: SelectedInterface | undefined;
-  private backend: Backend | undefined;
-  private prepared: PreparedBackend | undefined;
-  private lease: Lease | undefined;
-  private firewall: Firewall | undefined;
-  private firewallSets: IptablesRuleSet[] = [];
-  /** Whether this iptables supports MASQUERADE --random-fully (checked once). */
-  private randomFully = true;
-  private loop: ReconcileLoop | undefined;
+  private readonly tasks: TaskSupervisor;
+  private readonly health: HealthState;
+  private backend: NodeBackend | undefined;
+  private own: OwnLease | undefined;
+  private node: NodeReconciler | undefined;
   private prober: PeerProber | undefined;
   private readonly closers: Array<() => Promise<void> | void> = [];
 
   constructor(
     private readonly options: DaemonOptions,
     private readonly logger: Logger,
+    private readonly testing: DaemonTesting,
   ) {
+    this.tasks = new TaskSupervisor({
+      onError: (task, err, restartInMs) =>
+        logger.error({ task, err: errorFields(err), restartInMs }, 'task failed; restarting it'),
+    });
     this.health = new HealthState({
       firewallRequired: options.ipMasq || options.iptablesForwardRules || options.tunnelNotrack,
-      // A loop that has not finished a pass in three resync periods is stuck.
-      maxReconcileAgeMs: Math.max(3 * options.resyncInterval * 1000, 60_000),
+      reconcileRequired: true,
+      tasks: () => this.tasks.statuses(),
     });
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    const { options, logger } = this;
-    // First, before etcd and everything slow: a restarted udp node forwards again at once (issue 13 #14).
+    const { options, logger, health, metrics } = this;
+    // First, before etcd and everything slow: a restarted udp node forwards again at once.
     await resumeUdpDataPath(logger, path.dirname(options.subnetFile));
-    const monitor = startEventLoopMonitor(this.health);
+    const monitor = startEventLoopMonitor(health);
     this.closers.push(() => monitor.stop());
+    const status = () => this.status();
     const server = await startObserveServer({
       host: options.healthzIp,
       port: options.healthzPort,
-      health: this.health,
-      metrics: this.metrics,
-      status: () => this.status(),
+      health,
+      metrics,
+      status,
       exposeStatus: options.exposeStatus,
       logger,
     });
@@ -151,404 +122,127 @@ class Daemon {
       logger.info({ url: server.url }, 'health, metrics and status server listening');
       this.closers.push(() => server.close());
     }
-
-    this.sm = await createSubnetManager(options, logger, {
+    const sm = await createSubnetManager(options, logger, {
       onWatchEvent: (e) => {
-        if (e.type === 'reconnect') this.metrics.watchReconnect(this.sm?.kind ?? 'etcd');
-        if (e.type === 'relist') this.metrics.watchRelist(this.sm?.kind ?? 'etcd');
+        if (e.type === 'reconnect') metrics.watchReconnect(sm.kind);
+        if (e.type === 'relist') metrics.watchRelist(sm.kind);
+        this.node?.watch.onWatchEvent(e);
       },
+      ...(this.testing.etcdLeaseTiming ? { etcdLeaseTiming: this.testing.etcdLeaseTiming } : {}),
     });
-    const config = await this.sm.getNetworkConfig(signal);
-    this.config = config;
+    this.sm = sm;
+    const config = await sm.getNetworkConfig(signal);
     // Once per start, here (the subnet managers only parse).
     for (const w of networkConfigWarnings(config)) logger.warn(w.fields, w.msg);
-    logger.info(
-      {
-        network: config.ipv4 && formatCidr(config.ipv4.network),
-        ipv6Network: config.ipv6 && formatCidr(config.ipv6.network),
-        backend: config.backend.type,
-      },
-      'network config',
-    );
+    const networks = [config.ipv4?.network, config.ipv6?.network].filter((c): c is Cidr => c !== undefined);
+    logger.info({ networks: networks.map(formatCidr), backend: config.backend.type }, 'network config');
 
     // Kubernetes mode: the node's `node-public-ip[v6]` annotations act like --public-ip[v6] (per node, so they win).
-    const nodeOverride = await this.sm.readNodePublicIPOverride?.(signal);
-    if (nodeOverride?.publicIP !== undefined || nodeOverride?.publicIPv6 !== undefined) {
-      logger.info(
-        { publicIp: nodeOverride.publicIP, publicIpv6: nodeOverride.publicIPv6 },
-        'using the node-public-ip annotation as --public-ip',
-      );
-    }
-    const facts = await listInterfaces({ canReach: options.ifaceCanReach });
-    this.iface = selectInterface(facts, {
-      publicIp: nodeOverride?.publicIP ?? options.publicIp,
-      publicIpv6: nodeOverride?.publicIPv6 ?? options.publicIpv6,
-      iface: options.iface,
-      ifaceRegex: options.ifaceRegex,
-      ifaceCanReach: options.ifaceCanReach,
-      ipv4: config.enableIPv4,
-      ipv6: config.enableIPv6,
-    });
-    logger.info(
-      {
-        iface: this.iface.name,
-        publicIp: this.iface.publicIp,
-        publicIpv6: this.iface.publicIpv6,
-        reason: this.iface.reason,
-      },
-      'using interface',
-    );
-
-    await this.prepareBackend(config, this.iface);
+    const override = await sm.readNodePublicIPOverride?.(signal);
+    this.backend = await prepareNodeBackend(config, { ...options, ...override }, logger);
     releaseResumedUdpDataPath(); // the udp backend adopted it in prepare, or another backend was chosen
-    const previous = await readSubnetEnv(options.subnetFile).catch((err: unknown) => {
-      logger.warn(
-        { file: options.subnetFile, err: errorFields(err) },
-        'ignoring unreadable previous subnet file',
-      );
-      return undefined;
-    });
-    const lease = await this.sm.acquireLease(
-      {
-        config,
-        attrs: this.prepared!.attrs,
-        previousSubnet: previous?.subnet && formatCidr(previous.subnet),
-        previousIPv6Subnet: previous?.ipv6Subnet && formatCidr(previous.ipv6Subnet),
-      },
-      signal,
-    );
-    this.setLease(lease);
-    this.metrics.leaseAcquired();
+    const { backend, prepared } = this.backend;
+    const previous = await readPreviousSubnets(options.subnetFile, logger);
+    const lease = await sm.acquireLease({ config, attrs: prepared.attrs, ...previous }, signal);
     logger.info({ subnet: leaseSubnets(lease), key: lease.key, expires: lease.expiration }, 'lease acquired');
-
-    await ensureSysctl('net.ipv4.ip_forward', '1').catch((err: unknown) =>
-      logger.warn({ err: errorFields(err) }, 'could not enable net.ipv4.ip_forward'),
-    );
-    if (config.enableIPv6) {
-      await ensureSysctl('net.ipv6.conf.all.forwarding', '1').catch((err: unknown) =>
-        logger.warn({ err: errorFields(err) }, 'could not enable IPv6 forwarding'),
+    const firewall = new NodeRules({ config, options, prepared, logger, health, metrics });
+    const replumb = (l: Lease) => this.replumb(config, firewall, l);
+    const own = new OwnLease(lease, { health, metrics, logger, replumb });
+    this.own = own;
+    const forwarding = [
+      'net.ipv4.ip_forward',
+      ...(config.enableIPv6 ? ['net.ipv6.conf.all.forwarding'] : []),
+    ];
+    for (const key of forwarding)
+      await ensureSysctl(key, '1').catch((err) =>
+        logger.warn({ key, err: errorFields(err) }, 'cannot forward'),
       );
-    }
-    await this.installFirewall(lease);
+    // A failed install leaves the node not ready; the check task installs again.
+    await firewall
+      .install(lease)
+      .catch((err: unknown) =>
+        logger.error({ err: errorFields(err) }, 'could not install the firewall rules; retrying'),
+      );
 
-    this.loop = new ReconcileLoop({
-      intervalMs: options.resyncInterval * 1000,
-      pass: (reason) => this.reconcilePass(reason),
-      onPass: (record) => {
-        this.health.reconcileFinished({
-          ok: record.ok,
-          ops: record.applied,
-          failed: record.failed,
-          durationMs: record.durationMs,
-          error: record.error,
-        });
-        // A pass that threw (e.g. the kernel dump failed) never reached reconcileObserved: count it here.
-        if (record.error !== undefined) this.metrics.reconcileObserved(record.durationMs / 1000, [], true);
-        if (!record.ok)
-          logger.error(
-            { reason: record.reason, failed: record.failed, error: record.error },
-            'reconcile incomplete',
-          );
-      },
+    const node = new NodeReconciler({
+      backend,
+      own: () => own.current,
+      watch: (s, hooks) => sm.watchLeases(s, hooks),
+      watchBeatMs: sm.heartbeatPeriods?.leaseWatchMs,
+      kernel: { dump: dumpKernelState, apply: applyKernelOps },
+      resyncMs: options.resyncInterval * 1000,
+      logger,
+      metrics,
+      health,
+      afterPass: (peers) => this.prober?.setTargets(probeTargetsForLeases(peers, backend)),
+      counters: (totals) => metrics.udpCounters(totals),
     });
-
+    this.node = node;
+    this.tasks.start(node.watch);
+    this.tasks.start(own.keeperTask(sm));
     // The first snapshot is programmed before the files say "ready": pods started then can reach every peer.
-    const watch = this.sm.watchLeases(signal)[Symbol.asyncIterator]();
-    const first = await watch.next();
-    if (!first.done) this.peers.apply(first.value);
-    await this.loop.trigger('start');
-    await this.writeFiles();
-    this.health.setSubnetFileWritten(true);
-    this.loop.start();
-    await this.sm
-      .markNetworkReady?.(signal)
-      .catch((err: unknown) => logger.warn({ err: errorFields(err) }, 'could not mark the network ready'));
-    void notifySystemd('READY=1')
-      .then((r) => {
-        if (r.sent) logger.info('told systemd weftd is ready');
-      })
-      .catch((err: unknown) => logger.warn({ err: errorFields(err) }, 'sd_notify failed'));
-    logger.info({ peers: this.peers.size - 1 }, 'weftd ready');
-
-    this.startProber(signal);
-    // The udp data path counts on its own threads; the metrics read its totals each pass and every 5 s.
-    if (this.backend?.counters) {
-      const timer = setInterval(() => this.feedBackendCounters(), BACKEND_COUNTERS_INTERVAL_MS);
-      timer.unref();
-      this.closers.push(() => clearInterval(timer));
-    }
-    const tasks = [
-      this.sm.keepLease(lease, (change) => void this.onOwnLease(change), signal),
-      this.firewall ? this.firewall.run(options.iptablesResync, signal) : Promise.resolve(),
-      this.consumeWatch(watch, signal),
-    ];
-    await Promise.race([Promise.all(tasks), abortPromise(signal)]);
+    await Promise.race([node.watch.firstBatch, untilAborted(signal)]);
+    if (signal.aborted) return;
+    await node.loop.trigger('start');
+    await this.writeFiles(config, own.current);
+    for (const task of this.laterTasks(firewall, networks)) this.tasks.start(task);
+    logger.info({ peers: node.peers().length }, 'weftd running');
+    await untilAborted(signal);
   }
 
-  private async prepareBackend(config: NetworkConfig, iface: SelectedInterface): Promise<void> {
-    const candidates = backendCandidates(config.backend);
-    let lastError: unknown;
-    for (const candidate of candidates) {
-      const backend = createBackend(candidate);
-      try {
-        this.prepared = await backend.prepare({
-          config,
-          iface,
-          logger: this.logger.child({ backend: candidate.type }),
-        });
-        this.backend = backend;
-        if (candidates.length > 1 && candidate !== candidates[0]) {
-          this.logger.warn(
-            { backend: candidate.type, err: errorFields(lastError) },
-            'vxlan is not available here: falling back to the udp backend',
-          );
-        }
-        this.logger.info(
-          { backend: backend.name, mtu: this.prepared.mtu, attrs: this.prepared.attrs },
-          'backend ready',
-        );
-        return;
-      } catch (err) {
-        lastError = err;
-        if (candidates.length === 1) throw err;
-      }
-    }
-    throw lastError;
-  }
-
-  private setLease(lease: Lease): void {
-    this.lease = lease;
-    this.health.setLeaseHeld(true);
-    this.metrics.leaseHeld(leaseSubnets(lease), lease.expiration);
-  }
-
-  private firewallRuleSets(lease: Lease): IptablesRuleSet[] {
-    const config = this.config!;
-    const sets: IptablesRuleSet[] = [];
-    const pairs: Array<[Cidr | undefined, Cidr | undefined, 4 | 6]> = [
-      [config.ipv4?.network, lease.subnet, 4],
-      [config.ipv6?.network, lease.ipv6Subnet, 6],
-    ];
-    for (const [network, subnet, family] of pairs) {
-      if (!network || !subnet) continue;
-      if (this.options.ipMasq)
-        sets.push(planMasqRules({ network, subnet, family, randomFully: this.randomFully }));
-      if (this.options.iptablesForwardRules) sets.push(planForwardRules({ network, family }));
-    }
-    for (const family of this.notrackFamilies()) {
-      sets.push(planTunnelNotrackRules({ family, port: this.prepared!.tunnel!.port }));
-    }
-    return mergeRuleSets(sets);
-  }
-
-  /** The families whose tunnel packets get NOTRACK rules: none for host-gw or with --tunnel-notrack=false. */
-  private notrackFamilies(): readonly (4 | 6)[] {
-    return this.options.tunnelNotrack ? (this.prepared?.tunnel?.families ?? []) : [];
-  }
-
-  private async installFirewall(lease: Lease): Promise<void> {
-    if (!this.options.ipMasq && !this.options.iptablesForwardRules && this.notrackFamilies().length === 0) {
-      this.health.setFirewallInstalled(true);
-      return;
-    }
-    this.randomFully = (await detectIptables().catch(() => ({ randomFully: true }))).randomFully;
-    this.firewall ??= new Firewall({
-      logger: this.logger,
-      onEnsure: (r) => {
-        if (r.repaired) this.metrics.firewallRepair();
-      },
-    });
-    const sets = this.firewallRuleSets(lease);
-    if (this.firewallSets.length === 0 && this.notrackFamilies().length === 0) {
-      // NOTRACK off (or a backend without a tunnel): drop the jumps an earlier run with it on installed.
-      const stale: IptablesRuleSet[] = [];
-      if (this.config?.ipv4) stale.push(tunnelNotrackJumps(4));
-      if (this.config?.ipv6) stale.push(tunnelNotrackJumps(6));
-      await this.firewall
-        .cleanup(stale, sets)
-        .catch((err: unknown) =>
-          this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules'),
-        );
-    }
-    if (this.firewallSets.length > 0) await this.firewall.cleanup(this.firewallSets, sets);
-    await this.firewall.ensure(sets);
-    this.firewallSets = sets;
-    this.health.setFirewallInstalled(true);
-  }
-
-  private async writeFiles(): Promise<void> {
-    const config = this.config!;
-    const lease = this.lease!;
-    const mtu = this.prepared!.mtu;
-    const wroteEnv = await writeSubnetEnv(this.options.subnetFile, {
-      network: config.ipv4?.network,
-      subnet: lease.subnet,
-      ipv6Network: config.ipv6?.network,
-      ipv6Subnet: lease.ipv6Subnet,
-      mtu,
-      ipMasq: this.options.ipMasq,
-    });
-    if (wroteEnv) this.logger.info({ file: this.options.subnetFile }, 'subnet file written');
-    if (this.options.cniConfFile) {
-      const conflist = renderBridgeConflist({
-        subnet: lease.subnet,
-        ipv6Subnet: lease.ipv6Subnet,
-        network: lease.subnet ? config.ipv4?.network : undefined,
-        ipv6Network: lease.ipv6Subnet ? config.ipv6?.network : undefined,
-        mtu,
-        ipamDataDir: this.options.cniIpamDataDir,
+  /** The tasks that start once the first pass ran and the files exist. */
+  private laterTasks(firewall: NodeRules, networks: Cidr[]): Task[] {
+    const { options, logger, sm, metrics } = this;
+    const { backend, prepared } = this.backend!;
+    const tasks: Task[] = [this.node!.loop, readinessNotifierTask(this.health, logger)];
+    if (firewall.required) tasks.push(firewall.checkTask(options.iptablesResync * 1000));
+    // Kube: NetworkUnavailable=False, beside the others (its retries never hold up peers being programmed).
+    const ready = sm?.networkReadyTask?.();
+    if (ready) tasks.push(ready);
+    const intervalMs = options.probeInterval * 1000;
+    if (intervalMs > 0) {
+      this.prober = new PeerProber({
+        logger,
+        intervalMs,
+        overlayNetworks: networks,
+        onResult: (t, rttMs, state) => metrics.probeResult(t.key, rttMs, state.lossRatio ?? undefined),
+        onTransition: (t) => metrics.peerHealth(t.key, t.to),
+        onTargetRemoved: (key) => metrics.forgetPeer(key),
       });
-      if (await writeBridgeConflist(this.options.cniConfFile, conflist)) {
-        this.logger.info({ file: this.options.cniConfFile }, 'CNI conflist written');
-      }
+      this.prober.setTargets(probeTargetsForLeases(this.node!.peers(), backend));
+      tasks.push(this.prober);
     }
+    const counters = this.node!.countersTask();
+    if (counters) tasks.push(counters);
+    return [...tasks, ...(prepared.tasks ?? [])];
   }
 
-  private async reconcilePass(reason: string): Promise<{ applied: number; failed: number; removed: number }> {
-    const backend = this.backend!;
-    const own = this.lease!;
-    this.health.reconcileStarted();
-    const started = process.hrtime.bigint();
-    const peers = this.peers.peers(own.key);
-    const { state, skipped } = backend.desired(own, peers);
-    this.skippedPeerLog.report(skipped, this.logger);
-    const scope = backend.scope(own);
-    const planned = process.hrtime.bigint();
-    // Lease events plan against the state the last clean pass left; everything else reads the kernel.
-    const remembered = this.observedMemory.recall(reason, scope);
-    this.observedMemory.forget();
-    const observed = remembered ?? (await dumpKernelState(scope));
-    const dumped = process.hrtime.bigint();
-    const ops = planKernel(state, observed, scope);
-    const diffed = process.hrtime.bigint();
-    let results: KernelOpResult[] = [];
-    if (ops.length > 0) {
-      results = await applyKernelOps(ops);
-      for (const r of results) {
-        if (!r.ok)
-          this.logger.error({ op: describeKernelOp(r.op), error: r.error }, 'kernel operation failed');
-      }
-    }
-    const failed = results.filter((r) => !r.ok).length;
-    this.observedMemory.passFinished(state, scope, failed === 0);
-    const removed = results.filter((r) => r.ok && r.op.kind.endsWith('-delete')).length;
-    // Metric labels name the kind of entry (`route`, `neighbor`, `fdb`, `link`, `address`), not the operation.
-    for (const r of results)
-      if (r.ok && r.op.kind.endsWith('-delete')) this.metrics.staleRemoved(kernelEntryKind(r.op.kind));
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    this.metrics.reconcileObserved(
-      seconds,
-      results.map((r) => ({ kind: kernelEntryKind(r.op.kind), ok: r.ok })),
-    );
-    this.metrics.setPeers(peers.length);
-    if (ops.length > 0 || reason !== 'resync') {
-      const ms = (from: bigint, to: bigint) => Math.round(Number(to - from) / 1e6);
-      const applied = process.hrtime.bigint();
-      this.logger.info(
-        {
-          reason,
-          ops: ops.length,
-          failed,
-          removed,
-          peers: peers.length,
-          dumped: remembered === undefined,
-          ms: Math.round(seconds * 1000),
-          // Where the time went: backend plan, kernel dump, diff, apply (+ metrics).
-          stepsMs: [ms(started, planned), ms(planned, dumped), ms(dumped, diffed), ms(diffed, applied)],
-        },
-        'reconciled',
-      );
-    }
-    this.prober?.setTargets(probeTargetsForLeases(peers, backend));
-    await backend.afterReconcile?.(own, peers);
-    this.feedBackendCounters();
-    return { applied: results.length - failed, failed, removed };
+  private async writeFiles(config: NetworkConfig, lease: Lease): Promise<void> {
+    const { options } = this;
+    const mtu = this.backend!.prepared.mtu;
+    const written = await writeNodeFiles({ ...options, config, lease, mtu });
+    if (written.subnetFile) this.logger.info({ file: options.subnetFile }, 'subnet file written');
+    if (written.cniConfFile) this.logger.info({ file: options.cniConfFile }, 'CNI conflist written');
+    this.health.setSubnetFileWritten(true);
   }
 
-  private feedBackendCounters(): void {
-    try {
-      const counters = this.backend?.counters?.();
-      if (counters) this.metrics.udpCounters(counters);
-    } catch (err) {
-      this.logger.warn({ err: errorFields(err) }, 'could not read the data path counters');
-    }
-  }
-
-  private async consumeWatch(
-    watch: AsyncIterator<import('./lease/index.js').LeaseWatchBatch>,
-    signal: AbortSignal,
-  ) {
-    while (!signal.aborted) {
-      const next = await watch.next();
-      if (next.done) return;
-      const changes = this.peers.apply(next.value);
-      if (changes.added + changes.removed + changes.changed === 0 && !changes.snapshot) continue;
-      this.logger.info({ ...changes, leases: this.peers.size }, 'leases changed');
-      void this.loop!.trigger('lease');
-    }
-  }
-
-  private async onOwnLease(change: OwnLeaseChange): Promise<void> {
-    if (change.type === 'renewed') {
-      this.setLease(change.lease);
-      this.metrics.leaseRenewed();
-      this.logger.info({ expires: change.lease.expiration }, 'lease renewed');
-      return;
-    }
-    this.metrics.leaseLost();
-    this.metrics.leaseAcquired();
-    this.logger.error(
-      { previous: leaseSubnets(change.previous), subnet: leaseSubnets(change.lease), reason: change.reason },
-      'own lease was lost and has been re-acquired; re-plumbing',
-    );
-    this.setLease(change.lease);
-    try {
-      await this.installFirewall(change.lease);
-      await this.loop?.trigger('own-lease');
-      await this.writeFiles();
-    } catch (err) {
-      this.logger.error(
-        { err: errorFields(err) },
-        're-plumbing after lease change failed; the next resync retries',
-      );
-    }
-  }
-
-  private startProber(signal: AbortSignal): void {
-    const intervalMs = this.options.probeInterval * 1000;
-    if (intervalMs <= 0 || !this.config) return;
-    const networks = [this.config.ipv4?.network, this.config.ipv6?.network].filter(
-      (c): c is Cidr => c !== undefined,
-    );
-    this.prober = new PeerProber({
-      logger: this.logger,
-      intervalMs,
-      overlayNetworks: networks,
-      onResult: (target, rttMs, state) =>
-        this.metrics.probeResult(target.key, rttMs, state.lossRatio ?? undefined),
-      onTransition: (t) => this.metrics.peerHealth(t.key, t.to),
-      onTargetRemoved: (key) => this.metrics.forgetPeer(key),
-    });
-    this.prober.setTargets(probeTargetsForLeases(this.peers.peers(this.lease?.key), this.backend!));
-    // A core Task; until the task runner owns it, its beats go nowhere.
-    this.prober
-      .run({ signal, beat: () => undefined })
-      .catch((err: unknown) => this.logger.error({ err: errorFields(err) }, 'peer prober stopped'));
+  /** After the own lease was re-acquired (maybe another subnet): firewall, an own-lease pass, files. */
+  private async replumb(config: NetworkConfig, firewall: NodeRules, lease: Lease): Promise<void> {
+    await firewall.install(lease);
+    await this.node?.loop.trigger('own-lease');
+    await this.writeFiles(config, lease);
   }
 
   private status() {
+    const lease = this.own?.current ?? null;
+    const b = this.backend;
     return buildStatusDoc({
       version: VERSION,
-      ownLease: this.lease ?? null,
-      backend: this.backend
-        ? {
-            type: this.backend.name,
-            interface: this.iface?.name ?? '',
-            device: this.backend.device ?? null,
-            mtu: this.prepared?.mtu ?? 0,
-          }
+      ownLease: lease,
+      backend: b
+        ? { type: b.backend.name, interface: b.iface, device: b.backend.device ?? null, mtu: b.prepared.mtu }
         : null,
-      peers: this.peers.peers(this.lease?.key),
+      peers: this.node?.peers() ?? [],
       probes: this.prober?.states(),
       probeIntervalMs: this.options.probeInterval * 1000,
       lastReconcile: this.health.lastReconcile,
@@ -557,29 +251,11 @@ class Daemon {
 
   async close(): Promise<void> {
     this.health.setShuttingDown();
-    await this.loop?.stop();
+    await this.tasks.stop();
+    await this.node?.loop.stop();
     this.prober?.close();
-    await this.backend?.close?.();
+    await this.backend?.backend.close?.();
     for (const c of this.closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
     await this.sm?.close().catch(() => undefined);
   }
-}
-
-/** `route-replace` → `route`: the kind of kernel entry an operation touches. */
-function kernelEntryKind(opKind: string): string {
-  return opKind.split('-')[0] ?? opKind;
-}
-
-function leaseSubnets(lease: Lease): string {
-  return [lease.subnet, lease.ipv6Subnet]
-    .filter((c): c is Cidr => c !== undefined)
-    .map(formatCidr)
-    .join(',');
-}
-
-function abortPromise(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BackendConfig, NetworkConfig } from '../config/index.js';
+import type { Task } from '../core/index.js';
 import type { Family } from '../ip/index.js';
 import type { DesiredKernelState, KernelScope, SelectedInterface } from '../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../lease/index.js';
@@ -25,6 +26,8 @@ export interface PreparedBackend {
    * for backends without a tunnel (host-gw). The daemon exempts these packets from conntrack.
    */
   tunnel?: { port: number; families: readonly Family[] };
+  /** Long-running work of the backend (e.g. supervising wireguard-go): the daemon runs these as Tasks too. */
+  tasks?: Task[];
 }
 
 /** Address family: `ip`'s, re-exported for backends. */

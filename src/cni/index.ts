@@ -14,6 +14,12 @@ export {
   writeBridgeConflist,
 } from './conflist.js';
 export {
+  type NodeFilesInput,
+  type NodeFilesWritten,
+  readPreviousSubnets,
+  writeNodeFiles,
+} from './node-files.js';
+export {
   DEFAULT_SUBNET_FILE,
   parseSubnetEnv,
   readSubnetEnv,

@@ -13,5 +13,12 @@ export {
   runCommandChecked,
 } from './command.js';
 export { type ErrorFields, errorFields, errorMessage } from './errors.js';
-export { sleep } from './sleep.js';
+export { sleep, untilAborted } from './sleep.js';
 export type { Task, TaskContext } from './task.js';
+export {
+  type StaleTask,
+  staleTasks,
+  type TaskStatus,
+  TaskSupervisor,
+  type TaskSupervisorOptions,
+} from './tasks.js';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { TaskStatus } from '../core/index.js';
 import { HealthState, startEventLoopMonitor } from './health.js';
 
 function clock(start = 1_700_000_000_000) {
@@ -96,6 +97,101 @@ describe('healthz', () => {
     health.recordEventLoopDelay(Number.NaN);
     expect(health.eventLoopDelay).toBe(2_500);
     health.recordEventLoopDelay(3);
+    expect(health.healthz().ok).toBe(true);
+  });
+});
+
+describe('readyz follows the facts both ways', () => {
+  function readyState(c: ReturnType<typeof clock>) {
+    const health = new HealthState({ now: c.now, reconcileRequired: true });
+    health.setLeaseHeld(true, new Date(c.now() + 60_000));
+    health.setFirewallInstalled(true);
+    health.setSubnetFileWritten(true);
+    health.reconcileFinished({ ok: true, ops: 2, failed: 0, durationMs: 3 });
+    return health;
+  }
+
+  it('turns false when the lease runs past its expiry without renewal, and true after a renewal', () => {
+    const c = clock();
+    const health = readyState(c);
+    expect(health.readyz().ok).toBe(true);
+    c.advance(60_000);
+    expect(health.leaseHeld).toBe(false);
+    expect(health.readyz().reasons).toEqual([
+      `own lease expired at ${new Date(c.now()).toISOString()} without renewal`,
+    ]);
+    health.setLeaseHeld(true, new Date(c.now() + 60_000));
+    expect(health.readyz().ok).toBe(true);
+    // A reservation (no expiry) never expires.
+    health.setLeaseHeld(true, null);
+    c.advance(10 * 86_400_000);
+    expect(health.readyz().ok).toBe(true);
+  });
+
+  it('turns false while the firewall repair fails, naming why', () => {
+    const c = clock();
+    const health = readyState(c);
+    health.setFirewallInstalled(false, 'iptables-restore exited with code 1');
+    expect(health.readyz().reasons).toEqual([
+      'firewall rules not in place: iptables-restore exited with code 1',
+    ]);
+    health.setFirewallInstalled(true);
+    expect(health.readyz().ok).toBe(true);
+  });
+
+  it('needs one successful pass; a later pass with failed ops keeps readiness, a pass that threw does not', () => {
+    const c = clock();
+    const health = new HealthState({ now: c.now, reconcileRequired: true, firewallRequired: false });
+    health.setLeaseHeld(true);
+    health.setSubnetFileWritten(true);
+    expect(health.readyz().reasons).toEqual(['no reconcile pass has succeeded yet']);
+    health.reconcileFinished({ ok: false, ops: 3, failed: 1, durationMs: 3 });
+    expect(health.readyz().reasons).toEqual(['no reconcile pass has succeeded yet']);
+    health.reconcileFinished({ ok: true, ops: 1, failed: 0, durationMs: 3 });
+    expect(health.readyz().ok).toBe(true);
+    health.reconcileFinished({ ok: false, ops: 3, failed: 1, durationMs: 3 });
+    expect(health.readyz().ok).toBe(true);
+    health.reconcileFinished({ ok: false, ops: 0, failed: 1, durationMs: 3, error: 'cannot dump routes' });
+    expect(health.readyz().reasons).toEqual(['the last reconcile pass failed: cannot dump routes']);
+    health.reconcileFinished({ ok: true, ops: 0, failed: 0, durationMs: 3 });
+    expect(health.readyz().ok).toBe(true);
+  });
+});
+
+describe('healthz and task heartbeats', () => {
+  it('names a task whose last beat is older than its period plus grace (one period, at least the minimum)', () => {
+    const c = clock();
+    const tasks: TaskStatus[] = [
+      {
+        name: 'lease-watch',
+        periodMs: 2_000,
+        lastBeatAt: c.now(),
+        beaten: true,
+        restarts: 0,
+        finished: false,
+      },
+      {
+        name: 'firewall-check',
+        periodMs: 30_000,
+        lastBeatAt: c.now(),
+        beaten: true,
+        restarts: 1,
+        finished: false,
+        lastError: 'iptables-save not found',
+      },
+    ];
+    const health = new HealthState({ now: c.now, tasks: () => tasks, taskMinGraceMs: 10_000 });
+    c.advance(12_000);
+    expect(health.healthz().ok).toBe(true);
+    c.advance(1_000);
+    expect(health.healthz().reasons).toEqual(['task lease-watch: no heartbeat for 13 s (limit 12 s)']);
+    c.advance(48_000);
+    expect(health.healthz().reasons).toEqual([
+      'task lease-watch: no heartbeat for 61 s (limit 12 s)',
+      'task firewall-check: no heartbeat for 61 s (limit 60 s) (last error: iptables-save not found)',
+    ]);
+    tasks[0] = { ...tasks[0]!, lastBeatAt: c.now() };
+    tasks[1] = { ...tasks[1]!, finished: true };
     expect(health.healthz().ok).toBe(true);
   });
 });

@@ -1,8 +1,16 @@
-// Liveness and readiness as plain state: the daemon reports facts (lease held, firewall installed, subnet
-// file written, reconcile started/finished, event loop delay) and `healthz()`/`readyz()` judge them. No
-// timers or I/O here except the optional event loop monitor at the bottom, so the judgement is unit-tested
-// with an injected clock.
+// Liveness and readiness as plain state: the daemon reports facts (lease held and until when, firewall
+// installed or its repair failing, files written, reconcile passes, task heartbeats, event loop delay) and
+// `healthz()`/`readyz()` judge them. No timers or I/O here except the optional event loop monitor at the
+// bottom, so the judgement is unit-tested with an injected clock.
+//
+// Liveness (`/healthz`, "restart me"): a task's heartbeat older than its period plus grace, a stuck pass, a
+// blocked event loop. Readiness (`/readyz`, systemd's READY=1, "this node carries pod traffic"): the own
+// lease held and not past its expiry, the firewall installed and its last check or repair good, the files
+// written, a first reconcile pass that succeeded and a last pass that could run at all. A last pass with some
+// failed operations keeps readiness (the other peers work, the loop retries); a pass that threw does not.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { staleTasks, type TaskStatus } from '../core/index.js';
+import type { PassRecord } from '../reconcile/loop.js';
 
 /** A verdict: ok, or the reasons it is not (each a short sentence naming what is wrong). */
 export interface HealthVerdict {
@@ -10,19 +18,8 @@ export interface HealthVerdict {
   reasons: string[];
 }
 
-/** What the last finished reconcile did. */
-export interface ReconcileSummary {
-  /** When it finished. */
-  at: Date;
-  ok: boolean;
-  /** Kernel operations applied (successfully or not). */
-  ops: number;
-  /** Operations that failed. */
-  failed: number;
-  durationMs: number;
-  /** Why the run failed as a whole (e.g. the kernel dump), when it did. */
-  error?: string;
-}
+/** What the last finished reconcile did: the part of the reconcile loop's record that health and status use. */
+export type ReconcileSummary = Pick<PassRecord, 'at' | 'ok' | 'ops' | 'failed' | 'durationMs' | 'error'>;
 
 export interface HealthStateOptions {
   /** A reconcile running longer than this makes `/healthz` fail (default 120 s). */
@@ -36,13 +33,26 @@ export interface HealthStateOptions {
   maxEventLoopDelayMs?: number;
   /** Whether readiness needs firewall rules (false with `--ip-masq=false --iptables-forward-rules=false`). */
   firewallRequired?: boolean;
+  /** Whether readiness needs a reconcile pass that succeeded (the daemon sets it; default false). */
+  reconcileRequired?: boolean;
+  /** The supervised tasks' heartbeats; a stale one fails `/healthz`. */
+  tasks?: () => readonly TaskStatus[];
+  /**
+   * Grace on top of a task's period before it counts as stale: one more period, at least this much (default
+   * 10 s), so a slow round on a loaded node is no reason to restart.
+   */
+  taskMinGraceMs?: number;
   /** The clock (tests). */
   now?: () => number;
 }
 
 export class HealthState {
   private leaseHeldFlag = false;
+  /** Epoch ms after which the held lease is gone unless renewed; null: never (reservation, kube). */
+  private leaseExpiresAtMs: number | null = null;
   private firewallInstalledFlag = false;
+  private firewallProblem: string | undefined;
+  private reconcileSucceeded = false;
   private subnetFileWrittenFlag = false;
   private shuttingDownFlag = false;
   private reconcileStartedAtMs: number | null = null;
@@ -53,6 +63,9 @@ export class HealthState {
   private readonly maxReconcileAgeMs: number | undefined;
   private readonly maxEventLoopDelayMs: number;
   private readonly firewallRequired: boolean;
+  private readonly reconcileRequired: boolean;
+  private readonly tasks: (() => readonly TaskStatus[]) | undefined;
+  private readonly taskMinGraceMs: number;
   private readonly now: () => number;
 
   constructor(options: HealthStateOptions = {}) {
@@ -60,15 +73,27 @@ export class HealthState {
     this.maxReconcileAgeMs = options.maxReconcileAgeMs;
     this.maxEventLoopDelayMs = options.maxEventLoopDelayMs ?? 5_000;
     this.firewallRequired = options.firewallRequired ?? true;
+    this.reconcileRequired = options.reconcileRequired ?? false;
+    this.tasks = options.tasks;
+    this.taskMinGraceMs = options.taskMinGraceMs ?? 10_000;
     this.now = options.now ?? Date.now;
   }
 
-  setLeaseHeld(held: boolean): void {
+  /** The own lease is held (until `expiration`, when given; null or absent: no expiry) or not. */
+  setLeaseHeld(held: boolean, expiration?: Date | null): void {
     this.leaseHeldFlag = held;
+    this.leaseExpiresAtMs = held && expiration ? expiration.getTime() : null;
   }
 
-  setFirewallInstalled(installed: boolean): void {
+  /** Whether the own lease is held now: set held, and its expiry (if any) not yet passed. */
+  get leaseHeld(): boolean {
+    return this.leaseHeldFlag && (this.leaseExpiresAtMs === null || this.now() < this.leaseExpiresAtMs);
+  }
+
+  /** The firewall rules are in place, or not (`problem`: why, e.g. the repair failed). */
+  setFirewallInstalled(installed: boolean, problem?: string): void {
     this.firewallInstalledFlag = installed;
+    this.firewallProblem = installed ? undefined : problem;
   }
 
   setSubnetFileWritten(written: boolean): void {
@@ -87,7 +112,15 @@ export class HealthState {
   /** A reconcile finished; `at` defaults to now. */
   reconcileFinished(result: Omit<ReconcileSummary, 'at'> & { at?: Date }): void {
     this.reconcileStartedAtMs = null;
-    this.lastReconcileSummary = { ...result, at: result.at ?? new Date(this.now()) };
+    this.lastReconcileSummary = {
+      at: result.at ?? new Date(this.now()),
+      ok: result.ok,
+      ops: result.ops,
+      failed: result.failed,
+      durationMs: result.durationMs,
+      ...(result.error === undefined ? {} : { error: result.error }),
+    };
+    if (result.ok) this.reconcileSucceeded = true;
   }
 
   /** The longest event loop delay seen in the monitor's last window. */
@@ -135,18 +168,49 @@ export class HealthState {
         );
       }
     }
+    if (this.tasks !== undefined) {
+      for (const s of this.tasks()) {
+        const stale = staleTasks([s], now, Math.max(s.periodMs, this.taskMinGraceMs))[0];
+        if (stale === undefined) continue;
+        const why = stale.lastError === undefined ? '' : ` (last error: ${stale.lastError})`;
+        reasons.push(
+          `task ${stale.name}: no heartbeat for ${seconds(stale.ageMs)} s (limit ${seconds(stale.limitMs)} s)${why}`,
+        );
+      }
+    }
     return { ok: reasons.length === 0, reasons };
   }
 
-  /** Readiness: the node can carry pod traffic: lease held, firewall installed, subnet file written. */
+  /**
+   * Readiness: the node can carry pod traffic: lease held and not expired, firewall installed and holding,
+   * files written, a reconcile pass that succeeded and a last one that ran.
+   */
   readyz(): HealthVerdict {
     const reasons: string[] = [];
     if (this.shuttingDownFlag) reasons.push('shutting down');
     if (!this.leaseHeldFlag) reasons.push('no subnet lease held');
-    if (this.firewallRequired && !this.firewallInstalledFlag) reasons.push('firewall rules not installed');
+    else if (!this.leaseHeld)
+      reasons.push(
+        `own lease expired at ${new Date(this.leaseExpiresAtMs ?? 0).toISOString()} without renewal`,
+      );
+    if (this.firewallRequired && !this.firewallInstalledFlag)
+      reasons.push(
+        this.firewallProblem === undefined
+          ? 'firewall rules not installed'
+          : `firewall rules not in place: ${this.firewallProblem}`,
+      );
     if (!this.subnetFileWrittenFlag) reasons.push('subnet file not written');
+    if (this.reconcileRequired) {
+      const last = this.lastReconcileSummary;
+      if (!this.reconcileSucceeded) reasons.push('no reconcile pass has succeeded yet');
+      else if (last?.error !== undefined) reasons.push(`the last reconcile pass failed: ${last.error}`);
+    }
     return { ok: reasons.length === 0, reasons };
   }
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 1000);
 }
 
 export interface EventLoopMonitor {

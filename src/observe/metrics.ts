@@ -70,6 +70,7 @@ export class WeftMetrics {
   private readonly leaseRenewals: Counter;
   private readonly leaseRenewalFailures: Counter;
   private readonly leaseAcquisitions: Counter;
+  private readonly leaseLosses: Counter;
   private readonly peersGauge: Gauge;
   private readonly reconcileDuration: Histogram;
   private readonly reconciles: Counter<'result'>;
@@ -154,6 +155,11 @@ export class WeftMetrics {
     this.leaseAcquisitions = new Counter({
       name: 'weft_lease_acquisitions_total',
       help: 'Subnet leases acquired (at start and after the own lease was lost).',
+      registers,
+    });
+    this.leaseLosses = new Counter({
+      name: 'weft_lease_lost_total',
+      help: 'Times the own lease was lost: it expired without renewal, or its key was deleted or taken.',
       registers,
     });
     this.leaseRenewals = new Counter({
@@ -350,8 +356,9 @@ export class WeftMetrics {
     this.leaseExpiryGauge.set({ subnet }, expiration.getTime() / 1000);
   }
 
-  /** The own lease is gone (deleted, expired, or not acquired yet). */
+  /** The own lease is gone (deleted, taken or expired): held 0, and one more loss counted. */
   leaseLost(): void {
+    this.leaseLosses.inc();
     this.leaseExpiry = null;
     this.leaseHeldGauge.set(0);
     this.leaseReservationGauge.set(0);

@@ -4,8 +4,9 @@
 // process), and systemd-notify (since v246) waits with a barrier until systemd has processed the message,
 // so it no longer exits before systemd can look up its cgroup. The unit still sets NotifyAccess=all so a
 // systemd without either behaviour accepts the message from the helper process.
-import { execFile } from 'node:child_process';
+import { CommandStartError, errorMessage, runCommand, sleep, type Task } from '../core/index.js';
 import type { Logger } from '../log/index.js';
+import type { HealthVerdict } from './health.js';
 
 export class InvalidNotifyStateError extends Error {
   override name = 'InvalidNotifyStateError';
@@ -85,29 +86,62 @@ function sendNotify(lines: string[], options: SdNotifyOptions): Promise<SdNotify
   const command = options.command ?? 'systemd-notify';
   const pid = options.pid ?? process.pid;
   const timeoutMs = options.timeoutMs ?? 5_000;
-  return new Promise((resolve) => {
-    execFile(
-      command,
-      [`--pid=${pid}`, ...lines],
-      { env: { ...env, NOTIFY_SOCKET: socket }, timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8' },
-      (error, _stdout, stderr) => {
-        if (error === null) {
-          resolve({ sent: true });
-          return;
-        }
-        const err = error as NodeJS.ErrnoException & { killed?: boolean };
-        if (err.code === 'ENOENT') {
-          resolve({
+  return runCommand(command, [`--pid=${pid}`, ...lines], {
+    env: { ...env, NOTIFY_SOCKET: socket },
+    timeoutMs,
+  }).then(
+    (r): SdNotifyResult =>
+      r.code === 0
+        ? { sent: true }
+        : {
             sent: false,
-            reason: `${command} not found: install systemd's systemd-notify, or run the unit as Type=exec (see README.md, "Run on bare metal with systemd")`,
-          });
-        } else if (err.killed) {
-          resolve({ sent: false, reason: `${command} did not finish within ${timeoutMs} ms` });
-        } else {
-          const detail = stderr.trim() || err.message;
-          resolve({ sent: false, reason: `${command} failed (exit code ${String(err.code)}): ${detail}` });
+            reason: `${command} failed (exit code ${String(r.code)}): ${r.stderr.trim() || 'no output'}`,
+          },
+    (err: unknown): SdNotifyResult => {
+      if (err instanceof CommandStartError && /not found/.test(err.message)) {
+        return {
+          sent: false,
+          reason: `${command} not found: install systemd's systemd-notify, or run the unit as Type=exec (see README.md, "Run on bare metal with systemd")`,
+        };
+      }
+      return { sent: false, reason: errorMessage(err) };
+    },
+  );
+}
+
+/** How often readiness is looked at for systemd. */
+const READINESS_CHECK_MS = 1_000;
+
+/**
+ * systemd follows `/readyz`: `READY=1` the first time the node is ready, then a `STATUS=` line on every change
+ * (systemd has no "not ready any more"; `systemctl status weftd` shows the status line and its reasons).
+ * The same changes are logged. A Task: it beats on every look.
+ */
+export function readinessNotifierTask(
+  health: { readyz(): HealthVerdict },
+  logger: Logger,
+  notify: (state: string) => Promise<SdNotifyResult> = (state) => notifySystemd(state, { logger }),
+): Task {
+  return {
+    name: 'readiness',
+    periodMs: READINESS_CHECK_MS,
+    run: async ({ signal, beat }) => {
+      let sentReady = false;
+      let last: string | undefined;
+      while (!signal.aborted) {
+        const verdict = health.readyz();
+        const status = verdict.ok ? 'ready' : `not ready: ${verdict.reasons.join('; ')}`;
+        if (status !== last) {
+          last = status;
+          if (verdict.ok) logger.info(sentReady ? 'weftd ready again' : 'weftd ready');
+          else logger.warn({ reasons: verdict.reasons }, 'weftd not ready');
+          const ready = verdict.ok && !sentReady;
+          if (ready) sentReady = true;
+          await notify(`${ready ? 'READY=1\n' : ''}STATUS=${status.replace(/[\n\0]/g, ' ')}`);
         }
-      },
-    );
-  });
+        beat();
+        await sleep(READINESS_CHECK_MS, signal);
+      }
+    },
+  };
 }

@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Lease } from '../lease/types.js';
-import { type PassRecord, ReconcileLoop } from './loop.js';
-import { PeerStore } from './peers.js';
+import { type PassReason, type PassRecord, ReconcileLoop } from './loop.js';
 
 function deferred<T = void>() {
   let resolve!: (v: T) => void;
@@ -14,13 +12,13 @@ function deferred<T = void>() {
 describe('ReconcileLoop', () => {
   it('runs one pass at a time and coalesces triggers that arrive during a pass', async () => {
     const gate = deferred();
-    const reasons: string[] = [];
+    const reasons: PassReason[][] = [];
     let concurrent = 0;
     let maxConcurrent = 0;
     const loop = new ReconcileLoop({
       intervalMs: 0,
-      pass: async (reason) => {
-        reasons.push(reason);
+      pass: async (r) => {
+        reasons.push([...r]);
         concurrent++;
         maxConcurrent = Math.max(maxConcurrent, concurrent);
         if (reasons.length === 1) await gate.promise;
@@ -32,7 +30,7 @@ describe('ReconcileLoop', () => {
     const burst = Array.from({ length: 50 }, (_, i) => loop.trigger(i % 2 ? 'lease' : 'resync'));
     gate.resolve();
     await Promise.all([first, ...burst]);
-    expect(reasons).toEqual(['start', 'resync,lease']);
+    expect(reasons).toEqual([['start'], ['resync', 'lease']]);
     expect(maxConcurrent).toBe(1);
     expect(loop.passes).toBe(2);
     await loop.stop();
@@ -51,8 +49,8 @@ describe('ReconcileLoop', () => {
         return { applied: 3, failed: 0 };
       },
     });
-    await loop.trigger('a');
-    await loop.trigger('b');
+    await loop.trigger('start');
+    await loop.trigger('resync');
     expect(records.map((r) => [r.ok, r.error])).toEqual([
       [false, 'ip: RTNETLINK answers: Operation not permitted'],
       [true, undefined],
@@ -67,10 +65,10 @@ describe('ReconcileLoop', () => {
     const loop = new ReconcileLoop({
       intervalMs: 0,
       retryMs: 5,
-      pass: async (reason) => {
+      pass: async (r) => {
         n++;
         if (n === 2) {
-          expect(reason).toBe('retry');
+          expect(r).toEqual(['retry']);
           second.resolve();
         }
         return { applied: 0, failed: n === 1 ? 1 : 0 };
@@ -86,46 +84,35 @@ describe('ReconcileLoop', () => {
     let n = 0;
     const loop = new ReconcileLoop({ intervalMs: 0, pass: async () => ({ applied: n++, failed: 0 }) });
     await loop.stop();
-    await loop.trigger('late');
+    await loop.trigger('lease');
     expect(n).toBe(0);
   });
 });
 
-function lease(key: string, publicIP: string, mac = 'aa:bb:cc:dd:ee:01'): Lease {
-  return {
-    key,
-    attrs: { publicIP, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } },
-    expiration: null,
-  };
-}
-
-describe('PeerStore', () => {
-  it('applies a snapshot, events, and a re-list snapshot that drops vanished peers', () => {
-    const store = new PeerStore();
-    expect(
-      store.apply({
-        type: 'snapshot',
-        leases: [lease('a', '192.0.2.1'), lease('b', '192.0.2.2')],
-        events: [],
-      }),
-    ).toMatchObject({
-      added: 2,
-      removed: 0,
-      snapshot: true,
+describe('ReconcileLoop as a Task', () => {
+  it('beats after each pass, failed ones too, and stops with its signal', async () => {
+    let n = 0;
+    const loop = new ReconcileLoop({
+      intervalMs: 0,
+      retryMs: 60_000,
+      pass: async () => {
+        n++;
+        if (n === 2) throw new Error('cannot dump routes');
+        return { applied: 0, failed: 0 };
+      },
     });
-    expect(
-      store.apply({
-        type: 'events',
-        events: [
-          { type: 'added', lease: lease('c', '192.0.2.3') },
-          { type: 'changed', lease: lease('a', '192.0.2.1', 'aa:bb:cc:dd:ee:02') },
-          { type: 'removed', lease: lease('b', '192.0.2.2') },
-        ],
-      }),
-    ).toEqual({ added: 1, removed: 1, changed: 1, snapshot: false });
-    expect(store.peers('c').map((l) => l.key)).toEqual(['a']);
-    const counts = store.apply({ type: 'snapshot', leases: [lease('a', '192.0.2.9')], events: [] });
-    expect(counts).toEqual({ added: 0, removed: 1, changed: 1, snapshot: true });
-    expect(store.size).toBe(1);
+    await loop.trigger('start');
+    const beats: number[] = [];
+    const stop = new AbortController();
+    const running = loop.run({ signal: stop.signal, beat: () => beats.push(n) });
+    // The pass before the task started counts as its first beat.
+    expect(beats).toEqual([1]);
+    await loop.trigger('lease');
+    expect(beats).toEqual([1, 2]);
+    expect(loop.last).toMatchObject({ ok: false, error: 'cannot dump routes', reasons: ['lease'], ops: 0 });
+    stop.abort();
+    await running;
+    await loop.trigger('resync');
+    expect(n).toBe(2);
   });
 });

@@ -2,26 +2,43 @@
  * The reconcile loop's scheduling: one pass at a time, triggers coalesced while a pass runs (a burst of 1000
  * lease events causes at most two passes), a periodic resync, and a record of the last pass for health and
  * status. What a pass does is the caller's function; this module knows nothing about kernels or leases.
+ * As a Task it beats after every finished pass (a failed one too: the loop is alive and retries by itself).
  */
+import { errorMessage, type Task, type TaskContext, untilAborted } from '../core/index.js';
+
+/**
+ * Why a pass runs: `start` (first pass), `resync` (the periodic timer), `lease` (a lease event), `own-lease`
+ * (the own lease was re-acquired), `retry` (the previous pass failed).
+ */
+export type PassReason = 'start' | 'resync' | 'lease' | 'own-lease' | 'retry';
+
 export interface PassResult {
-  /** Operations the pass applied. */
+  /** Operations that succeeded. */
   applied: number;
-  /** Operations that failed (each already logged by the caller). */
+  /** Operations that failed (each already logged by the pass). */
   failed: number;
   /** Stale entries removed. */
   removed?: number;
 }
 
+/** The one record of a finished pass: kept by the loop, judged by health, shown by `/status`. */
 export interface PassRecord extends PassResult {
-  reason: string;
+  /** The coalesced reasons of the pass, each once, in the order they were requested. */
+  reasons: PassReason[];
   startedAt: Date;
+  /** When it finished. */
+  at: Date;
   durationMs: number;
+  /** Kernel operations attempted (applied + failed). */
+  ops: number;
+  /** Every operation succeeded and the pass did not throw. */
   ok: boolean;
+  /** Why the pass failed as a whole (it threw, e.g. the kernel dump failed). */
   error?: string;
 }
 
 export interface ReconcileLoopOptions {
-  pass: (reason: string) => Promise<PassResult>;
+  pass: (reasons: readonly PassReason[]) => Promise<PassResult>;
   /** Periodic resync in ms (0 = off). */
   intervalMs: number;
   onPass?: (record: PassRecord) => void;
@@ -29,14 +46,16 @@ export interface ReconcileLoopOptions {
   retryMs?: number;
 }
 
-export class ReconcileLoop {
+export class ReconcileLoop implements Task {
+  readonly name = 'reconcile';
   private running: Promise<void> | undefined;
-  private pendingReasons: string[] = [];
+  private pendingReasons: PassReason[] = [];
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay: number;
   private stopped = false;
   private waiters: Array<() => void> = [];
+  private beat: (() => void) | undefined;
   last: PassRecord | undefined;
   /** Set while a pass runs: health uses it to detect a stuck pass. */
   runningSince: Date | undefined;
@@ -46,13 +65,27 @@ export class ReconcileLoop {
     this.retryDelay = options.retryMs ?? 1000;
   }
 
+  /** A pass runs at least once per resync interval (a minute when resync is off: lease events drive it). */
+  get periodMs(): number {
+    return this.options.intervalMs > 0 ? this.options.intervalMs : 60_000;
+  }
+
   /** Starts the periodic resync. */
   start(): void {
     this.armTimer();
   }
 
+  /** The Task: resyncs until `signal` aborts, beating after each pass; then waits for the pass in flight. */
+  async run({ signal, beat }: TaskContext): Promise<void> {
+    this.beat = beat;
+    if (this.last !== undefined) beat();
+    this.start();
+    await untilAborted(signal);
+    await this.stop();
+  }
+
   /** Requests a pass. Resolves when a pass that started after this call has finished. */
-  trigger(reason: string): Promise<void> {
+  trigger(reason: PassReason): Promise<void> {
     if (this.stopped) return Promise.resolve();
     this.pendingReasons.push(reason);
     const done = new Promise<void>((resolve) => this.waiters.push(resolve));
@@ -80,34 +113,32 @@ export class ReconcileLoop {
       const waiters = this.waiters;
       this.pendingReasons = [];
       this.waiters = [];
-      const reason = reasons.join(',');
       const startedAt = new Date();
       this.runningSince = startedAt;
-      let record: PassRecord;
+      let result: PassResult;
+      let error: string | undefined;
       try {
-        const result = await this.options.pass(reason);
-        record = {
-          ...result,
-          reason,
-          startedAt,
-          durationMs: Date.now() - startedAt.getTime(),
-          ok: result.failed === 0,
-        };
+        result = await this.options.pass(reasons);
       } catch (err) {
-        record = {
-          applied: 0,
-          failed: 1,
-          reason,
-          startedAt,
-          durationMs: Date.now() - startedAt.getTime(),
-          ok: false,
-          error: err instanceof Error ? err.message : String(err),
-        };
+        result = { applied: 0, failed: 1 };
+        error = errorMessage(err);
       }
+      const at = new Date();
+      const record: PassRecord = {
+        ...result,
+        reasons,
+        startedAt,
+        at,
+        durationMs: at.getTime() - startedAt.getTime(),
+        ops: error === undefined ? result.applied + result.failed : 0,
+        ok: error === undefined && result.failed === 0,
+        ...(error === undefined ? {} : { error }),
+      };
       this.runningSince = undefined;
       this.last = record;
       this.passes++;
       this.options.onPass?.(record);
+      this.beat?.();
       this.armTimer();
       if (record.ok) this.retryDelay = this.options.retryMs ?? 1000;
       else this.scheduleRetry();

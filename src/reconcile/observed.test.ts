@@ -5,6 +5,7 @@ import { type BackendConfig, parseNetworkConfig } from '../config/index.js';
 import { parseCidr } from '../ip/index.js';
 import type { DesiredKernelState, KernelScope } from '../kernel/index.js';
 import { planKernel } from '../kernel/index.js';
+import type { PassReason } from './loop.js';
 import { mayUseRememberedState, ObservedStateMemory } from './observed.js';
 
 const scope: KernelScope = {
@@ -23,23 +24,30 @@ const state: DesiredKernelState = {
 
 describe('ObservedStateMemory', () => {
   it('only lease-event passes (also coalesced ones) may skip the dump', () => {
-    expect(mayUseRememberedState('lease')).toBe(true);
-    expect(mayUseRememberedState('lease,lease')).toBe(true);
-    for (const r of ['start', 'resync', 'retry', 'own-lease', 'lease,resync', 'resync,lease', ''])
-      expect(mayUseRememberedState(r)).toBe(false);
+    expect(mayUseRememberedState(['lease'])).toBe(true);
+    const others: PassReason[][] = [
+      ['start'],
+      ['resync'],
+      ['retry'],
+      ['own-lease'],
+      ['lease', 'resync'],
+      ['resync', 'lease'],
+      [],
+    ];
+    for (const r of others) expect(mayUseRememberedState(r)).toBe(false);
   });
 
   it('recalls the desired state of the last clean pass, for the same scope only', () => {
     const m = new ObservedStateMemory();
-    expect(m.recall('lease', scope)).toBeUndefined();
+    expect(m.recall(['lease'], scope)).toBeUndefined();
     m.passFinished(state, scope, true);
-    expect(m.recall('lease', scope)).toBe(state);
-    expect(m.recall('resync', scope)).toBeUndefined();
-    expect(m.recall('lease', { ...scope, devices: ['flannel.2'] })).toBeUndefined();
-    expect(m.recall('lease', { ...scope, networks: [parseCidr('fd00:6::/48')] })).toBeUndefined();
-    expect(m.recall('lease', { ...scope, protectedDsts: [parseCidr('10.5.7.0/24')] })).toBeUndefined();
+    expect(m.recall(['lease'], scope)).toBe(state);
+    expect(m.recall(['resync'], scope)).toBeUndefined();
+    expect(m.recall(['lease'], { ...scope, devices: ['flannel.2'] })).toBeUndefined();
+    expect(m.recall(['lease'], { ...scope, networks: [parseCidr('fd00:6::/48')] })).toBeUndefined();
+    expect(m.recall(['lease'], { ...scope, protectedDsts: [parseCidr('10.5.7.0/24')] })).toBeUndefined();
     expect(
-      m.recall('lease', { ...scope, networks: [parseCidr('10.5.0.0/16'), parseCidr('fd00:5::/48')] }),
+      m.recall(['lease'], { ...scope, networks: [parseCidr('10.5.0.0/16'), parseCidr('fd00:5::/48')] }),
     ).toBe(state);
   });
 
@@ -47,10 +55,10 @@ describe('ObservedStateMemory', () => {
     const m = new ObservedStateMemory();
     m.passFinished(state, scope, true);
     m.passFinished(state, scope, false);
-    expect(m.recall('lease', scope)).toBeUndefined();
+    expect(m.recall(['lease'], scope)).toBeUndefined();
     m.passFinished(state, scope, true);
     m.forget();
-    expect(m.recall('lease', scope)).toBeUndefined();
+    expect(m.recall(['lease'], scope)).toBeUndefined();
   });
 });
 

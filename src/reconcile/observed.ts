@@ -10,13 +10,13 @@
  */
 import { formatCidr } from '../ip/index.js';
 import type { DesiredKernelState, KernelScope, KernelState } from '../kernel/index.js';
+import type { PassReason } from './loop.js';
 
 /** Reasons whose passes may use the remembered state: only lease events. Anything else dumps. */
-const DELTA_REASONS = new Set(['lease']);
+const DELTA_REASONS: ReadonlySet<PassReason> = new Set<PassReason>(['lease']);
 
-/** Whether a (coalesced, comma-joined) pass reason may skip the dump. */
-export function mayUseRememberedState(reason: string): boolean {
-  const reasons = reason.split(',');
+/** Whether a pass with these (coalesced) reasons may skip the dump. */
+export function mayUseRememberedState(reasons: readonly PassReason[]): boolean {
   return reasons.length > 0 && reasons.every((r) => DELTA_REASONS.has(r));
 }
 
@@ -34,8 +34,8 @@ export class ObservedStateMemory {
   private scope: string | undefined;
 
   /** The state to plan against instead of a dump, or undefined when the pass must dump. */
-  recall(reason: string, scope: KernelScope): KernelState | undefined {
-    if (this.state === undefined || !mayUseRememberedState(reason)) return undefined;
+  recall(reasons: readonly PassReason[], scope: KernelScope): KernelState | undefined {
+    if (this.state === undefined || !mayUseRememberedState(reasons)) return undefined;
     return this.scope === scopeKey(scope) ? this.state : undefined;
   }
 

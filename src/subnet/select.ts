@@ -4,6 +4,8 @@ import type { SubnetManager, WatchHealthEvent } from './types.js';
 
 export interface SubnetManagerHooks {
   onWatchEvent?: (event: WatchHealthEvent) => void;
+  /** etcd lease timing for tests (a TTL of seconds instead of 24 h); flags never set it. */
+  etcdLeaseTiming?: { leaseTtlSeconds: number; renewMarginSeconds: number; renewRetryMs: number };
 }
 
 /** The lease source the flags ask for: the Kubernetes API with `--kube-subnet-mgr`, else etcd. */
@@ -34,6 +36,7 @@ export async function createSubnetManager(
     username: options.etcdUsername,
     password: options.etcdPassword,
     renewMargin: options.subnetLeaseRenewMargin,
+    ...hooks.etcdLeaseTiming,
     logger,
     onWatchEvent: hooks.onWatchEvent,
   });

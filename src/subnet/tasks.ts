@@ -17,7 +17,11 @@ export interface LeaseKeeperTaskOptions {
  * `lease-keeper`: renews the own lease and re-acquires it when lost. Beats after each successful renewal or
  * periodic ownership check. A supervisor that restarts it after a throw resumes with the newest lease.
  */
-export function leaseKeeperTask(sm: SubnetManager, lease: Lease, options: LeaseKeeperTaskOptions): Task {
+export function leaseKeeperTask(
+  sm: Pick<SubnetManager, 'keepLease' | 'heartbeatPeriods'>,
+  lease: Lease,
+  options: LeaseKeeperTaskOptions,
+): Task {
   let current = lease;
   return {
     name: 'lease-keeper',

@@ -1,5 +1,5 @@
 import type { NetworkConfig } from '../config/index.js';
-import type { ErrorFields } from '../core/index.js';
+import type { ErrorFields, Task } from '../core/index.js';
 import type { Lease, LeaseAttrs, LeaseWatchBatch } from '../lease/index.js';
 
 /** Why the own lease changed under the daemon. */
@@ -77,6 +77,11 @@ export interface SubnetManager {
    * `--public-ip[v6]` when choosing the external interface.
    */
   readNodePublicIPOverride?(signal?: AbortSignal): Promise<{ publicIP?: string; publicIPv6?: string }>;
+  /**
+   * Kube: the task that keeps `NetworkUnavailable=False` on this node (retries on its own; a 4xx slowly).
+   * The daemon runs it beside the other tasks instead of awaiting `markNetworkReady`.
+   */
+  networkReadyTask?(): Task | undefined;
   /** Called once the network is plumbed (kube: NetworkUnavailable=False). */
   markNetworkReady?(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

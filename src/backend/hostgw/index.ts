@@ -1,8 +1,8 @@
 // The host-gw backend: plain routes to every peer's subnet via its PublicIP; all nodes share one L2 network.
 import type { KernelScope, SelectedInterface } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
-import { type FamilyNetworks, familyNetworks } from '../networks.js';
 import { bridgeGatewayOf } from '../lease-fields.js';
+import { type FamilyNetworks, familyNetworks } from '../networks.js';
 import {
   type Backend,
   type BackendContext,

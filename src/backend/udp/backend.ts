@@ -16,8 +16,8 @@ import { errorFields } from '../../core/index.js';
 import { type Cidr, canonicalIp, formatCidr } from '../../ip/index.js';
 import { ensureSysctl, type KernelScope, type SelectedInterface } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
-import { familyNetworks } from '../networks.js';
 import { tunnelAddressOf } from '../lease-fields.js';
+import { familyNetworks } from '../networks.js';
 import {
   type Backend,
   type BackendContext,

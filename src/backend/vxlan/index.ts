@@ -10,8 +10,8 @@ import {
   type VxlanSupport,
 } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
-import { type FamilyNetworks, familyNetworks } from '../networks.js';
 import { tunnelAddressOf } from '../lease-fields.js';
+import { type FamilyNetworks, familyNetworks } from '../networks.js';
 import {
   type Backend,
   type BackendContext,

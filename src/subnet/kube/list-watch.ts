@@ -4,6 +4,7 @@
 
 import { Backoff, type BackoffOptions, errorFields, errorMessage, sleep } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
+import type { WatchHealthEvent } from '../types.js';
 import { isGone, KubeApiError, type NodeListResult, type NodeSource, watchErrorStatus } from './client.js';
 import type { KubeNode } from './node-lease.js';
 
@@ -13,11 +14,8 @@ export type NodeStreamItem =
   | { type: 'event'; event: 'ADDED' | 'MODIFIED' | 'DELETED'; node: KubeNode };
 
 /** Health of the stream, for metrics and /status (same shape as the etcd manager's events). */
-export type KubeWatchEvent =
-  | { type: 'connected'; endpoint: string | undefined }
-  | { type: 'reconnect'; reason: string }
-  | { type: 'relist'; reason: string }
-  | { type: 'skipped'; key: string; reason: string };
+/** The lease watch's health events: the one shape both lease sources use. */
+export type KubeWatchEvent = WatchHealthEvent;
 
 export interface ListWatchOptions {
   /** e.g. `metadata.name=node-1` to follow one node. */

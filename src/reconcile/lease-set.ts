@@ -1,7 +1,7 @@
 import type { Lease, LeaseEvent, LeaseWatchBatch } from '../lease/types.js';
 
 /** What a watch batch changed, for logs and metrics. */
-export interface PeerChanges {
+export interface LeaseSetChanges {
   added: number;
   removed: number;
   changed: number;
@@ -9,14 +9,14 @@ export interface PeerChanges {
 }
 
 /**
- * The daemon's view of all leases, keyed by lease key, fed by watch batches. A snapshot replaces the whole set
+ * The lease set: the daemon's view of all leases (its own among them), keyed by lease key, fed by watch batches. A snapshot replaces the whole set
  * (re-list after compaction or a 410), so peers that vanished while the watch was down are dropped.
  */
-export class PeerStore {
+export class LeaseSet {
   private readonly leases = new Map<string, Lease>();
 
-  apply(batch: LeaseWatchBatch): PeerChanges {
-    const counts: PeerChanges = { added: 0, removed: 0, changed: 0, snapshot: batch.type === 'snapshot' };
+  apply(batch: LeaseWatchBatch): LeaseSetChanges {
+    const counts: LeaseSetChanges = { added: 0, removed: 0, changed: 0, snapshot: batch.type === 'snapshot' };
     if (batch.type === 'snapshot') {
       const next = new Map(batch.leases.map((l) => [l.key, l]));
       for (const key of this.leases.keys()) if (!next.has(key)) counts.removed++;
@@ -33,7 +33,7 @@ export class PeerStore {
     return counts;
   }
 
-  private applyEvent(e: LeaseEvent, counts: PeerChanges): void {
+  private applyEvent(e: LeaseEvent, counts: LeaseSetChanges): void {
     if (e.type === 'removed') {
       if (this.leases.delete(e.lease.key)) counts.removed++;
       return;
