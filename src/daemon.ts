@@ -9,16 +9,7 @@ import { readSubnetEnv, renderBridgeConflist, writeBridgeConflist, writeSubnetEn
 import type { BackendConfig, NetworkConfig } from './config/index.js';
 import { type DaemonOptions, redactOptions } from './config/options.js';
 import { weftVersion } from './config/version.js';
-import {
-  detectIptables,
-  Firewall,
-  type IptablesRuleSet,
-  mergeRuleSets,
-  planForwardRules,
-  planMasqRules,
-  planTunnelNotrackRules,
-  tunnelNotrackJumps,
-} from './firewall/index.js';
+import { firewallModeOf, NodeFirewall } from './firewall/index.js';
 import { type Cidr, formatCidr } from './ip/index.js';
 import {
   applyKernelOps,
@@ -109,10 +100,7 @@ class Daemon {
   private backend: Backend | undefined;
   private prepared: PreparedBackend | undefined;
   private lease: Lease | undefined;
-  private firewall: Firewall | undefined;
-  private firewallSets: IptablesRuleSet[] = [];
-  /** Whether this iptables supports MASQUERADE --random-fully (checked once). */
-  private randomFully = true;
+  private firewall: NodeFirewall | undefined;
   private loop: ReconcileLoop | undefined;
   private prober: PeerProber | undefined;
   private readonly closers: Array<() => Promise<void> | void> = [];
@@ -275,7 +263,11 @@ class Daemon {
     }
     const tasks = [
       this.sm.keepLease(lease, (change) => void this.onOwnLease(change), signal),
-      this.firewall ? this.firewall.run(options.iptablesResync, signal) : Promise.resolve(),
+      this.firewall?.hasRules
+        ? this.firewall
+            .checkTask(options.iptablesResync * 1000, (ok) => this.health.setFirewallInstalled(ok))
+            .run({ signal, beat: () => undefined })
+        : Promise.resolve(),
       this.consumeWatch(watch, signal),
     ];
     await Promise.race([Promise.all(tasks), abortPromise(signal)]);
@@ -318,57 +310,20 @@ class Daemon {
     this.metrics.leaseHeld(leaseSubnets(lease), lease.expiration);
   }
 
-  private firewallRuleSets(lease: Lease): IptablesRuleSet[] {
-    const config = this.config!;
-    const sets: IptablesRuleSet[] = [];
-    const pairs: Array<[Cidr | undefined, Cidr | undefined, 4 | 6]> = [
-      [config.ipv4?.network, lease.subnet, 4],
-      [config.ipv6?.network, lease.ipv6Subnet, 6],
-    ];
-    for (const [network, subnet, family] of pairs) {
-      if (!network || !subnet) continue;
-      if (this.options.ipMasq)
-        sets.push(planMasqRules({ network, subnet, family, randomFully: this.randomFully }));
-      if (this.options.iptablesForwardRules) sets.push(planForwardRules({ network, family }));
-    }
-    for (const family of this.notrackFamilies()) {
-      sets.push(planTunnelNotrackRules({ family, port: this.prepared!.tunnel!.port }));
-    }
-    return mergeRuleSets(sets);
-  }
-
-  /** The families whose tunnel packets get NOTRACK rules: none for host-gw or with --tunnel-notrack=false. */
-  private notrackFamilies(): readonly (4 | 6)[] {
-    return this.options.tunnelNotrack ? (this.prepared?.tunnel?.families ?? []) : [];
-  }
-
+  /** The node's firewall in the config's mode (iptables or EnableNFTables), created once; install per lease. */
   private async installFirewall(lease: Lease): Promise<void> {
-    if (!this.options.ipMasq && !this.options.iptablesForwardRules && this.notrackFamilies().length === 0) {
-      this.health.setFirewallInstalled(true);
-      return;
-    }
-    this.randomFully = (await detectIptables().catch(() => ({ randomFully: true }))).randomFully;
-    this.firewall ??= new Firewall({
+    const config = this.config!;
+    const tunnel = this.prepared?.tunnel;
+    this.firewall ??= new NodeFirewall({
+      mode: firewallModeOf(config),
+      networks: { ipv4: config.ipv4?.network, ipv6: config.ipv6?.network },
+      ipMasq: this.options.ipMasq,
+      forwardRules: this.options.iptablesForwardRules,
+      tunnelNotrack: this.options.tunnelNotrack && tunnel ? tunnel : undefined,
       logger: this.logger,
-      onEnsure: (r) => {
-        if (r.repaired) this.metrics.firewallRepair();
-      },
+      onRepair: () => this.metrics.firewallRepair(),
     });
-    const sets = this.firewallRuleSets(lease);
-    if (this.firewallSets.length === 0 && this.notrackFamilies().length === 0) {
-      // NOTRACK off (or a backend without a tunnel): drop the jumps an earlier run with it on installed.
-      const stale: IptablesRuleSet[] = [];
-      if (this.config?.ipv4) stale.push(tunnelNotrackJumps(4));
-      if (this.config?.ipv6) stale.push(tunnelNotrackJumps(6));
-      await this.firewall
-        .cleanup(stale, sets)
-        .catch((err: unknown) =>
-          this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules'),
-        );
-    }
-    if (this.firewallSets.length > 0) await this.firewall.cleanup(this.firewallSets, sets);
-    await this.firewall.ensure(sets);
-    this.firewallSets = sets;
+    await this.firewall.install(lease);
     this.health.setFirewallInstalled(true);
   }
 

@@ -75,6 +75,8 @@ export interface NetworkConfig {
   /** Present when enableIPv6. */
   ipv6?: FamilyNetwork;
   backend: BackendConfig;
+  /** flannel's `EnableNFTables`: the firewall rules live in nftables tables instead of iptables chains. */
+  enableNFTables: boolean;
   /** Keys that were not understood (kept for a warning; flannel ignores them too). */
   unknownKeys: string[];
   /** The JSON as given. */
@@ -191,7 +193,8 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
     for (const k of ['IPv6Network', 'IPv6SubnetLen', 'IPv6SubnetMin', 'IPv6SubnetMax']) r.get(k);
   }
   const backend = parseBackend(r.get('Backend'));
-  return { enableIPv4, enableIPv6, ipv4, ipv6, backend, unknownKeys: r.unknown(), raw };
+  const enableNFTables = r.bool('EnableNFTables', false);
+  return { enableIPv4, enableIPv6, ipv4, ipv6, backend, enableNFTables, unknownKeys: r.unknown(), raw };
 }
 
 function familyNetwork(r: KeyReader, family: Family): FamilyNetwork {
@@ -371,6 +374,7 @@ export function networkConfigToJson(cfg: NetworkConfig): Record<string, unknown>
   }
   out.EnableIPv4 = cfg.enableIPv4;
   out.EnableIPv6 = cfg.enableIPv6;
+  if (cfg.enableNFTables) out.EnableNFTables = true;
   if (cfg.ipv6) {
     out.IPv6Network = formatCidr(cfg.ipv6.network);
     out.IPv6SubnetLen = cfg.ipv6.subnetLen;
