@@ -84,7 +84,6 @@ export class Firewall {
   private readonly lockWaitSeconds: number;
   private readonly commandTimeoutMs: number;
   private readonly onEnsure: ((result: EnsureResult) => void) | undefined;
-  private desired: IptablesRuleSet[] | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly counters: FirewallStats = { checks: 0, repairs: 0, failures: 0 };
 
@@ -102,12 +101,11 @@ export class Firewall {
   }
 
   /**
-   * Makes the kernel hold `desired` (also remembered for `run`). Reads each table the sets touch once,
+   * Makes the kernel hold `desired`. Reads each table the sets touch once,
    * restores only when something is missing, extra or out of order, then reads again to confirm.
    */
   async ensure(desired: IptablesRuleSet | readonly IptablesRuleSet[]): Promise<EnsureResult> {
     const sets = mergeRuleSets(Array.isArray(desired) ? desired : [desired as IptablesRuleSet]);
-    this.desired = sets;
     return this.serialized(() => this.ensureNow(sets));
   }
 
