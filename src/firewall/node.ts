@@ -152,9 +152,12 @@ export class NodeFirewall {
     if (stale.length > 0) {
       await this.iptables
         .cleanup(stale, sets)
-        .catch((err: unknown) =>
-          this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules'),
-        );
+        .catch((err: unknown) => {
+          // No rules wanted and no iptables: nothing of weft's can be there to remove.
+          if (this.hasRules || !(err instanceof CommandStartError)) {
+            this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules');
+          }
+        });
     }
     if (this.installedSets.length > 0) await this.iptables.cleanup(this.installedSets, sets);
     if (sets.length > 0 && (await this.iptables.ensure(sets)).repaired) this.counters.transactions++;
