@@ -150,14 +150,12 @@ export class NodeFirewall {
     // NOTRACK off (or a backend without a tunnel): drop the jumps an earlier run with it on installed.
     const stale = staleIptablesRuleSets(policy);
     if (stale.length > 0) {
-      await this.iptables
-        .cleanup(stale, sets)
-        .catch((err: unknown) => {
-          // No rules wanted and no iptables: nothing of weft's can be there to remove.
-          if (this.hasRules || !(err instanceof CommandStartError)) {
-            this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules');
-          }
-        });
+      await this.iptables.cleanup(stale, sets).catch((err: unknown) => {
+        // No rules wanted and no iptables: nothing of weft's can be there to remove.
+        if (this.hasRules || !(err instanceof CommandStartError)) {
+          this.logger.warn({ err: errorFields(err) }, 'could not remove stale tunnel NOTRACK rules');
+        }
+      });
     }
     if (this.installedSets.length > 0) await this.iptables.cleanup(this.installedSets, sets);
     if (sets.length > 0 && (await this.iptables.ensure(sets)).repaired) this.counters.transactions++;
