@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# weft's image: weftd (and weftctl) on Debian 12 slim with Node 20, iproute2 and iptables.
+# weft's image: weftd (and weftctl) on Debian 12 slim with Node 20, iproute2, iptables and nftables (nft, for
+# "EnableNFTables": true).
 #   docker build -t weft:0.1.0 .
 # contrib/kubernetes/weft.yaml runs it as a DaemonSet.
 #
@@ -52,7 +53,7 @@ RUN apt-get update \
 
 FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 iptables \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 iptables nftables \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 WORKDIR /opt/weft
@@ -65,7 +66,7 @@ COPY contrib/kubernetes/install-cni-plugins /usr/local/lib/weft/install-cni-plug
 RUN ln -s /opt/weft/dist/daemon/weftd.js /usr/local/bin/weftd \
  && ln -s /opt/weft/dist/daemon/weftctl.js /usr/local/bin/weftctl \
  && weftd --version
-# weftd programs links, routes and iptables: it runs as root in the container and gets only the
+# weftd programs links, routes and iptables or nftables: it runs as root in the container and gets only the
 # capabilities the DaemonSet grants (NET_ADMIN, NET_RAW); the build stages above run as `node`.
 USER root
 ENTRYPOINT ["weftd"]

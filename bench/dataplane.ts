@@ -6,11 +6,13 @@
 //                       pods on a CNI bridge, no iptables rules (so no conntrack): the ideal kernel VXLAN
 //   hand + rules        the same, plus the iptables rules weftd installs with --ip-masq (masquerade, forward)
 //   … + NOTRACK         the same plus --tunnel-notrack's raw-table rules
+//   hand + nft rules    the hand-built overlay with the same rules as nftables tables (weft's nft renderer)
 //   weft vxlan          real weftd, Backend.Type vxlan (with --ip-masq, and weftd's default resync and probe
 //                       intervals: probes, reconcile loop and iptables checks running)
 //   …, no ip-masq       the same with --ip-masq=false (flannel's default; flannel's forward rules stay)
 //   …, no iptables rules  --ip-masq=false --iptables-forward-rules=false: the same netfilter as the hand-built row
 //   …, tunnel NOTRACK   the same with --tunnel-notrack: conntrack no longer sees the outer VXLAN packets
+//   …, nftables         the same as weft vxlan with "EnableNFTables": true (the rules in flannel's nft tables)
 //   weft udp            real weftd, Backend.Type udp (TUN flannel0 + the native engine)
 //
 // All setups exist at once (separate namespace clusters); the runs go round-robin over the rows, `--runs`
@@ -29,10 +31,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   mergeRuleSets,
+  nftTables,
   parseIptablesSave,
+  planFirewallPolicy,
   planForwardRules,
   planMasqRules,
   planTunnelNotrackRules,
+  renderNftTransaction,
   renderRestore,
 } from '../src/firewall/index.js';
 import { parseCidr } from '../src/ip/index.js';
@@ -249,14 +254,25 @@ function handMac(i: number): string {
  * kernel state.
  */
 /** Which iptables rules the hand-built overlay gets: none, weft's --ip-masq set, or that plus --tunnel-notrack. */
-type HandRules = 'none' | 'masq' | 'masq+notrack';
+type HandRules = 'none' | 'masq' | 'masq+notrack' | 'nft-masq';
 
 async function buildHandVxlan(net: NetnsCluster, rules: HandRules): Promise<Pod[]> {
   const nodes = net.nodes;
   for (const node of nodes) {
     const i = node.index;
     const ns = node.netns;
-    if (rules !== 'none') {
+    if (rules === 'nft-masq') {
+      const policy = planFirewallPolicy({
+        networks: { ipv4: parseCidr('10.250.0.0/16') },
+        lease: { subnet: parseCidr(`10.250.${i}.0/24`) },
+        ipMasq: true,
+        forwardRules: true,
+        randomFully: true,
+      });
+      const script = renderNftTransaction({ write: nftTables(policy), remove: [] });
+      const r = await runIn(ns, 'nft', ['-f', '-'], { input: script });
+      if (r.code !== 0) throw new Error(`nft -f in ${ns} failed: ${r.stderr.trim()}`);
+    } else if (rules !== 'none') {
       const network = parseCidr('10.250.0.0/16');
       const subnet = parseCidr(`10.250.${i}.0/24`);
       const sets = mergeRuleSets([
@@ -379,10 +395,11 @@ async function startWeftSetup(
   name: string,
   backend: Record<string, unknown>,
   weftdArgs: string[] = [],
+  netConf: Record<string, unknown> = {},
 ): Promise<{ c: WeftCluster; setup: RowSetup }> {
   const c = await startWeftCluster({
     nodes: 2,
-    netConf: { Network: '10.244.0.0/16', Backend: backend },
+    netConf: { Network: '10.244.0.0/16', Backend: backend, ...netConf },
     // weftd's own defaults for its timers and log level (the test fixture's are much busier), then the row's.
     weftdArgs: ['--resync-interval=30', '--probe-interval=10', '--log-level=info', ...weftdArgs],
   });
@@ -427,10 +444,12 @@ const ROW_IDS = [
   'hand',
   'hand-rules',
   'hand-notrack',
+  'hand-nft',
   'weft',
   'weft-nomasq',
   'weft-bare',
   'weft-notrack',
+  'weft-nft',
   'udp',
 ] as const;
 type RowId = (typeof ROW_IDS)[number];
@@ -505,13 +524,14 @@ async function main(): Promise<void> {
         'masq+notrack',
         "weft's --ip-masq, forward and --tunnel-notrack rules",
       ],
+      ['hand-nft', 'kernel vxlan, hand + nft rules', 'nft-masq', "weft's masq and forward rules as nftables"],
     ];
     for (const [id, name, rules, note] of handRows) {
       if (!want(id)) continue;
       process.stderr.write(`building: ${name}\n`);
       setups.push((await handSetup(clusters, id, name, rules, note)).setup);
     }
-    const weftRows: Array<[RowId, string, Record<string, unknown>, string[]]> = [
+    const weftRows: Array<[RowId, string, Record<string, unknown>, string[], Record<string, unknown>?]> = [
       ['weft', 'weft vxlan', { Type: 'vxlan' }, []],
       ['weft-nomasq', 'weft vxlan, no ip-masq', { Type: 'vxlan' }, ['--ip-masq=false']],
       [
@@ -521,12 +541,14 @@ async function main(): Promise<void> {
         ['--ip-masq=false', '--iptables-forward-rules=false'],
       ],
       ['weft-notrack', 'weft vxlan, tunnel NOTRACK', { Type: 'vxlan' }, ['--tunnel-notrack']],
+      ['weft-nft', 'weft vxlan, nftables', { Type: 'vxlan' }, [], { EnableNFTables: true }],
       ['udp', 'weft udp', { Type: 'udp' }, []],
     ];
-    for (const [id, name, backend, args] of weftRows) {
+    for (const [id, name, backend, args, netConf] of weftRows) {
       if (!want(id)) continue;
       process.stderr.write(`building: ${name}\n`);
-      const built = await startWeftSetup(id, name, backend, args);
+      const built = await startWeftSetup(id, name, backend, args, netConf);
+      if (netConf?.EnableNFTables === true) built.setup.notes.push('EnableNFTables');
       clusters.push(built.c);
       setups.push(built.setup);
       if (id === 'udp') udpCluster = built.c;
@@ -561,7 +583,12 @@ async function main(): Promise<void> {
   const weftVxlanNotrack = row('weft-notrack');
   const handNotrack = row('hand-notrack');
   const weftUdp = row('udp');
+  const weftNft = row('weft-nft');
+  const handNft = row('hand-nft');
   const summary = {
+    weftNftVsWeftIptables: ratio(weftNft, weftVxlan),
+    weftNftVsHandNft: ratio(weftNft, handNft),
+    handNftVsHandIptables: ratio(handNft, handRules),
     weftVxlanNotrackVsHandVxlan: ratio(weftVxlanNotrack, hand),
     notrackGain: ratio(weftVxlanNotrack, weftVxlan),
     handNotrackGain: ratio(handNotrack, handRules),
@@ -598,6 +625,9 @@ async function main(): Promise<void> {
     ['weft vxlan with --tunnel-notrack / hand-built', summary.weftVxlanNotrackVsHandVxlan],
     ['NOTRACK on / off, weft', summary.notrackGain],
     ['NOTRACK on / off, hand-built', summary.handNotrackGain],
+    ['weft vxlan nftables / weft vxlan iptables (goal ≥ 1.00)', summary.weftNftVsWeftIptables, 1],
+    ['weft vxlan nftables / hand-built with the same nft rules', summary.weftNftVsHandNft, 0.95],
+    ['hand-built nft rules / hand-built iptables rules', summary.handNftVsHandIptables],
     ['weft udp Gbit/s (goal ≥ 0.8)', summary.weftUdpGbps, 0.8],
     ['weft udp / kernel vxlan (stretch ≥ 0.25)', summary.weftUdpVsKernelVxlan, 0.25],
     ['weft udp / underlay', summary.weftUdpVsUnderlay],

@@ -215,6 +215,8 @@ describe('Dockerfile', () => {
     const apt = runs(runtime).find((r) => r.includes('apt-get install')) ?? '';
     expect(apt).toMatch(/\biproute2\b/);
     expect(apt).toMatch(/\biptables\b/);
+    // "EnableNFTables": true needs nft in the image (Debian package nftables).
+    expect(apt).toMatch(/\bnftables\b/);
     expect(apt).not.toMatch(/g\+\+|\bmake\b|python3/);
     expect(runtime.instructions.find((i) => i.keyword === 'ENTRYPOINT')?.args).toBe('["weftd"]');
   });

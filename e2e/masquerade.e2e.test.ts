@@ -1,26 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restartWeftd, waitFor } from '../testkit/dataplane.js';
-import { type ClusterMachine, type Pod, type ProcessHandle, runIn } from '../testkit/index.js';
+import { restartWeftd } from '../testkit/dataplane.js';
+import type { ClusterMachine, Pod, ProcessHandle } from '../testkit/index.js';
+import { SOURCE_ECHO_PORT, sourceSeenBy, startSourceEcho } from '../testkit/source-echo.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
-const PORT = 8080;
-
-/** A TCP server that answers every connection with the address it came from. */
-const SOURCE_ECHO_SERVER = `
-const net = require('node:net');
-net.createServer((s) => s.end(s.remoteAddress + '\\n'))
-  .listen(${PORT}, '0.0.0.0', () => console.log('listening'));
-`;
-
-/** Connects to argv[1]:PORT and prints the reply. */
-const SOURCE_ECHO_CLIENT = `
-const s = require('node:net').connect(${PORT}, process.argv[1]);
-let reply = '';
-s.setTimeout(5000, () => { console.error('timeout'); process.exit(2); });
-s.on('data', (d) => { reply += d; });
-s.on('end', () => console.log(reply.trim()));
-s.on('error', (e) => { console.error(e.message); process.exit(1); });
-`;
+const PORT = SOURCE_ECHO_PORT;
 
 describe('masquerade: pods reach the underlay as their node, each other as themselves', () => {
   let c: WeftCluster;
@@ -28,25 +12,10 @@ describe('masquerade: pods reach the underlay as their node, each other as thems
   const servers: ProcessHandle[] = [];
 
   async function startEchoServer(where: ClusterMachine | Pod): Promise<void> {
-    const server =
-      'spawn' in where
-        ? await where.spawn(process.execPath, ['-e', SOURCE_ECHO_SERVER])
-        : await c.net.spawnIn(where.netns, where.node.dir, process.execPath, ['-e', SOURCE_ECHO_SERVER]);
-    servers.push(server);
-    await waitFor('the source-echo server to listen', async () => {
-      if (server.exited) throw new Error(`server exited: ${server.logTail(10)}`);
-      return server.logTail(5).includes('listening');
-    });
+    servers.push(await startSourceEcho(c.net, where));
   }
 
-  /** The source address `to` sees for a TCP connection from `from`. */
-  async function seenSource(from: Pod, toIp: string): Promise<string> {
-    const r = await runIn(from.netns, process.execPath, ['-e', SOURCE_ECHO_CLIENT, toIp], {
-      timeoutMs: 15_000,
-    });
-    if (r.code !== 0) throw new Error(`connect ${from.name} → ${toIp}:${PORT} failed: ${r.stderr.trim()}`);
-    return r.stdout.trim();
-  }
+  const seenSource = sourceSeenBy;
 
   beforeAll(async () => {
     // --tunnel-notrack is off by default; the NOTRACK tests below turn it on (and off again on node 2).

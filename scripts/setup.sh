@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(etcd-server etcd-client containernetworking-plugins iproute2 iptables iperf3 iputils-ping tcpdump openssl procps curl python3 make g++ systemd clang libclang-rt-14-dev)
+PACKAGES=(etcd-server etcd-client containernetworking-plugins iproute2 iptables nftables iperf3 iputils-ping tcpdump openssl procps curl python3 make g++ systemd clang libclang-rt-14-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

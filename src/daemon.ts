@@ -13,8 +13,8 @@ import { type NetworkConfig, networkConfigWarnings } from './config/index.js';
 import type { DaemonOptions } from './config/options.js';
 import { redactOptions } from './config/redact.js';
 import { weftVersion } from './config/version.js';
-import { errorFields, type Task, TaskSupervisor, untilAborted } from './core/index.js';
-import { NodeRules } from './firewall/node-rules.js';
+import { errorFields, errorMessage, type Task, TaskSupervisor, untilAborted } from './core/index.js';
+import { firewallModeOf, NodeFirewall } from './firewall/index.js';
 import { type Cidr, formatCidr } from './ip/index.js';
 import { applyKernelOps, dumpKernelState, ensureSysctl } from './kernel/index.js';
 import type { Lease } from './lease/index.js';
@@ -145,7 +145,15 @@ class Daemon {
     const previous = await readPreviousSubnets(options.subnetFile, logger);
     const lease = await sm.acquireLease({ config, attrs: prepared.attrs, ...previous }, signal);
     logger.info({ subnet: leaseSubnets(lease), key: lease.key, expires: lease.expiration }, 'lease acquired');
-    const firewall = new NodeRules({ config, options, prepared, logger, health, metrics });
+    const firewall = new NodeFirewall({
+      mode: firewallModeOf(config),
+      networks: { ipv4: config.ipv4?.network, ipv6: config.ipv6?.network },
+      ipMasq: options.ipMasq,
+      forwardRules: options.iptablesForwardRules,
+      tunnelNotrack: options.tunnelNotrack ? prepared.tunnel : undefined,
+      logger,
+      onRepair: () => metrics.firewallRepair(),
+    });
     const replumb = (l: Lease) => this.replumb(config, firewall, l);
     const own = new OwnLease(lease, { health, metrics, logger, replumb });
     this.own = own;
@@ -158,11 +166,9 @@ class Daemon {
         logger.warn({ key, err: errorFields(err) }, 'cannot forward'),
       );
     // A failed install leaves the node not ready; the check task installs again.
-    await firewall
-      .install(lease)
-      .catch((err: unknown) =>
-        logger.error({ err: errorFields(err) }, 'could not install the firewall rules; retrying'),
-      );
+    await this.installFirewall(firewall, lease).catch((err: unknown) =>
+      logger.error({ err: errorFields(err) }, 'could not install the firewall rules; retrying'),
+    );
 
     const node = new NodeReconciler({
       backend,
@@ -191,11 +197,13 @@ class Daemon {
   }
 
   /** The tasks that start once the first pass ran and the files exist. */
-  private laterTasks(firewall: NodeRules, networks: Cidr[]): Task[] {
+  private laterTasks(firewall: NodeFirewall, networks: Cidr[]): Task[] {
     const { options, logger, sm, metrics } = this;
     const { backend, prepared } = this.backend!;
     const tasks: Task[] = [this.node!.loop, readinessNotifierTask(this.health, logger)];
-    if (firewall.required) tasks.push(firewall.checkTask(options.iptablesResync * 1000));
+    const firewallOutcome = (ok: boolean, err?: unknown) =>
+      this.health.setFirewallInstalled(ok, ok ? undefined : errorMessage(err));
+    if (firewall.hasRules) tasks.push(firewall.checkTask(options.iptablesResync * 1000, firewallOutcome));
     // Kube: NetworkUnavailable=False, beside the others (its retries never hold up peers being programmed).
     const ready = sm?.networkReadyTask?.();
     if (ready) tasks.push(ready);
@@ -217,6 +225,17 @@ class Daemon {
     return [...tasks, ...(prepared.tasks ?? [])];
   }
 
+  /** Installs the rules for `lease`; readiness follows (false with the reason when it failed). */
+  private async installFirewall(firewall: NodeFirewall, lease: Lease): Promise<void> {
+    try {
+      await firewall.install(lease);
+      this.health.setFirewallInstalled(true);
+    } catch (err) {
+      this.health.setFirewallInstalled(false, errorMessage(err));
+      throw err;
+    }
+  }
+
   private async writeFiles(config: NetworkConfig, lease: Lease): Promise<void> {
     const { options } = this;
     const mtu = this.backend!.prepared.mtu;
@@ -227,8 +246,8 @@ class Daemon {
   }
 
   /** After the own lease was re-acquired (maybe another subnet): firewall, an own-lease pass, files. */
-  private async replumb(config: NetworkConfig, firewall: NodeRules, lease: Lease): Promise<void> {
-    await firewall.install(lease);
+  private async replumb(config: NetworkConfig, firewall: NodeFirewall, lease: Lease): Promise<void> {
+    await this.installFirewall(firewall, lease);
     await this.node?.loop.trigger('own-lease');
     await this.writeFiles(config, lease);
   }

@@ -420,10 +420,21 @@ describe('network config: text and round trip', () => {
   it('keeps unknown keys for a warning instead of failing (flannel ignores them)', () => {
     const cfg = parseNetworkConfig({
       Network: '10.5.0.0/16',
-      EnableNFTables: false,
+      EnableSomethingNew: false,
       Backend: { Type: 'vxlan', Foo: 1 },
     });
-    expect(cfg.unknownKeys).toEqual(['EnableNFTables']);
+    expect(cfg.unknownKeys).toEqual(['EnableSomethingNew']);
+  });
+
+  it('reads EnableNFTables (default false), rejects a non-boolean, and writes it back', () => {
+    expect(parseNetworkConfig({ Network: '10.5.0.0/16' }).enableNFTables).toBe(false);
+    const cfg = parseNetworkConfig({ Network: '10.5.0.0/16', enableNFTables: true });
+    expect(cfg.enableNFTables).toBe(true);
+    expect(cfg.unknownKeys).toEqual([]);
+    expect(networkConfigToJson(cfg).EnableNFTables).toBe(true);
+    expect(() => parseNetworkConfig({ Network: '10.5.0.0/16', EnableNFTables: 'yes' })).toThrow(
+      /EnableNFTables.*must be true or false/,
+    );
   });
 
   it('warns that a config without Backend runs vxlan here but udp on flanneld, and names unknown keys', () => {

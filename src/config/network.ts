@@ -75,6 +75,8 @@ export interface NetworkConfig {
   /** Present when enableIPv6. */
   ipv6?: FamilyNetwork;
   backend: BackendConfig;
+  /** flannel's `EnableNFTables`: the firewall rules live in nftables tables instead of iptables chains. */
+  enableNFTables: boolean;
   /** Keys that were not understood (kept for a warning; flannel ignores them too). */
   unknownKeys: string[];
   /** Set when the config has no `Backend`: weft picked vxlan where flanneld picks udp (see `networkConfigWarnings`). */
@@ -194,12 +196,14 @@ export function parseNetworkConfig(input: unknown): NetworkConfig {
   }
   const backendInput = r.get('Backend');
   const backend = parseBackend(backendInput);
+  const enableNFTables = r.bool('EnableNFTables', false);
   const config: NetworkConfig = {
     enableIPv4,
     enableIPv6,
     ipv4,
     ipv6,
     backend,
+    enableNFTables,
     unknownKeys: r.unknown(),
     raw,
   };
@@ -408,6 +412,7 @@ export function networkConfigToJson(cfg: NetworkConfig): Record<string, unknown>
   }
   out.EnableIPv4 = cfg.enableIPv4;
   out.EnableIPv6 = cfg.enableIPv6;
+  if (cfg.enableNFTables) out.EnableNFTables = true;
   if (cfg.ipv6) {
     out.IPv6Network = formatCidr(cfg.ipv6.network);
     out.IPv6SubnetLen = cfg.ipv6.subnetLen;

@@ -220,3 +220,23 @@ export function renderCleanup(remove: readonly SavedRule[]): string {
   }
   return `${out.join('\n')}\n`;
 }
+
+/**
+ * The `iptables-restore --noflush` input that removes `chains` entirely: every rule anywhere that jumps into
+ * one of them, then the chains' rules, then the chains. '' when none of them exists. Leaving iptables mode
+ * (EnableNFTables) uses it so nothing of weft's stays behind. Pure.
+ */
+export function renderChainRemoval(saved: IptablesSave, chains: readonly ChainRef[]): string {
+  const out: string[] = [];
+  for (const [table, t] of saved.tables) {
+    const gone = chains.filter((c) => c.table === table && t.chains.has(c.chain)).map((c) => c.chain);
+    if (gone.length === 0) continue;
+    out.push(`*${table}`);
+    const jumps = t.rules.filter((r) => !gone.includes(r.chain) && gone.includes(jumpTarget(r.args) ?? ''));
+    for (const r of jumps) out.push(deleteLine(r));
+    for (const c of gone) out.push(`-F ${c}`);
+    for (const c of gone) out.push(`-X ${c}`);
+    out.push('COMMIT');
+  }
+  return out.length === 0 ? '' : `${out.join('\n')}\n`;
+}

@@ -4,11 +4,13 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerNamespace, runPrefix } from '../../testkit/run.js';
+import { sleep } from '../core/index.js';
 import { parseCidr } from '../ip/index.js';
 import {
   detectIptables,
   Firewall,
   type IptablesRuleSet,
+  NodeFirewall,
   planForwardRules,
   planMasqRules,
   ruleText,
@@ -320,21 +322,36 @@ describe.skipIf(process.getuid?.() !== 0)('Firewall in a network namespace', () 
     expect((await firewall.ensure([masq, forward, masq6, forward6])).repaired).toBe(false);
   });
 
-  it('the resync loop notices a deleted rule, repairs it and counts it', async () => {
-    await firewall.ensure([masq, forward]);
-    const repairs: boolean[] = [];
-    const watched = new Firewall({ netns: ns.node, onEnsure: (r) => repairs.push(r.repaired) });
-    await watched.ensure([masq, forward]);
+  it('the periodic check task notices a deleted rule, repairs it with one transaction and beats', async () => {
+    const node = new NodeFirewall({
+      mode: 'iptables',
+      networks: { ipv4: network },
+      ipMasq: true,
+      forwardRules: true,
+      netns: ns.node,
+    });
+    await node.install({ subnet });
     await inNs(ns.node, 'iptables', '-t', 'nat', '-D', 'FLANNEL-POSTRTG', '1');
-
+    const before = node.stats.transactions;
     const controller = new AbortController();
-    const loop = watched.run(0.1, controller.signal);
-    for (let i = 0; i < 200 && watched.stats.repairs === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const outcomes: boolean[] = [];
+    let beats = 0;
+    const loop = node
+      .checkTask(100, (ok) => outcomes.push(ok))
+      .run({
+        signal: controller.signal,
+        beat: () => {
+          beats++;
+        },
+      });
+    for (let i = 0; i < 200 && node.stats.repairs === 0; i++) await sleep(50);
     controller.abort();
     await loop;
-    expect(watched.stats.repairs).toBe(1);
-    expect(watched.stats.failures).toBe(0);
-    expect(repairs).toContain(true);
+    expect(node.stats.repairs).toBe(1);
+    expect(node.stats.transactions).toBe(before + 1);
+    expect(node.stats.failures).toBe(0);
+    expect(beats).toBeGreaterThan(0);
+    expect(outcomes).not.toContain(false);
     expect(await savedLines('nat')).toEqual(flannelLines(masq, 'nat'));
   });
 

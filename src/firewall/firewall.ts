@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { type CommandResult, commandArgv, describeArgv, errorMessage, runCommand } from '../core/index.js';
 import type { Family } from '../ip/index.js';
 import { type Logger, silentLogger } from '../log/index.js';
-import { checkRules, planCleanup, renderCleanup, renderRestore } from './diff.js';
-import { type IptablesRuleSet, mergeRuleSets, ruleText } from './rules.js';
+import { checkRules, planCleanup, renderChainRemoval, renderCleanup, renderRestore } from './diff.js';
+import { type ChainRef, type IptablesRuleSet, mergeRuleSets, ruleText } from './rules.js';
 import { type IptablesSave, mergeSaves, parseIptablesSave } from './save.js';
 
 /** An iptables command failed or could not run. Names the command line, exit code and stderr. */
@@ -40,7 +39,7 @@ export interface FirewallOptions {
   lockWaitSeconds?: number;
   /** Per-command timeout. Default 30 s. */
   commandTimeoutMs?: number;
-  /** Called after every ensure that completed (metrics). */
+  /** Called after every ensure that completed. */
   onEnsure?: (result: EnsureResult) => void;
 }
 
@@ -68,11 +67,6 @@ export interface FirewallStats {
   lastError?: string;
 }
 
-interface CommandResult {
-  stdout: string;
-  stderr: string;
-}
-
 function tools(family: Family): { save: string; restore: string } {
   return family === 4
     ? { save: 'iptables-save', restore: 'iptables-restore' }
@@ -90,7 +84,6 @@ export class Firewall {
   private readonly lockWaitSeconds: number;
   private readonly commandTimeoutMs: number;
   private readonly onEnsure: ((result: EnsureResult) => void) | undefined;
-  private desired: IptablesRuleSet[] | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly counters: FirewallStats = { checks: 0, repairs: 0, failures: 0 };
 
@@ -108,12 +101,11 @@ export class Firewall {
   }
 
   /**
-   * Makes the kernel hold `desired` (also remembered for `run`). Reads each table the sets touch once,
+   * Makes the kernel hold `desired`. Reads each table the sets touch once,
    * restores only when something is missing, extra or out of order, then reads again to confirm.
    */
   async ensure(desired: IptablesRuleSet | readonly IptablesRuleSet[]): Promise<EnsureResult> {
     const sets = mergeRuleSets(Array.isArray(desired) ? desired : [desired as IptablesRuleSet]);
-    this.desired = sets;
     return this.serialized(() => this.ensureNow(sets));
   }
 
@@ -142,36 +134,25 @@ export class Firewall {
   }
 
   /**
-   * Re-checks the last desired rules every `intervalSec` seconds (flannel's --iptables-resync) until
-   * `signal` aborts, starting with a check right away. Errors are logged and counted, never thrown.
+   * Removes `chains` and every rule that jumps into them, in each of `families`, one restore per family
+   * (leaving iptables mode: nothing of weft's stays). Returns `table/chain` per family removed.
    */
-  async run(intervalSec: number, signal: AbortSignal): Promise<void> {
-    if (!Number.isFinite(intervalSec) || intervalSec <= 0) {
-      throw new RangeError(
-        `firewall resync interval must be a positive number of seconds, found ${intervalSec}`,
-      );
-    }
-    while (!signal.aborted) {
-      const desired = this.desired;
-      if (desired) {
-        try {
-          const result = await this.serialized(() => this.ensureNow(desired));
-          if (result.repaired) {
-            this.logger.warn(
-              { missing: result.missing, extra: result.extra },
-              'firewall rules were repaired',
-            );
-          }
-        } catch (err) {
-          this.logger.error({ err }, 'firewall resync failed');
+  async removeChains(families: readonly Family[], chains: readonly ChainRef[]): Promise<string[]> {
+    return this.serialized(async () => {
+      const removed: string[] = [];
+      const tables = [...new Set(chains.map((c) => c.table))];
+      for (const family of families) {
+        const saved = await this.read(family, tables);
+        const input = renderChainRemoval(saved, chains);
+        if (input === '') continue;
+        await this.restore(family, input);
+        for (const c of chains) {
+          if (saved.tables.get(c.table)?.chains.has(c.chain))
+            removed.push(`IPv${family} ${c.table}/${c.chain}`);
         }
       }
-      try {
-        await sleep(intervalSec * 1000, undefined, { signal });
-      } catch {
-        return; // aborted
-      }
-    }
+      return removed;
+    });
   }
 
   private serialized<T>(task: () => Promise<T>): Promise<T> {
@@ -185,7 +166,7 @@ export class Firewall {
       return await this.ensureSets(sets);
     } catch (err) {
       this.counters.failures++;
-      this.counters.lastError = err instanceof Error ? err.message : String(err);
+      this.counters.lastError = errorMessage(err);
       throw err;
     }
   }
@@ -230,47 +211,18 @@ export class Firewall {
     await this.exec(tools(family).restore, ['-w', String(this.lockWaitSeconds), '--noflush'], input);
   }
 
-  private exec(cmd: string, args: readonly string[], input?: string): Promise<CommandResult> {
-    const argv =
-      this.netns === undefined ? [cmd, ...args] : ['ip', 'netns', 'exec', this.netns, cmd, ...args];
-    const command = argv.join(' ');
-    return new Promise((resolve, reject) => {
-      const child = execFile(
-        argv[0] as string,
-        argv.slice(1),
-        {
-          timeout: this.commandTimeoutMs,
-          killSignal: 'SIGKILL',
-          maxBuffer: 64 * 1024 * 1024,
-          encoding: 'utf8',
-        },
-        (error, stdout, stderr) => {
-          if (!error) {
-            resolve({ stdout, stderr });
-            return;
-          }
-          const err = error as NodeJS.ErrnoException & { killed?: boolean; code?: unknown };
-          if (err.killed) {
-            reject(
-              new IptablesCommandError(
-                command,
-                null,
-                stderr,
-                `did not finish within ${this.commandTimeoutMs} ms`,
-              ),
-            );
-          } else if (typeof err.code === 'string') {
-            reject(new IptablesCommandError(command, null, stderr, `could not be started (${err.code})`));
-          } else {
-            reject(new IptablesCommandError(command, typeof err.code === 'number' ? err.code : null, stderr));
-          }
-        },
-      );
-      child.stdin?.on('error', () => {
-        // The command may exit before reading its input; its exit status says what happened.
-      });
-      child.stdin?.end(input ?? '');
+  private async exec(cmd: string, args: readonly string[], input?: string): Promise<CommandResult> {
+    const result = await runCommand(cmd, args, {
+      netns: this.netns,
+      input,
+      timeoutMs: this.commandTimeoutMs,
+      packageHint: 'iptables',
     });
+    if (result.code !== 0) {
+      const command = describeArgv(commandArgv(cmd, args, this.netns));
+      throw new IptablesCommandError(command, result.code, result.stderr);
+    }
+    return result;
   }
 }
 
@@ -309,17 +261,23 @@ export function parseIptablesVersion(text: string): IptablesVersion {
   };
 }
 
-/** Runs `iptables -V` (in `netns` when given) and parses it. */
+/** Runs `iptables -V` (in `netns` when given) and parses it. A missing binary is a CommandStartError naming the package. */
 export async function detectIptables(
-  options: { netns?: string; family?: Family } = {},
+  options: { netns?: string; family?: Family; env?: NodeJS.ProcessEnv } = {},
 ): Promise<IptablesVersion> {
   const cmd = options.family === 6 ? 'ip6tables' : 'iptables';
-  const argv = options.netns === undefined ? [cmd, '-V'] : ['ip', 'netns', 'exec', options.netns, cmd, '-V'];
-  const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(argv[0] as string, argv.slice(1), { timeout: 10_000, encoding: 'utf8' }, (error, out, err) => {
-      if (error) reject(new IptablesCommandError(argv.join(' '), null, err, `failed (${error.message})`));
-      else resolve(out);
-    });
+  const result = await runCommand(cmd, ['-V'], {
+    netns: options.netns,
+    env: options.env,
+    timeoutMs: 10_000,
+    packageHint: 'iptables',
   });
-  return parseIptablesVersion(stdout);
+  if (result.code !== 0) {
+    throw new IptablesCommandError(
+      describeArgv(commandArgv(cmd, ['-V'], options.netns)),
+      result.code,
+      result.stderr,
+    );
+  }
+  return parseIptablesVersion(result.stdout);
 }

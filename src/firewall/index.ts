@@ -1,4 +1,11 @@
-export { checkRules, planCleanup, type RuleCheck, renderCleanup, renderRestore } from './diff.js';
+export {
+  checkRules,
+  planCleanup,
+  type RuleCheck,
+  renderChainRemoval,
+  renderCleanup,
+  renderRestore,
+} from './diff.js';
 export {
   type CleanupResult,
   detectIptables,
@@ -13,6 +20,48 @@ export {
   parseIptablesVersion,
 } from './firewall.js';
 export {
+  checkNftTable,
+  type NftCheck,
+  type NftListedChain,
+  type NftListedTable,
+  NftListParseError,
+  nftRuleText,
+  parseNftListTable,
+} from './nft-list.js';
+export {
+  NFT_KUBE_PROXY_MARK,
+  NFT_TABLE_NAMES,
+  type NftChainSpec,
+  type NftFamily,
+  type NftTableRef,
+  type NftTableSpec,
+  nftFamilyOf,
+  nftTables,
+  renderNftTransaction,
+} from './nft-rules.js';
+export {
+  Nftables,
+  type NftablesOptions,
+  NftCommandError,
+  type NftEnsureResult,
+  NftRepairError,
+} from './nftables.js';
+export {
+  type FirewallMode,
+  FirewallToolMissingError,
+  firewallModeOf,
+  NodeFirewall,
+  type NodeFirewallOptions,
+  type NodeFirewallStats,
+} from './node.js';
+export {
+  type FamilyPolicy,
+  type FirewallPolicy,
+  type FirewallPolicyInput,
+  planFirewallPolicy,
+  policyHasRules,
+} from './policy.js';
+export {
   type ChainRef,
   describeRule,
   FirewallPlanError,
@@ -21,6 +70,7 @@ export {
   type IptablesRule,
   type IptablesRuleSet,
   type IptablesTable,
+  iptablesRuleSets,
   KUBE_PROXY_MARK,
   MASQ_CHAIN,
   MASQ_COMMENT,
@@ -35,8 +85,10 @@ export {
   planTunnelNotrackRules,
   quoteArg,
   ruleText,
+  staleIptablesRuleSets,
   type TunnelNotrackInput,
   tunnelNotrackJumps,
+  WEFT_IPTABLES_CHAINS,
 } from './rules.js';
 export {
   type IptablesSave,

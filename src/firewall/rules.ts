@@ -1,4 +1,5 @@
 import { type Cidr, type Family, formatCidr, InvalidAddressError, parseCidr } from '../ip/index.js';
+import type { FirewallPolicy } from './policy.js';
 
 /** The iptables tables weft writes to. */
 export type IptablesTable = 'nat' | 'filter' | 'raw';
@@ -251,3 +252,32 @@ export function ruleText(rule: Pick<IptablesRule, 'chain' | 'args'>): string {
 export function describeRule(rule: IptablesRule): string {
   return `-t ${rule.table} ${ruleText(rule)}`;
 }
+
+/** The iptables renderer of the node's policy: its rule sets, merged per family. Pure. */
+export function iptablesRuleSets(policy: FirewallPolicy): IptablesRuleSet[] {
+  const sets: IptablesRuleSet[] = [];
+  for (const f of policy.families) {
+    if (f.masq) sets.push(planMasqRules({ ...f.masq, family: f.family }));
+    if (f.forward) sets.push(planForwardRules({ network: f.forward.network, family: f.family }));
+  }
+  for (const f of policy.families) {
+    if (f.notrack) sets.push(planTunnelNotrackRules({ family: f.family, port: f.notrack.port }));
+  }
+  return mergeRuleSets(sets);
+}
+
+/**
+ * Rules an earlier run may have left that this policy does not want: the NOTRACK jumps of every family of the
+ * config without --tunnel-notrack (turning the flag off must take effect). Pure.
+ */
+export function staleIptablesRuleSets(policy: FirewallPolicy): IptablesRuleSet[] {
+  return policy.families.filter((f) => !f.notrack).map((f) => tunnelNotrackJumps(f.family));
+}
+
+/** Every chain weft (or flanneld) owns in iptables: what leaving iptables mode removes. */
+export const WEFT_IPTABLES_CHAINS: readonly ChainRef[] = [
+  { table: 'nat', chain: MASQ_CHAIN },
+  { table: 'filter', chain: FORWARD_CHAIN },
+  { table: 'raw', chain: NOTRACK_IN_CHAIN },
+  { table: 'raw', chain: NOTRACK_OUT_CHAIN },
+];
