@@ -277,6 +277,12 @@ class Daemon {
       this.sm.keepLease(lease, (change) => void this.onOwnLease(change), signal),
       this.firewall ? this.firewall.run(options.iptablesResync, signal) : Promise.resolve(),
       this.consumeWatch(watch, signal),
+      // The backend's own long-running work (wireguard's device supervision).
+      ...(this.prepared?.tasks ?? []).map((task) =>
+        task.run({ signal, beat: () => undefined }).catch((err: unknown) => {
+          logger.error({ task: task.name, err: errorFields(err) }, 'backend task stopped');
+        }),
+      ),
     ];
     await Promise.race([Promise.all(tasks), abortPromise(signal)]);
   }
@@ -291,6 +297,7 @@ class Daemon {
           config,
           iface,
           logger: this.logger.child({ backend: candidate.type }),
+          commandTimeoutMs: this.options.extensionCommandTimeout * 1000,
         });
         this.backend = backend;
         if (candidates.length > 1 && candidate !== candidates[0]) {

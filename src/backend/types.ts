@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BackendConfig, NetworkConfig } from '../config/index.js';
+import type { Task } from '../core/index.js';
 import type { DesiredKernelState, KernelScope, SelectedInterface } from '../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../lease/index.js';
 
@@ -12,6 +13,8 @@ export interface BackendContext {
   lease?: Lease;
   /** Where a backend with in-process work (udp's engine) logs; silent when absent. */
   logger?: Logger;
+  /** How long one of the extension backend's commands may run (`--extension-command-timeout`; default 30 s). */
+  commandTimeoutMs?: number;
 }
 
 export interface PreparedBackend {
@@ -24,6 +27,8 @@ export interface PreparedBackend {
    * for backends without a tunnel (host-gw). The daemon exempts these packets from conntrack.
    */
   tunnel?: { port: number; families: readonly Family[] };
+  /** Long-running work of the backend (wireguard's device supervision); the daemon runs them until it stops. */
+  tasks?: Task[];
 }
 
 export type Family = 4 | 6;

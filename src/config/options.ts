@@ -207,6 +207,14 @@ export const WEFTD_FLAGS: FlagSpec[] = [
   },
   ...HEALTH_FLAGS,
   {
+    name: 'extension-command-timeout',
+    type: 'number',
+    default: 30,
+    group: 'general',
+    describe: "extension backend: each of the network config's commands is killed after N seconds",
+    weft: true,
+  },
+  {
     name: 'resync-interval',
     type: 'number',
     default: 30,
@@ -267,6 +275,8 @@ export interface DaemonOptions {
   healthzPort: number;
   resyncInterval: number;
   probeInterval: number;
+  /** Seconds an extension backend command may run. */
+  extensionCommandTimeout: number;
   logLevel: string;
 }
 
@@ -438,6 +448,12 @@ export function toDaemonOptions(values: Record<string, unknown>): DaemonOptions 
     healthzPort: intIn('healthz-port', values['healthz-port'] ?? 0, 0, 65535),
     resyncInterval: intIn('resync-interval', values['resync-interval'] ?? 30, 1, 86400),
     probeInterval: intIn('probe-interval', values['probe-interval'] ?? 10, 0, 3600),
+    extensionCommandTimeout: intIn(
+      'extension-command-timeout',
+      values['extension-command-timeout'] ?? 30,
+      1,
+      3600,
+    ),
     logLevel,
   };
 }

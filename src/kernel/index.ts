@@ -26,3 +26,21 @@ export { probeVxlanSupport, type VxlanSupport } from './probe.js';
 export { InvalidKernelOpError, renderKernelOp } from './render.js';
 export { ensureSysctl, readSysctl, SysctlError, writeSysctl } from './sysctl.js';
 export type * from './types.js';
+export {
+  type EnsureWgDeviceOptions,
+  type EnsureWgDeviceResult,
+  ensureWgDevice,
+  keyDigest,
+  parseWgDump,
+  readWgDevice,
+  renderWgConfig,
+  syncWgDevice,
+  type WgDeviceSpec,
+  WgDumpParseError,
+  type WgObservedDevice,
+  type WgObservedPeer,
+  type WgPeerSpec,
+  WIREGUARD_SOCKET_DIR,
+  WireguardDeviceError,
+  type WireguardImplementation,
+} from './wireguard.js';
