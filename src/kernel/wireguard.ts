@@ -1,12 +1,15 @@
 // WireGuard devices: kernel WireGuard (`ip link add … type wireguard`) where the kernel has it, else the
-// userspace `wireguard-go`, configured alike through `wg`: whole-config batches in (`wg syncconf NAME
-// /dev/stdin`, the key on stdin, never in argv) and `wg show NAME dump` out as the observed state.
+// userspace `wireguard-go`, configured alike through `wg`: whole-config batches in (`wg syncconf NAME FILE`,
+// the file mode 0600 in a fresh 0700 directory and removed right after; keys never in argv) and `wg show NAME
+// dump` out as the observed state.
 //
 // Secrets: the dump's first line holds the private key and each peer line its pre-shared key. The parser keeps
 // neither: only the device's public key and a SHA-256 digest of each PSK (enough to see that one changed).
 // Errors name lines and fields, never their contents.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommandFailedError, runCommand, runCommandChecked } from '../core/index.js';
 import { isValidDeviceName } from './canonical.js';
@@ -159,7 +162,8 @@ export async function readWgDevice(
 
 /**
  * Applies a whole device configuration in one `wg syncconf` (peers not in it are removed, changed ones
- * replaced, unchanged ones keep their sessions). The config goes through stdin: keys never reach argv.
+ * replaced, unchanged ones keep their sessions). `wg` opens a path (Node's stdin is a socket, which
+ * `/dev/stdin` cannot open), so the config is a 0600 file in a private 0700 directory, removed at once.
  */
 export async function syncWgDevice(
   spec: WgDeviceSpec,
@@ -167,11 +171,18 @@ export async function syncWgDevice(
   opts: KernelCallOptions = {},
 ): Promise<void> {
   checkName(spec.name);
-  const result = await runCommand('wg', ['syncconf', spec.name, '/dev/stdin'], {
-    ...opts,
-    input: renderWgConfig(spec, secrets),
-    packageHint: 'wireguard-tools',
-  });
+  const dir = await mkdtemp(join(tmpdir(), 'weft-wg-'));
+  let result: Awaited<ReturnType<typeof runCommand>>;
+  try {
+    const file = join(dir, `${spec.name}.conf`);
+    await writeFile(file, renderWgConfig(spec, secrets), { mode: 0o600, flag: 'wx' });
+    result = await runCommand('wg', ['syncconf', spec.name, file], {
+      ...opts,
+      packageHint: 'wireguard-tools',
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
   if (result.code !== 0) {
     // wg's own message names the line it rejected, not its contents.
     throw new WireguardDeviceError(
