@@ -6,6 +6,8 @@ import { type Pod, pollUntil, runIn, sleep } from '../testkit/index.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 const DEVICE = 'flannel-wg';
+/** A fixed pre-shared key (as `wg genpsk` prints one) for every peer. */
+const PSK = 'FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=';
 const PORT = 51820;
 /** ASCII "weftWGmarker!!" + 2: sixteen bytes ping repeats through its payload (`ping -p`). */
 const MARKER_HEX = '77656674574'.padEnd(32, '7');
@@ -44,7 +46,10 @@ describe('wireguard: 3 nodes × 2 pods over wireguard-go with real weftd, wg and
     c = await startWeftCluster({
       nodes: 3,
       mountNamespaces: true,
-      netConf: { Network: '10.244.0.0/16', Backend: { Type: 'wireguard', PersistentKeepaliveInterval: 5 } },
+      netConf: {
+        Network: '10.244.0.0/16',
+        Backend: { Type: 'wireguard', PSK, PersistentKeepaliveInterval: 5 },
+      },
       weftdEnv: (node) => ({ WIREGUARD_KEY_FILE: join(node.dir, 'run/flannel/wgkey') }),
     });
     pods = await c.addPods(2);
@@ -71,6 +76,27 @@ describe('wireguard: 3 nodes × 2 pods over wireguard-go with real weftd, wg and
       expect(pub.stdout.trim()).toBe(data.PublicKey);
     }
     expect(new Set(rows.map((r) => (r.value.BackendData as WgData).PublicKey)).size).toBe(3);
+  });
+
+  it('gives every peer the PSK and never logs it or the private key', async () => {
+    for (let i = 0; i < 3; i++) {
+      const psks = await c.net.nodes[i]!.exec('wg', ['show', DEVICE, 'preshared-keys']);
+      const values = psks.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('\t')[1]);
+      expect(values).toEqual([PSK, PSK]);
+      const log = readFileSync(c.weftNodes[i]!.logFile, 'utf8');
+      expect(log).not.toContain(PSK);
+      expect(log).not.toContain(readFileSync(keyFile(c, i), 'utf8').trim());
+      const status = await c.net.nodes[i]!.exec('curl', ['-s', 'http://127.0.0.1:10256/status']);
+      const metrics = await c.net.nodes[i]!.exec('curl', ['-s', 'http://127.0.0.1:10256/metrics']);
+      expect(status.stdout).toContain('wireguard');
+      for (const text of [status.stdout, metrics.stdout]) {
+        expect(text).not.toContain(PSK);
+        expect(text).not.toContain(readFileSync(keyFile(c, i), 'utf8').trim());
+      }
+    }
   });
 
   it('runs wireguard-go (the kernel has no WireGuard), says so, and sets address, route and MTU', async () => {

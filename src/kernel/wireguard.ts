@@ -69,6 +69,9 @@ export class WireguardDeviceError extends Error {
   override name = 'WireguardDeviceError';
 }
 
+/** The all-zero key: in a wg config, no pre-shared key. */
+const NO_PSK = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+
 /** SHA-256 of a key, for comparing secrets without keeping them. */
 export function keyDigest(key: string): string {
   return createHash('sha256').update(key).digest('hex');
@@ -120,7 +123,7 @@ export function parseWgDump(text: string): WgObservedDevice {
       txBytes: count(f[6]!, 'transfer-tx', n),
       persistentKeepalive: count(f[7]!, 'persistent-keepalive', n),
     };
-    if (psk !== undefined) peer.pskDigest = keyDigest(psk);
+    if (psk !== undefined && psk !== NO_PSK) peer.pskDigest = keyDigest(psk);
     if (endpoint !== undefined) peer.endpoint = endpoint;
     device.peers.push(peer);
   });
@@ -132,7 +135,8 @@ export function renderWgConfig(spec: WgDeviceSpec, secrets: { privateKey: string
   const out = ['[Interface]', `PrivateKey = ${secrets.privateKey}`, `ListenPort = ${spec.listenPort}`];
   for (const p of spec.peers) {
     out.push('', '[Peer]', `PublicKey = ${p.publicKey}`);
-    if (secrets.psk !== undefined) out.push(`PresharedKey = ${secrets.psk}`);
+    // syncconf keeps a peer's PSK when the line is absent: the all-zero key is how a config says "none".
+    out.push(`PresharedKey = ${secrets.psk ?? NO_PSK}`);
     if (p.allowedIps.length > 0) out.push(`AllowedIPs = ${p.allowedIps.join(', ')}`);
     out.push(`Endpoint = ${p.endpoint}`);
     if (p.persistentKeepalive > 0) out.push(`PersistentKeepalive = ${p.persistentKeepalive}`);
@@ -184,9 +188,10 @@ export async function syncWgDevice(
     await rm(dir, { recursive: true, force: true });
   }
   if (result.code !== 0) {
-    // wg's own message names the line it rejected, not its contents.
+    // wg quotes a value it rejects ("Key is not the correct length or format: `…'"): keys never reach the error.
+    const stderr = result.stderr.trim().replace(/[A-Za-z0-9+/]{40,}={0,2}/g, '(key hidden)');
     throw new WireguardDeviceError(
-      `wg syncconf ${spec.name} failed (exit ${result.code ?? 'by signal'}): ${result.stderr.trim() || 'no output'}`,
+      `wg syncconf ${spec.name} failed (exit ${result.code ?? 'by signal'}): ${stderr || 'no output'}`,
     );
   }
 }
