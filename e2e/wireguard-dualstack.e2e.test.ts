@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leaseOfNode } from '../testkit/dataplane.js';
-import type { Pod } from '../testkit/index.js';
+import { type Pod, pollUntil, runIn } from '../testkit/index.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 
 const IPV6_NETWORK = 'fd00:10:244::/56';
@@ -22,6 +22,25 @@ function start(netConf: Record<string, unknown>): Promise<WeftCluster> {
     netConf,
     weftdEnv: (node) => ({ WIREGUARD_KEY_FILE: join(node.dir, 'run/flannel/wgkey') }),
   });
+}
+
+/**
+ * Waits until no IPv6 address in the pods and on the nodes is still tentative (DAD, about a second after the
+ * CNI plugins add them): a tentative address neither sends nor receives.
+ */
+async function waitIpv6Settled(c: WeftCluster, pods: Pod[]): Promise<void> {
+  const namespaces = [...pods.map((p) => p.netns), ...c.net.nodes.map((n) => n.netns)];
+  const settled = await pollUntil(
+    async () => {
+      for (const ns of namespaces) {
+        const r = await runIn(ns, 'ip', ['-6', '-json', 'addr', 'show', 'tentative']);
+        if (r.code !== 0 || (JSON.parse(r.stdout || '[]') as unknown[]).length > 0) return undefined;
+      }
+      return true;
+    },
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
+  if (settled === undefined) throw new Error('IPv6 duplicate address detection still running after 15 s');
 }
 
 /** `wg show DEVICE endpoints` on node `i`: public key → endpoint. */
@@ -46,6 +65,7 @@ describe('wireguard dual stack, Mode separate', () => {
       Backend: { Type: 'wireguard', Mode: 'separate' },
     });
     pods = await c.addPods(2);
+    await waitIpv6Settled(c, pods);
   }, 120_000);
 
   afterAll(async () => {
@@ -84,6 +104,7 @@ describe('wireguard Mode auto with IPv6-only peers', () => {
       Backend: { Type: 'wireguard', Mode: 'auto' },
     });
     pods = await c.addPods(2);
+    await waitIpv6Settled(c, pods);
   }, 120_000);
 
   afterAll(async () => {

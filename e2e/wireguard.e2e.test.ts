@@ -209,6 +209,17 @@ describe('wireguard: 3 nodes × 2 pods over wireguard-go with real weftd, wg and
     expect(wgBefore.some((pid) => after.stdout.split('\n').includes(pid))).toBe(true);
   });
 
+  it('keeps traffic flowing over a SIGTERM stop and start of a weftd (device and peers stay)', async () => {
+    const pinger = runIn(pods[1]!.netns, 'ping', ['-n', '-c', '40', '-i', '0.1', '-W', '1', pods[4]!.ip], {
+      timeoutMs: 30_000,
+    });
+    await sleep(500);
+    await c.weftNodes[2]!.weftd!.stop('SIGTERM', 5_000);
+    await c.startWeftd(2);
+    await c.waitReady(2);
+    expect((await pinger).stdout).toMatch(/40 packets transmitted, 40 received/);
+  });
+
   it('reaches a node whose key changed (key file removed, weftd restarted) from every node without restarting them', async () => {
     const before = await publicKeyOf(c, 2);
     await c.weftNodes[2]!.weftd!.stop('SIGTERM', 5_000);
