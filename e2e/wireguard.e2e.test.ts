@@ -188,6 +188,17 @@ describe('wireguard: 3 nodes × 2 pods over wireguard-go with real weftd, wg and
     expect(await c.pingMatrix(pods)).toEqual([]);
   });
 
+  it('re-creates a device deleted by hand (its wireguard-go exits with it) with key, peers, address and route', async () => {
+    const del = await c.net.nodes[0]!.exec('ip', ['link', 'del', DEVICE]);
+    expect(del.code).toBe(0);
+    await waitFor('flannel-wg to carry traffic again', 40_000, async () => {
+      const r = await runIn(pods[0]!.netns, 'ping', ['-n', '-c', '1', '-W', '1', pods[2]!.ip]);
+      return r.code === 0;
+    });
+    expect(await wgPeers(c, 0)).toHaveLength(2);
+    expect(await c.pingMatrix(pods)).toEqual([]);
+  });
+
   it('survives SIGKILL and restart of a weftd while pods ping across it: no ping lost, same key, wireguard-go adopted', async () => {
     const before = await publicKeyOf(c, 1);
     const wgPidsBefore = await c.net.nodes[1]!.exec('ip', ['netns', 'pids', c.net.nodes[1]!.netns]);
