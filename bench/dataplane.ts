@@ -14,6 +14,11 @@
 //   …, tunnel NOTRACK   the same with --tunnel-notrack: conntrack no longer sees the outer VXLAN packets
 //   …, nftables         the same as weft vxlan with "EnableNFTables": true (the rules in flannel's nft tables)
 //   weft udp            real weftd, Backend.Type udp (TUN flannel0 + the native engine)
+//   wireguard-go, hand  two wireguard-go devices configured by hand with `wg set` (ideal settings, no rules)
+//   weft wireguard      real weftd, Backend.Type wireguard (on wireguard-go here); its notes add start → first
+//                       packet through the tunnel and the pings lost over a weftd SIGKILL + restart
+//                       (wireguard rows: the cores columns include the wireguard-go processes)
+//   …, no rules         the same with --ip-masq=false --iptables-forward-rules=false (the hand row's netfilter)
 //
 // All setups exist at once (separate namespace clusters); the runs go round-robin over the rows, `--runs`
 // rounds, each round starting one row later, so a change in the machine's other load hits every row alike. Each run: iperf3 TCP, one stream,
@@ -52,6 +57,13 @@ import {
   spawnIn,
 } from '../testkit/index.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
+import {
+  buildHandWireguard,
+  WG_MTU,
+  wireguardGoPids,
+  wireguardRestartLoss,
+  wireguardStartToFirstPacket,
+} from './wireguard-hand.js';
 
 const IPERF_PORT = 5201;
 /** Linux's USER_HZ; /proc/<pid>/stat and /proc/stat count in these ticks. */
@@ -397,9 +409,17 @@ async function startWeftSetup(
   weftdArgs: string[] = [],
   netConf: Record<string, unknown> = {},
 ): Promise<{ c: WeftCluster; setup: RowSetup }> {
+  const wireguard = backend.Type === 'wireguard';
   const c = await startWeftCluster({
     nodes: 2,
     netConf: { Network: '10.244.0.0/16', Backend: backend, ...netConf },
+    // wireguard-go's socket folder is per machine: each node gets its own mount namespace and key file.
+    ...(wireguard
+      ? {
+          mountNamespaces: true,
+          weftdEnv: (node: { dir: string }) => ({ WIREGUARD_KEY_FILE: `${node.dir}/run/flannel/wgkey` }),
+        }
+      : {}),
     // weftd's own defaults for its timers and log level (the test fixture's are much busier), then the row's.
     weftdArgs: ['--resync-interval=30', '--probe-interval=10', '--log-level=info', ...weftdArgs],
   });
@@ -451,6 +471,9 @@ const ROW_IDS = [
   'weft-notrack',
   'weft-nft',
   'udp',
+  'wg-hand',
+  'wg',
+  'wg-bare',
 ] as const;
 type RowId = (typeof ROW_IDS)[number];
 
@@ -491,6 +514,7 @@ async function main(): Promise<void> {
   const setups: RowSetup[] = [];
   const clusters: Array<{ destroy(): Promise<void> }> = [];
   let udpCluster: WeftCluster | undefined;
+  let wgCluster: WeftCluster | undefined;
   let rows: Row[];
   try {
     if (want('underlay') || want('hand')) {
@@ -543,7 +567,30 @@ async function main(): Promise<void> {
       ['weft-notrack', 'weft vxlan, tunnel NOTRACK', { Type: 'vxlan' }, ['--tunnel-notrack']],
       ['weft-nft', 'weft vxlan, nftables', { Type: 'vxlan' }, [], { EnableNFTables: true }],
       ['udp', 'weft udp', { Type: 'udp' }, []],
+      ['wg', 'weft wireguard', { Type: 'wireguard' }, []],
+      [
+        'wg-bare',
+        'weft wireguard, no rules',
+        { Type: 'wireguard' },
+        ['--ip-masq=false', '--iptables-forward-rules=false'],
+      ],
     ];
+    if (want('wg-hand')) {
+      process.stderr.write('building: wireguard-go, hand-built\n');
+      const net = await netnsCluster({ nodes: 2, withEtcdHost: false, mountNamespaces: true });
+      clusters.push(net);
+      const [p1, p2] = await buildHandWireguard(net);
+      const wgPids = (await Promise.all(net.nodes.map(wireguardGoPids))).flat();
+      setups.push({
+        id: 'wg-hand',
+        name: 'wireguard-go, hand-built',
+        from: p1!,
+        to: p2!,
+        weftdPids: wgPids,
+        notes: [`pod MTU ${WG_MTU}, no iptables rules`],
+        runs: [],
+      });
+    }
     for (const [id, name, backend, args, netConf] of weftRows) {
       if (!want(id)) continue;
       process.stderr.write(`building: ${name}\n`);
@@ -552,6 +599,10 @@ async function main(): Promise<void> {
       clusters.push(built.c);
       setups.push(built.setup);
       if (id === 'udp') udpCluster = built.c;
+      if (id === 'wg' || id === 'wg-bare') {
+        if (id === 'wg') wgCluster = built.c;
+        built.setup.weftdPids.push(...(await Promise.all(built.c.net.nodes.map(wireguardGoPids))).flat());
+      }
     }
 
     for (let round = 1; round <= runs; round++) {
@@ -567,6 +618,16 @@ async function main(): Promise<void> {
     if (udpSetup && udpCluster) {
       udpSetup.notes.push(`drops sender ${JSON.stringify(await udpDrops(udpCluster, 0))}`);
       udpSetup.notes.push(`drops receiver ${JSON.stringify(await udpDrops(udpCluster, 1))}`);
+    }
+    const wgSetup = setups.find((x) => x.id === 'wg');
+    if (wgSetup && wgCluster) {
+      const [a, b] = wgCluster.net.pods;
+      const loss = await wireguardRestartLoss(wgCluster, a!, b!);
+      wgSetup.notes.push(
+        `weftd SIGKILL + restart under 100 pings/s: ${loss.lost} of ${loss.sent} lost (goal 0: ${loss.lost === 0 ? 'met' : 'NOT met'}), ready again in ${loss.readyMs} ms`,
+      );
+      const startMs = await wireguardStartToFirstPacket(wgCluster, a!, b!);
+      wgSetup.notes.push(`start (devices deleted) → first packet through the tunnel: ${startMs} ms`);
     }
     rows = setups.map(summarize);
   } finally {
@@ -585,6 +646,9 @@ async function main(): Promise<void> {
   const weftUdp = row('udp');
   const weftNft = row('weft-nft');
   const handNft = row('hand-nft');
+  const wgHand = row('wg-hand');
+  const weftWg = row('wg');
+  const weftWgBare = row('wg-bare');
   const summary = {
     weftNftVsWeftIptables: ratio(weftNft, weftVxlan),
     weftNftVsHandNft: ratio(weftNft, handNft),
@@ -599,6 +663,8 @@ async function main(): Promise<void> {
     weftUdpGbps: weftUdp?.gbps ?? Number.NaN,
     weftUdpVsKernelVxlan: ratio(weftUdp, hand),
     weftUdpVsUnderlay: ratio(weftUdp, underlay),
+    weftWireguardVsHandWireguardGo: ratio(weftWg, wgHand),
+    weftWireguardBareVsHandWireguardGo: ratio(weftWgBare, wgHand),
   };
 
   if (values.json) {
@@ -631,6 +697,12 @@ async function main(): Promise<void> {
     ['weft udp Gbit/s (goal ≥ 0.8)', summary.weftUdpGbps, 0.8],
     ['weft udp / kernel vxlan (stretch ≥ 0.25)', summary.weftUdpVsKernelVxlan, 0.25],
     ['weft udp / underlay', summary.weftUdpVsUnderlay],
+    ['weft wireguard / hand-built wireguard-go (goal ≥ 0.95)', summary.weftWireguardVsHandWireguardGo, 0.95],
+    [
+      'weft wireguard without iptables rules / hand-built wireguard-go (goal ≥ 0.95)',
+      summary.weftWireguardBareVsHandWireguardGo,
+      0.95,
+    ],
   ];
   console.log('');
   for (const [label, value, goal] of comparisons) {

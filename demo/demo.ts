@@ -320,6 +320,16 @@ export async function runDemo(opts: DemoRunOptions, session: DemoSession): Promi
     const c = await startWeftCluster({
       nodes: opts.nodes,
       netConf: { Network: '10.244.0.0/16', Backend: { Type: opts.backend } },
+      // wireguard-go's sockets live in /run/wireguard: each node needs its own (a mount namespace), and its
+      // own key file.
+      ...(opts.backend === 'wireguard'
+        ? {
+            mountNamespaces: true,
+            weftdEnv: (node: { dir: string }) => ({
+              WIREGUARD_KEY_FILE: path.join(node.dir, 'run/flannel/wgkey'),
+            }),
+          }
+        : {}),
       onStep: (step) => reporter.begin(labels[step]),
     });
     session.cluster = c;

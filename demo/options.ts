@@ -1,7 +1,7 @@
 // `npm run demo` flags and environment, parsed and validated in one pure function (no effects).
 import { parseArgs } from 'node:util';
 
-export const BACKENDS = ['vxlan', 'host-gw', 'udp'] as const;
+export const BACKENDS = ['vxlan', 'host-gw', 'udp', 'wireguard'] as const;
 export type DemoBackend = (typeof BACKENDS)[number];
 
 /** Default name prefix of everything the demo creates (namespaces `wdemon1`, temp dirs `/tmp/wdemo-…`). */
@@ -41,7 +41,7 @@ pods made with the real CNI plugins from the conflist weftd wrote. Shows the lea
 matrix, an iperf3 figure and every node's \`weftctl status\`, then tears everything down. Needs root.
 
 Flags:
-  --backend <type>  vxlan (default), host-gw or udp
+  --backend <type>  vxlan (default), host-gw, udp or wireguard (encrypted, on wireguard-go)
   --nodes <n>       number of nodes, ${LIMITS.nodes.min}-${LIMITS.nodes.max} (default 3)
   --pods <n>        pods per node, ${LIMITS.pods.min}-${LIMITS.pods.max} (default 2)
   --keep            leave the cluster running and print how to explore it

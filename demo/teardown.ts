@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { run, sleep } from '../testkit/index.js';
+import { mountNsFile } from '../testkit/mount-ns.js';
 import { isRecordedProcessAlive, MARKER_DIR, type RecordedProcess, recordProcess } from '../testkit/run.js';
 import type { DemoState } from './state.js';
 
@@ -138,6 +139,12 @@ export async function teardownDemo(prefix: string, state: DemoState | null): Pro
   );
 
   for (const ns of namespaceTeardownOrder([...namespaces], prefix)) {
+    // A wireguard demo node's mount namespace (testkit/mount-ns.ts) goes with its network namespace.
+    const mountNs = mountNsFile(ns);
+    if (fs.existsSync(mountNs)) {
+      await run('umount', [mountNs], { timeoutMs: 10_000 });
+      fs.rmSync(mountNs, { force: true });
+    }
     await run('ip', ['netns', 'del', ns], { timeoutMs: 10_000 });
   }
   const dirs = new Set([...demoTempDirs(prefix), ...(state?.tempDirs ?? []).filter((d) => fs.existsSync(d))]);

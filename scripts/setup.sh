@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(etcd-server etcd-client containernetworking-plugins iproute2 iptables nftables iperf3 iputils-ping tcpdump openssl procps curl python3 make g++ systemd clang libclang-rt-14-dev)
+PACKAGES=(etcd-server etcd-client containernetworking-plugins iproute2 iptables nftables iperf3 iputils-ping tcpdump openssl procps curl python3 make g++ systemd clang libclang-rt-14-dev wireguard-go wireguard-tools)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,7 +19,7 @@ if ! command -v kubectl >/dev/null 2>&1; then
 fi
 
 if ((${#missing[@]} > 0)); then
-  cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}"
+  cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
   if [[ ! -f /etc/debian_version ]]; then
     echo "weft setup: this is not Debian; install the equivalents of: ${missing[*]}" >&2
     exit 1
@@ -31,7 +31,7 @@ if ((${#missing[@]} > 0)); then
   fi
   echo "weft setup: installing ${missing[*]}"
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # Debian's etcd-server package starts a system etcd on 127.0.0.1:2379; weft's tests start their own on free

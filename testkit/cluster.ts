@@ -13,6 +13,7 @@ import {
   type ProcessHandle,
   type RunOptions,
   type RunResult,
+  run,
   runChecked,
   runCheckedIn,
   runIn,
@@ -20,9 +21,11 @@ import {
   sleep,
   spawnIn,
 } from './exec.js';
+import { createNodeMountNs, nodeNsArgv } from './mount-ns.js';
 import {
   makeRunTempDir,
   registerNamespace,
+  releaseNamespaceSync,
   removeRunTempDir,
   runPrefix,
   unregisterNamespace,
@@ -46,6 +49,11 @@ export interface NetnsClusterOptions {
   extraHosts?: number;
   /** Extra etcd flags for the etcd host. */
   etcdArgs?: string[];
+  /**
+   * Give each node its own mount namespace with a tmpfs on /run/wireguard (mount-ns.ts), as a real machine
+   * has: wireguard-go's sockets of different nodes would collide in the one shared folder otherwise.
+   */
+  mountNamespaces?: boolean;
 }
 
 /** Anything with a namespace (a node, host, pod) or a namespace name. */
@@ -60,6 +68,8 @@ export interface ClusterMachine {
   readonly ifname: string;
   /** A per-machine temp dir for logs and state. */
   readonly dir: string;
+  /** The node's mount namespace file, with `mountNamespaces` (exec and spawn enter it). */
+  readonly mountNs?: string;
   /** Runs a command inside the namespace (resolves with any exit code). */
   exec(cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
   /** Starts a long-lived process inside the namespace; stopped by destroy(). Logs to `dir` by default. */
@@ -245,6 +255,7 @@ export class NetnsCluster {
         `${UNDERLAY_PREFIX4}.${10 + i}`,
         `fd77::${10 + i}`,
         true,
+        this.options.mountNamespaces === true,
       );
       const ipamDataDir = path.join(machine.dir, 'ipam');
       fs.mkdirSync(ipamDataDir, { recursive: true });
@@ -275,6 +286,7 @@ export class NetnsCluster {
     ip4: string,
     ip6: string,
     forwarding: boolean,
+    ownMountNs = false,
   ): Promise<ClusterMachine> {
     const name = `${this.base}${suffix}`;
     const u = this.underlayNetns;
@@ -313,6 +325,21 @@ export class NetnsCluster {
       await runCheckedIn(name, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
       if (this.gateway6) await runCheckedIn(name, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
     }
+    if (ownMountNs) {
+      const mountNs = createNodeMountNs(name);
+      const prefix = nodeNsArgv(mountNs, name);
+      return {
+        name: suffix,
+        netns: name,
+        underlayIp: ip4,
+        underlayIp6: this.gateway6 ? ip6 : undefined,
+        ifname: UNDERLAY_IFNAME,
+        dir,
+        mountNs,
+        exec: (cmd, args, opts) => run(prefix[0]!, [...prefix.slice(1), cmd, ...args], opts),
+        spawn: (cmd, args, opts) => this.spawnWith(prefix, dir, cmd, args, opts),
+      };
+    }
     return {
       name: suffix,
       netns: name,
@@ -336,6 +363,24 @@ export class NetnsCluster {
     this.spawnCounter += 1;
     const logFile = opts.logFile ?? path.join(logDir, `${path.basename(cmd)}-${this.spawnCounter}.log`);
     const handle = await spawnIn(netns, cmd, args, { ...opts, logFile });
+    this.processes.push(handle);
+    return handle;
+  }
+
+  /** Starts a process under an argv prefix (a node's mount and network namespaces); destroy() stops it. */
+  private async spawnWith(
+    prefix: readonly string[],
+    logDir: string,
+    cmd: string,
+    args: readonly string[],
+    opts: SpawnOptions = {},
+  ): Promise<ProcessHandle> {
+    this.spawnCounter += 1;
+    const logFile = opts.logFile ?? path.join(logDir, `${path.basename(cmd)}-${this.spawnCounter}.log`);
+    const handle = await spawnIn(undefined, prefix[0]!, [...prefix.slice(1), cmd, ...args], {
+      ...opts,
+      logFile,
+    });
     this.processes.push(handle);
     return handle;
   }
@@ -496,10 +541,8 @@ export class NetnsCluster {
     }
     await Promise.all(this.processes.map((p) => p.stop('SIGTERM', 3_000).catch(() => undefined)));
     await this.etcdServer?.stop().catch(() => undefined);
-    for (const ns of [...this.namespaces].reverse()) {
-      await runChecked('ip', ['netns', 'del', ns]).catch(() => undefined);
-      unregisterNamespace(ns);
-    }
+    // Also kills what still runs inside (a detached wireguard-go) and removes a node's mount namespace.
+    for (const ns of [...this.namespaces].reverse()) releaseNamespaceSync(ns);
     removeRunTempDir(this.tempDir);
     liveBases.delete(this.base);
   }

@@ -201,12 +201,51 @@ function killRecordedSync(proc: RecordedProcess): void {
   }
 }
 
+/**
+ * Deletes a test namespace. What still runs in it is the test's and dies first, by PID (a detached
+ * wireguard-go outlives its weftd on purpose), and the node's mount namespace (mount-ns.ts) goes with it.
+ */
 function deleteNamespaceSync(name: string): void {
+  killNamespaceProcessesSync(name);
+  const mountNs = path.join(MARKER_DIR, 'mnt', name);
+  if (fs.existsSync(mountNs)) {
+    try {
+      execFileSync('umount', [mountNs], { stdio: 'ignore', timeout: 10_000 });
+    } catch {
+      // Not mounted (any more).
+    }
+    fs.rmSync(mountNs, { force: true });
+  }
   try {
     execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore', timeout: 10_000 });
   } catch {
     // Already gone.
   }
+}
+
+function killNamespaceProcessesSync(name: string): void {
+  let pids: number[] = [];
+  try {
+    pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8', timeout: 10_000 })
+      .split('\n')
+      .filter((l) => /^\d+$/.test(l.trim()))
+      .map((l) => Number(l.trim()));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Deletes a namespace this run made (see `deleteNamespaceSync`); for destroy paths that are async. */
+export function releaseNamespaceSync(name: string): void {
+  deleteNamespaceSync(name);
+  unregisterNamespace(name);
 }
 
 function deleteRootLinkSync(name: string): void {

@@ -238,6 +238,7 @@ export async function startWeftCluster(options: WeftClusterOptions): Promise<Wef
     withEtcdHost: options.withEtcdHost ?? true,
     extraHosts: options.extraHosts,
     etcdArgs: options.etcdArgs,
+    mountNamespaces: options.mountNamespaces,
   });
   const cluster = new WeftCluster(net, options);
   try {

@@ -1,4 +1,7 @@
-// Data-plane backends: the Backend interface, the registry by name, and the vxlan, host-gw and udp backends.
+// Data-plane backends: the Backend interface, the registry by name, and the vxlan, host-gw, udp, wireguard,
+// extension and alloc backends.
+export { AllocBackend } from './alloc/index.js';
+export { ExtensionBackend, extensionBackendData, planExtensionPeers } from './extension/index.js';
 export { HostGwBackend, hostGwScope, planHostGw } from './hostgw/index.js';
 export { bridgeGatewayOf, dataField, isUnicastMac, tunnelAddressOf } from './lease-fields.js';
 export { enabledFamilies, type FamilyNetworks, familyNetworks } from './networks.js';
@@ -28,3 +31,16 @@ export {
   vxlanDeviceName,
   vxlanScope,
 } from './vxlan/index.js';
+export {
+  DEFAULT_WIREGUARD_KEY_FILE,
+  diffWgDevice,
+  loadOrCreateWireguardKey,
+  planWireguard,
+  WIREGUARD_DEVICE,
+  WIREGUARD_DEVICE_V6,
+  WIREGUARD_OVERHEAD,
+  WireguardBackend,
+  WireguardKeyFileError,
+  wireguardKeyFile,
+  wireguardPublicKey,
+} from './wireguard/index.js';

@@ -21,6 +21,10 @@ export function publicIpOf(lease: Lease, family: Family): string | undefined {
   return ip === undefined || ip === '' ? undefined : ip;
 }
 
+export function backendDataOf(lease: Lease, family: Family): Record<string, unknown> | undefined {
+  return family === 4 ? lease.attrs.backendData : lease.attrs.backendV6Data;
+}
+
 /** A unicast MAC (bit 0 of the first octet clear): a VTEP MAC can never be a group address. */
 export function isUnicastMac(mac: unknown): mac is string {
   return isMac(mac) && (Number.parseInt(mac.slice(0, 2), 16) & 1) === 0;

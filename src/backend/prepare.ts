@@ -20,7 +20,7 @@ export interface NodeBackend {
 
 type InterfaceFlags = Pick<
   DaemonOptions,
-  'iface' | 'ifaceRegex' | 'ifaceCanReach' | 'publicIp' | 'publicIpv6'
+  'iface' | 'ifaceRegex' | 'ifaceCanReach' | 'publicIp' | 'publicIpv6' | 'extensionCommandTimeout'
 >;
 
 /** `flags` with the kube annotation's `publicIP`/`publicIPv6` (when there are any) over `--public-ip[v6]`. */
@@ -47,13 +47,15 @@ export async function prepareNodeBackend(
     { iface: iface.name, publicIp: iface.publicIp, publicIpv6: iface.publicIpv6, reason: iface.reason },
     'using interface',
   );
-  return { iface: iface.name, ...(await prepareConfiguredBackend(config, iface, logger)) };
+  const commandTimeoutMs = flags.extensionCommandTimeout * 1000;
+  return { iface: iface.name, ...(await prepareConfiguredBackend(config, iface, logger, commandTimeoutMs)) };
 }
 
 async function prepareConfiguredBackend(
   config: NetworkConfig,
   iface: SelectedInterface,
   logger: Logger,
+  commandTimeoutMs: number,
 ): Promise<{ backend: Backend; prepared: PreparedBackend }> {
   const candidates =
     config.backend.type === 'auto' ? [config.backend.vxlan, config.backend.udp] : [config.backend];
@@ -65,6 +67,7 @@ async function prepareConfiguredBackend(
         config,
         iface,
         logger: logger.child({ backend: candidate.type }),
+        commandTimeoutMs,
       });
       if (candidate !== candidates[0])
         logger.warn(

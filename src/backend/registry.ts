@@ -1,10 +1,13 @@
 // Backends by name, as flannel's registry: `Backend.Type` in the network config picks one.
 import { type BackendConfig, vxlanPort } from '../config/index.js';
 import { probeVxlanSupport } from '../kernel/index.js';
+import { AllocBackend } from './alloc/index.js';
+import { ExtensionBackend } from './extension/index.js';
 import { HostGwBackend } from './hostgw/index.js';
 import { type Backend, type BackendFactory, UnknownBackendError } from './types.js';
 import { UdpBackend } from './udp/index.js';
 import { VxlanBackend } from './vxlan/index.js';
+import { WireguardBackend } from './wireguard/index.js';
 
 const factories = new Map<string, BackendFactory>();
 
@@ -36,3 +39,12 @@ registerBackend('udp', (config) => {
   if (config.type !== 'udp') throw new UnknownBackendError(config.type, registeredBackendTypes());
   return new UdpBackend(config);
 });
+registerBackend('wireguard', (config) => {
+  if (config.type !== 'wireguard') throw new UnknownBackendError(config.type, registeredBackendTypes());
+  return new WireguardBackend(config);
+});
+registerBackend('extension', (config) => {
+  if (config.type !== 'extension') throw new UnknownBackendError(config.type, registeredBackendTypes());
+  return new ExtensionBackend(config);
+});
+registerBackend('alloc', () => new AllocBackend());

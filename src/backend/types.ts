@@ -14,6 +14,8 @@ export interface BackendContext {
   lease?: Lease;
   /** Where a backend with in-process work (udp's engine) logs; silent when absent. */
   logger?: Logger;
+  /** How long one of the extension backend's commands may run (`--extension-command-timeout`; default 30 s). */
+  commandTimeoutMs?: number;
 }
 
 export interface PreparedBackend {

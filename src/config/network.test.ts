@@ -323,9 +323,9 @@ const invalid: InvalidCase[] = [
   },
   {
     name: 'unknown backend type',
-    input: { Network: '10.5.0.0/16', Backend: { Type: 'wireguard' } },
+    input: { Network: '10.5.0.0/16', Backend: { Type: 'ipip' } },
     field: 'Backend.Type',
-    message: /one of vxlan, host-gw, udp, auto/,
+    message: /one of vxlan, host-gw, udp, auto, wireguard, extension, alloc/,
   },
   {
     name: 'VNI out of range',

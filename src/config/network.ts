@@ -27,8 +27,16 @@ function render(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-export type BackendType = 'vxlan' | 'host-gw' | 'udp' | 'auto';
-export const BACKEND_TYPES: readonly BackendType[] = ['vxlan', 'host-gw', 'udp', 'auto'];
+export type BackendType = 'vxlan' | 'host-gw' | 'udp' | 'auto' | 'wireguard' | 'extension' | 'alloc';
+export const BACKEND_TYPES: readonly BackendType[] = [
+  'vxlan',
+  'host-gw',
+  'udp',
+  'auto',
+  'wireguard',
+  'extension',
+  'alloc',
+];
 
 export interface VxlanBackendConfig {
   type: 'vxlan';
@@ -58,7 +66,45 @@ export interface AutoBackendConfig {
   udp: UdpBackendConfig;
 }
 
-export type BackendConfig = VxlanBackendConfig | HostGwBackendConfig | UdpBackendConfig | AutoBackendConfig;
+/** flannel's `Mode`: one device per family (`separate`) or one device for both, with the endpoint family chosen. */
+export type WireguardMode = 'separate' | 'auto' | 'ipv4' | 'ipv6';
+export const WIREGUARD_MODES: readonly WireguardMode[] = ['separate', 'auto', 'ipv4', 'ipv6'];
+
+export interface WireguardBackendConfig {
+  type: 'wireguard';
+  /** Pre-shared key (base64, 32 bytes) applied to every peer; a secret: never logged or serialised. */
+  psk?: string;
+  listenPort: number;
+  listenPortV6: number;
+  /** Underlay MTU override; 0 = the external interface's MTU. The device gets this minus 80. */
+  mtu: number;
+  mode: WireguardMode;
+  /** Seconds; 0 = off. */
+  persistentKeepaliveInterval: number;
+}
+
+/** flannel's extension backend: the user's own shell commands. */
+export interface ExtensionBackendConfig {
+  type: 'extension';
+  preStartupCommand: string;
+  postStartupCommand: string;
+  subnetAddCommand: string;
+  subnetRemoveCommand: string;
+}
+
+/** flannel's alloc backend: the lease only. */
+export interface AllocBackendConfig {
+  type: 'alloc';
+}
+
+export type BackendConfig =
+  | VxlanBackendConfig
+  | HostGwBackendConfig
+  | UdpBackendConfig
+  | AutoBackendConfig
+  | WireguardBackendConfig
+  | ExtensionBackendConfig
+  | AllocBackendConfig;
 
 export interface FamilyNetwork {
   network: Cidr;
@@ -87,6 +133,8 @@ export interface NetworkConfig {
 
 export const DEFAULT_VXLAN_PORT = 8472;
 export const DEFAULT_UDP_PORT = 8285;
+export const DEFAULT_WIREGUARD_PORT = 51820;
+export const DEFAULT_WIREGUARD_PORT_V6 = 51821;
 
 type Json = Record<string, unknown>;
 
@@ -370,6 +418,18 @@ function parseBackend(input: unknown): BackendConfig {
         vxlan: vxlanConfig(r),
         udp: { type: 'udp', port: r.int('UDPPort', DEFAULT_UDP_PORT, 1, 65535) },
       };
+    case 'wireguard':
+      return wireguardConfig(r);
+    case 'extension':
+      return {
+        type: 'extension',
+        preStartupCommand: r.string('PreStartupCommand') ?? '',
+        postStartupCommand: r.string('PostStartupCommand') ?? '',
+        subnetAddCommand: r.string('SubnetAddCommand') ?? '',
+        subnetRemoveCommand: r.string('SubnetRemoveCommand') ?? '',
+      };
+    case 'alloc':
+      return { type: 'alloc' };
     default:
       throw new NetworkConfigError('Backend.Type', typeText, `must be one of ${BACKEND_TYPES.join(', ')}`);
   }
@@ -389,6 +449,40 @@ function vxlanConfig(r: KeyReader): VxlanBackendConfig {
     learning: r.bool('Learning', false),
     directRouting: r.bool('DirectRouting', false),
   };
+}
+
+/** A WireGuard key as `wg` prints it: 32 bytes in standard base64 (44 characters ending in `=`). */
+export function isWireguardKey(text: string): boolean {
+  return /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/.test(text);
+}
+
+function wireguardConfig(r: KeyReader): WireguardBackendConfig {
+  const psk = r.get('PSK');
+  if (psk !== undefined && psk !== '' && (typeof psk !== 'string' || !isWireguardKey(psk))) {
+    // The value is a secret: the error names the field and the rule, never the value.
+    throw new NetworkConfigError(
+      'Backend.PSK',
+      '(hidden)',
+      'must be a WireGuard key: 32 bytes in base64 (44 characters, as `wg genpsk` prints)',
+    );
+  }
+  const listenPort = r.int('ListenPort', DEFAULT_WIREGUARD_PORT, 0, 65535);
+  const listenPortV6 = r.int('ListenPortV6', DEFAULT_WIREGUARD_PORT_V6, 0, 65535);
+  const modeText = r.string('Mode') ?? 'separate';
+  const mode = modeText.toLowerCase() as WireguardMode;
+  if (!WIREGUARD_MODES.includes(mode)) {
+    throw new NetworkConfigError('Backend.Mode', modeText, `must be one of ${WIREGUARD_MODES.join(', ')}`);
+  }
+  const out: WireguardBackendConfig = {
+    type: 'wireguard',
+    listenPort: listenPort === 0 ? DEFAULT_WIREGUARD_PORT : listenPort,
+    listenPortV6: listenPortV6 === 0 ? DEFAULT_WIREGUARD_PORT_V6 : listenPortV6,
+    mtu: r.int('MTU', 0, 0, 65535),
+    mode,
+    persistentKeepaliveInterval: r.int('PersistentKeepaliveInterval', 0, 0, 65535),
+  };
+  if (typeof psk === 'string' && psk !== '') out.psk = psk;
+  return out;
 }
 
 function udpConfig(r: KeyReader): UdpBackendConfig {
@@ -432,6 +526,25 @@ export function networkConfigToJson(cfg: NetworkConfig): Record<string, unknown>
     };
   } else if (b.type === 'udp') out.Backend = { Type: 'udp', Port: b.port };
   else if (b.type === 'auto') out.Backend = { Type: 'auto', VNI: b.vxlan.vni, Port: b.vxlan.port };
-  else out.Backend = { Type: b.type };
+  else if (b.type === 'wireguard') {
+    // The PSK is a secret: shown only as set or not.
+    out.Backend = {
+      Type: 'wireguard',
+      ...(b.psk === undefined ? {} : { PSK: '(hidden)' }),
+      ListenPort: b.listenPort,
+      ListenPortV6: b.listenPortV6,
+      MTU: b.mtu,
+      Mode: b.mode,
+      PersistentKeepaliveInterval: b.persistentKeepaliveInterval,
+    };
+  } else if (b.type === 'extension') {
+    out.Backend = {
+      Type: 'extension',
+      PreStartupCommand: b.preStartupCommand,
+      PostStartupCommand: b.postStartupCommand,
+      SubnetAddCommand: b.subnetAddCommand,
+      SubnetRemoveCommand: b.subnetRemoveCommand,
+    };
+  } else out.Backend = { Type: b.type };
   return out;
 }

@@ -209,6 +209,14 @@ export const WEFTD_FLAGS: FlagSpec[] = [
   },
   ...HEALTH_FLAGS,
   {
+    name: 'extension-command-timeout',
+    type: 'number',
+    default: 30,
+    group: 'general',
+    describe: "extension backend: each of the network config's commands is killed after N seconds",
+    weft: true,
+  },
+  {
     name: 'resync-interval',
     type: 'number',
     default: 30,
@@ -280,6 +288,8 @@ export interface DaemonOptions {
   probeInterval: number;
   /** Serve the peer inventory (`/status`, per-peer metrics) to clients on other hosts (`--expose-status`). */
   exposeStatus: boolean;
+  /** Seconds an extension backend command may run. */
+  extensionCommandTimeout: number;
   logLevel: string;
 }
 
@@ -460,6 +470,12 @@ export function toDaemonOptions(values: Record<string, unknown>): DaemonOptions 
     resyncInterval: intIn('resync-interval', values['resync-interval'] ?? 30, 1, 86400),
     probeInterval: intIn('probe-interval', values['probe-interval'] ?? 10, 0, 3600),
     exposeStatus: values['expose-status'] === true,
+    extensionCommandTimeout: intIn(
+      'extension-command-timeout',
+      values['extension-command-timeout'] ?? 30,
+      1,
+      3600,
+    ),
     logLevel,
   };
 }

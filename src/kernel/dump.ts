@@ -90,7 +90,7 @@ export async function dumpKernelState(
   scope: KernelScope,
   opts: KernelCallOptions = {},
 ): Promise<KernelState> {
-  const devices = [...new Set(scope.devices)].map(checkedDevice);
+  const devices = [...new Set([...scope.devices, ...(scope.entryDevices ?? [])])].map(checkedDevice);
   const v4 = networkOf(scope, 4);
   const v6 = networkOf(scope, 6);
 

@@ -23,3 +23,21 @@ export { InvalidKernelOpError, renderKernelOp } from './render.js';
 export { ensureSysctl, readSysctl, SysctlError, writeSysctl } from './sysctl.js';
 export type * from './types.js';
 export { probeVxlanSupport, type VxlanSupport } from './vxlan-support.js';
+export {
+  type EnsureWgDeviceOptions,
+  type EnsureWgDeviceResult,
+  ensureWgDevice,
+  keyDigest,
+  parseWgDump,
+  readWgDevice,
+  renderWgConfig,
+  syncWgDevice,
+  type WgDeviceSpec,
+  WgDumpParseError,
+  type WgObservedDevice,
+  type WgObservedPeer,
+  type WgPeerSpec,
+  WIREGUARD_SOCKET_DIR,
+  WireguardDeviceError,
+  type WireguardImplementation,
+} from './wireguard.js';

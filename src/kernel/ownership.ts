@@ -8,17 +8,20 @@ import type { AddressEntry, FdbEntry, KernelScope, KernelState, NeighborEntry, R
 /** Ownership tests bound to one scope; `extraDevices` are the desired links' names (always weft's). */
 export class Ownership {
   private readonly devices: Set<string>;
+  /** Devices whose links are planned (`devices` minus `entryDevices`). */
+  private readonly linkDevices: Set<string>;
   private readonly cidrCache = new Map<string, Cidr | null>();
 
   constructor(
     private readonly scope: KernelScope,
     extraDevices: Iterable<string> = [],
   ) {
-    this.devices = new Set([...scope.devices, ...extraDevices]);
+    this.linkDevices = new Set([...scope.devices, ...extraDevices]);
+    this.devices = new Set([...this.linkDevices, ...(scope.entryDevices ?? [])]);
   }
 
   ownsDevice(name: string): boolean {
-    return this.devices.has(name);
+    return this.linkDevices.has(name);
   }
 
   /** An address inside a Network on a weft device (link-local and other addresses stay). */

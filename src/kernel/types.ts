@@ -100,6 +100,11 @@ export interface DesiredKernelState extends KernelState {
  */
 export interface KernelScope {
   devices: string[];
+  /**
+   * Devices made outside the planner (WireGuard: kernel module or wireguard-go): their addresses and routes are
+   * weft's like those on `devices`, but the link itself is never planned (never added, set or deleted).
+   */
+  entryDevices?: string[];
   networks: Cidr[];
   /** The external interface; routes into a Network on it are weft's (host-gw, DirectRouting). */
   externalDev?: string;
