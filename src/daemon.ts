@@ -13,10 +13,10 @@ import { type NetworkConfig, networkConfigWarnings } from './config/index.js';
 import type { DaemonOptions } from './config/options.js';
 import { redactOptions } from './config/redact.js';
 import { weftVersion } from './config/version.js';
-import { errorFields, errorMessage, type Task, TaskSupervisor, untilAborted } from './core/index.js';
+import { errorFields, type Task, TaskSupervisor, untilAborted } from './core/index.js';
 import { firewallModeOf, NodeFirewall } from './firewall/index.js';
 import { type Cidr, formatCidr } from './ip/index.js';
-import { applyKernelOps, dumpKernelState, ensureSysctl } from './kernel/index.js';
+import { applyKernelOps, dumpKernelState, ensureForwarding } from './kernel/index.js';
 import type { Lease } from './lease/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import {
@@ -153,22 +153,18 @@ class Daemon {
       tunnelNotrack: options.tunnelNotrack ? prepared.tunnel : undefined,
       logger,
       onRepair: () => metrics.firewallRepair(),
+      onStatus: (installed, problem) => health.setFirewallInstalled(installed, problem),
     });
     const replumb = (l: Lease) => this.replumb(config, firewall, l);
     const own = new OwnLease(lease, { health, metrics, logger, replumb });
     this.own = own;
-    const forwarding = [
-      'net.ipv4.ip_forward',
-      ...(config.enableIPv6 ? ['net.ipv6.conf.all.forwarding'] : []),
-    ];
-    for (const key of forwarding)
-      await ensureSysctl(key, '1').catch((err) =>
-        logger.warn({ key, err: errorFields(err) }, 'cannot forward'),
-      );
+    for (const f of await ensureForwarding(config.enableIPv6)) logger.warn(f, 'cannot turn on forwarding');
     // A failed install leaves the node not ready; the check task installs again.
-    await this.installFirewall(firewall, lease).catch((err: unknown) =>
-      logger.error({ err: errorFields(err) }, 'could not install the firewall rules; retrying'),
-    );
+    await firewall
+      .install(lease)
+      .catch((err: unknown) =>
+        logger.error({ err: errorFields(err) }, 'could not install the firewall rules; retrying'),
+      );
 
     const node = new NodeReconciler({
       backend,
@@ -201,9 +197,7 @@ class Daemon {
     const { options, logger, sm, metrics } = this;
     const { backend, prepared } = this.backend!;
     const tasks: Task[] = [this.node!.loop, readinessNotifierTask(this.health, logger)];
-    const firewallOutcome = (ok: boolean, err?: unknown) =>
-      this.health.setFirewallInstalled(ok, ok ? undefined : errorMessage(err));
-    if (firewall.hasRules) tasks.push(firewall.checkTask(options.iptablesResync * 1000, firewallOutcome));
+    if (firewall.hasRules) tasks.push(firewall.checkTask(options.iptablesResync * 1000));
     // Kube: NetworkUnavailable=False, beside the others (its retries never hold up peers being programmed).
     const ready = sm?.networkReadyTask?.();
     if (ready) tasks.push(ready);
@@ -225,17 +219,6 @@ class Daemon {
     return [...tasks, ...(prepared.tasks ?? [])];
   }
 
-  /** Installs the rules for `lease`; readiness follows (false with the reason when it failed). */
-  private async installFirewall(firewall: NodeFirewall, lease: Lease): Promise<void> {
-    try {
-      await firewall.install(lease);
-      this.health.setFirewallInstalled(true);
-    } catch (err) {
-      this.health.setFirewallInstalled(false, errorMessage(err));
-      throw err;
-    }
-  }
-
   private async writeFiles(config: NetworkConfig, lease: Lease): Promise<void> {
     const { options } = this;
     const mtu = this.backend!.prepared.mtu;
@@ -247,7 +230,7 @@ class Daemon {
 
   /** After the own lease was re-acquired (maybe another subnet): firewall, an own-lease pass, files. */
   private async replumb(config: NetworkConfig, firewall: NodeFirewall, lease: Lease): Promise<void> {
-    await this.installFirewall(firewall, lease);
+    await firewall.install(lease);
     await this.node?.loop.trigger('own-lease');
     await this.writeFiles(config, lease);
   }

@@ -1,4 +1,4 @@
-import { CommandStartError, errorFields, sleep, type Task } from '../core/index.js';
+import { CommandStartError, errorFields, errorMessage, sleep, type Task } from '../core/index.js';
 import type { Cidr, Family } from '../ip/index.js';
 import { type Logger, silentLogger } from '../log/index.js';
 import { detectIptables, Firewall } from './firewall.js';
@@ -39,6 +39,8 @@ export interface NodeFirewallOptions {
   logger?: Logger;
   /** Called each time a check repaired the rules (metrics). */
   onRepair?: () => void;
+  /** After every install and check: whether the rules are in place, and why not (readiness). */
+  onStatus?: (installed: boolean, problem?: string) => void;
 }
 
 export interface NodeFirewallStats {
@@ -115,9 +117,12 @@ export class NodeFirewall {
 
   private async counted<T>(work: () => Promise<T>): Promise<T> {
     try {
-      return await work();
+      const result = await work();
+      this.options.onStatus?.(true);
+      return result;
     } catch (err) {
       this.counters.failures++;
+      this.options.onStatus?.(false, errorMessage(err));
       throw err;
     }
   }
@@ -126,31 +131,29 @@ export class NodeFirewall {
   install(lease: { subnet?: Cidr; ipv6Subnet?: Cidr }): Promise<void> {
     this.lease = lease;
     this.installed = false;
-    return this.serialized(() => this.installNow(lease));
+    return this.serialized(() => this.counted(() => this.installNow(lease)));
   }
 
-  private installNow(lease: { subnet?: Cidr; ipv6Subnet?: Cidr }): Promise<void> {
-    return this.counted(async () => {
-      if (!this.preflightDone) {
-        await this.preflight();
-        await this.removeOtherMode();
-        this.preflightDone = true;
-      }
-      const policy = this.planFor(lease);
-      if (this.mode === 'nftables') {
-        // Every weft table is managed here: a family the config dropped loses its table.
-        const r = await this.nft.ensure(nftTables(policy), ALL_NFT_TABLES).catch((err: unknown) => {
-          // No rules wanted and no nft: there is nothing to write and no table of weft's to find.
-          if (!this.hasRules && err instanceof CommandStartError) return undefined;
-          throw err;
-        });
-        if (r?.repaired) this.logger.info({ changes: r.differences }, 'nftables rules installed');
-      } else {
-        await this.installIptables(policy);
-      }
-      this.policy = policy;
-      if (lease === this.lease) this.installed = true;
-    });
+  private async installNow(lease: { subnet?: Cidr; ipv6Subnet?: Cidr }): Promise<void> {
+    if (!this.preflightDone) {
+      await this.preflight();
+      await this.removeOtherMode();
+      this.preflightDone = true;
+    }
+    const policy = this.planFor(lease);
+    if (this.mode === 'nftables') {
+      // Every weft table is managed here: a family the config dropped loses its table.
+      const r = await this.nft.ensure(nftTables(policy), ALL_NFT_TABLES).catch((err: unknown) => {
+        // No rules wanted and no nft: there is nothing to write and no table of weft's to find.
+        if (!this.hasRules && err instanceof CommandStartError) return undefined;
+        throw err;
+      });
+      if (r?.repaired) this.logger.info({ changes: r.differences }, 'nftables rules installed');
+    } else {
+      await this.installIptables(policy);
+    }
+    this.policy = policy;
+    if (lease === this.lease) this.installed = true;
   }
 
   private async installIptables(policy: FirewallPolicy): Promise<void> {

@@ -20,7 +20,7 @@ export { filterOwned, outOfScope } from './ownership.js';
 export { KernelOutputParseError } from './parse.js';
 export { describeKernelOp, linkMismatch, planKernel } from './plan.js';
 export { InvalidKernelOpError, renderKernelOp } from './render.js';
-export { ensureSysctl, readSysctl, SysctlError, writeSysctl } from './sysctl.js';
+export { ensureForwarding, ensureSysctl, readSysctl, SysctlError, writeSysctl } from './sysctl.js';
 export type * from './types.js';
 export { probeVxlanSupport, type VxlanSupport } from './vxlan-support.js';
 export {

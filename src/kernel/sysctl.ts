@@ -73,3 +73,21 @@ export async function ensureSysctl(
   await writeSysctl(key, value, opts);
   return { changed: true, previous };
 }
+
+/**
+ * Turns on IP forwarding for the families the node routes (IPv4 always, IPv6 when asked). Returns the keys that
+ * could not be set, with the reason: the caller logs them; a node without forwarding still holds its lease.
+ */
+export async function ensureForwarding(
+  ipv6: boolean,
+  opts: KernelCallOptions = {},
+): Promise<Array<{ key: string; error: string }>> {
+  const keys = ['net.ipv4.ip_forward', ...(ipv6 ? ['net.ipv6.conf.all.forwarding'] : [])];
+  const failed: Array<{ key: string; error: string }> = [];
+  for (const key of keys) {
+    await ensureSysctl(key, '1', opts).catch((err: unknown) =>
+      failed.push({ key, error: errorMessage(err) }),
+    );
+  }
+  return failed;
+}

@@ -131,6 +131,33 @@ describe('acquireLease', () => {
     expect(k?.lease).toBeDefined();
   });
 
+  it('an IPv6-only node (empty PublicIP) finds its lease again by PublicIPv6 among others', async () => {
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, {
+      EnableIPv4: false,
+      EnableIPv6: true,
+      IPv6Network: 'fd00:22::/48',
+      Backend: { Type: 'vxlan' },
+    });
+    const v6attrs = (i: number): LeaseAttrs => ({
+      publicIP: '',
+      publicIPv6: `fd00:ff::${i}`,
+      backendType: 'vxlan',
+      backendV6Data: { VNI: 1, VtepMAC: `02:00:00:00:06:0${i}` },
+    });
+    const managers = [1, 2, 3].map(() => fx.manager(prefix));
+    const leases = await Promise.all(
+      managers.map((m, i) => m.acquireLease({ config, attrs: v6attrs(i + 1) })),
+    );
+    await managers[1]!.close();
+    // The same address spelled out in full: still the same node.
+    const again = await fx
+      .manager(prefix)
+      .acquireLease({ config, attrs: { ...v6attrs(2), publicIPv6: 'fd00:ff:0:0:0:0:0:2' } });
+    expect(again.key).toBe(leases[1]!.key);
+    expect(await stored(prefix)).toHaveLength(3);
+  });
+
   it('reuses the subnet from the previous subnet file when it is free', async () => {
     const prefix = fx.newPrefix();
     const config = await fx.putConfig(prefix, { Network: '10.8.0.0/16' });

@@ -331,7 +331,7 @@ export class LeaseAcquirer {
       // (with a thousand nodes starting, decoding every value on every node is most of the work).
       // (An IPv6-only node decodes all: an IPv6 address has several spellings.)
       const own = attrs.publicIP;
-      parsed = list.records.map((r) => parseRecord(r, !withValues || own === '' || !r.value.includes(own)));
+      parsed = list.records.map((r) => parseRecord(r, !withValues || (!!own && !r.value.includes(own))));
       state.seen = { keys: new Map(parsed.map((p) => [p.record.key, p.subnets])), revision: list.revision };
     } else {
       // Keys are parsed once per acquisition, not once per retry.

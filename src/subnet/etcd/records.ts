@@ -2,7 +2,7 @@
 // small predicates acquisition, keeping and watching share.
 import type { FamilyNetwork, NetworkConfig } from '../../config/index.js';
 import { errorMessage } from '../../core/index.js';
-import { type Cidr, overlaps } from '../../ip/index.js';
+import { type Cidr, canonicalIp, isIp, overlaps } from '../../ip/index.js';
 import {
   decodeLeaseAttrs,
   type Lease,
@@ -84,7 +84,13 @@ export function subnetsOverlap(a: LeaseKeySubnets, b: LeaseKeySubnets): boolean 
 /** Whether `a` carries the public address of `b` (IPv4, or IPv6 for an IPv6-only node). */
 export function samePublicAddress(a: LeaseAttrs, b: LeaseAttrs): boolean {
   if (b.publicIP !== '') return a.publicIP === b.publicIP;
-  return b.publicIPv6 !== undefined && a.publicIPv6 === b.publicIPv6;
+  // An IPv6 address has several spellings (`fd00::2`, `fd00:0:0::2`): compare the canonical ones.
+  return b.publicIPv6 !== undefined && a.publicIPv6 !== undefined && sameIp(a.publicIPv6, b.publicIPv6);
+}
+
+function sameIp(a: string, b: string): boolean {
+  if (a === b) return true;
+  return isIp(a) && isIp(b) && canonicalIp(a) === canonicalIp(b);
 }
 
 /** Why the own key is not ours any more, from what it holds now. */
