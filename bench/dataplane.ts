@@ -58,6 +58,7 @@ import {
 } from '../testkit/index.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 import {
+  addHandPods,
   buildHandWireguard,
   WG_MTU,
   wireguardGoPids,
@@ -364,27 +365,7 @@ async function buildHandVxlan(net: NetnsCluster, rules: HandRules): Promise<Pod[
       ]);
     }
   }
-  const pods: Pod[] = [];
-  for (const node of nodes) {
-    const conflist = {
-      cniVersion: '1.0.0',
-      name: 'hand-vxlan',
-      plugins: [
-        {
-          type: 'bridge',
-          bridge: 'cni0',
-          isGateway: true,
-          isDefaultGateway: true,
-          ipMasq: false,
-          hairpinMode: true,
-          mtu: HAND_MTU,
-          ipam: { type: 'host-local', ranges: [[{ subnet: `10.250.${node.index}.0/24` }]] },
-        },
-      ],
-    };
-    pods.push(await net.addPod(node, `hand${node.index}`, conflist as never));
-  }
-  return pods;
+  return addHandPods(net, nodes, 'hand-vxlan', 'hand', '10.250', HAND_MTU);
 }
 
 async function udpDrops(c: WeftCluster, i: number): Promise<Record<string, number>> {

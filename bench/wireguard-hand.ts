@@ -8,6 +8,41 @@ import { type ClusterNode, type NetnsCluster, type Pod, runIn, sleep } from '../
 import type { WeftCluster } from '../testkit/weft-cluster.js';
 
 export const WG_MTU = 1420;
+
+/**
+ * One pod per node on a hand-built data path: the bridge plugin with `<prefix>.<node index>.0/24`, the given
+ * MTU, no masquerade (the hand-built rows' netfilter is the bare one).
+ */
+export async function addHandPods(
+  net: NetnsCluster,
+  nodes: readonly ClusterNode[],
+  name: string,
+  podPrefix: string,
+  subnetPrefix: string,
+  mtu: number,
+): Promise<Pod[]> {
+  const pods: Pod[] = [];
+  for (const node of nodes) {
+    const conflist = {
+      cniVersion: '1.0.0',
+      name,
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: 'cni0',
+          isGateway: true,
+          isDefaultGateway: true,
+          ipMasq: false,
+          hairpinMode: true,
+          mtu,
+          ipam: { type: 'host-local', ranges: [[{ subnet: `${subnetPrefix}.${node.index}.0/24` }]] },
+        },
+      ],
+    };
+    pods.push(await net.addPod(node, `${podPrefix}${node.index}`, conflist as never));
+  }
+  return pods;
+}
 const WG_PORT = 51820;
 
 async function checked(node: ClusterNode, cmd: string, args: string[], input?: string): Promise<string> {
@@ -55,27 +90,7 @@ export async function buildHandWireguard(net: NetnsCluster): Promise<Pod[]> {
     await checked(node, 'ip', ['link', 'set', 'wgh', 'mtu', String(WG_MTU), 'up']);
     await checked(node, 'ip', ['route', 'add', '10.251.0.0/16', 'dev', 'wgh']);
   }
-  const pods: Pod[] = [];
-  for (const node of net.nodes) {
-    const conflist = {
-      cniVersion: '1.0.0',
-      name: 'hand-wg',
-      plugins: [
-        {
-          type: 'bridge',
-          bridge: 'cni0',
-          isGateway: true,
-          isDefaultGateway: true,
-          ipMasq: false,
-          hairpinMode: true,
-          mtu: WG_MTU,
-          ipam: { type: 'host-local', ranges: [[{ subnet: `10.251.${node.index}.0/24` }]] },
-        },
-      ],
-    };
-    pods.push(await net.addPod(node, `wgh${node.index}`, conflist as never));
-  }
-  return pods;
+  return addHandPods(net, net.nodes, 'hand-wg', 'wgh', '10.251', WG_MTU);
 }
 
 /** Pings `to` from `from` once every 50 ms until one answers; resolves with the milliseconds it took. */

@@ -16,51 +16,13 @@ import {
   WEFTCTL,
   WeftCluster,
 } from '../testkit/weft-cluster.js';
+import { weftdGet as httpGet } from '../testkit/weftd-http.js';
 
 /** A port nothing listens on inside the node namespaces. */
 const CLOSED_PORT = HEALTHZ_PORT + 1;
 /** "Within 3 probe intervals" (1 s each), with room for a loaded 2-core machine; not a timing assertion. */
 const DETECT_MS = 15_000;
 const RECOVER_MS = 30_000;
-
-interface HttpAnswer {
-  status: number;
-  contentType: string;
-  body: string;
-}
-
-/** GET `path` from the weftd health server at `host` (default: the one of `node` itself), run in `node`'s namespace. */
-async function httpGet(
-  node: ClusterNode,
-  path: string,
-  port = HEALTHZ_PORT,
-  host = '127.0.0.1',
-): Promise<HttpAnswer> {
-  const marker = '\n--weft-e2e--';
-  const r = await node.exec(
-    'curl',
-    [
-      '--silent',
-      '--show-error',
-      '--max-time',
-      '10',
-      '--write-out',
-      `${marker}%{http_code} %{content_type}`,
-      `http://${host}:${port}${path}`,
-    ],
-    { timeoutMs: 15_000 },
-  );
-  if (r.code !== 0)
-    throw new Error(`curl ${path} in ${node.netns} failed (exit ${r.code}): ${r.stderr.trim()}`);
-  const at = r.stdout.lastIndexOf(marker);
-  const trailer = r.stdout.slice(at + marker.length);
-  const space = trailer.indexOf(' ');
-  return {
-    status: Number(trailer.slice(0, space)),
-    contentType: trailer.slice(space + 1),
-    body: r.stdout.slice(0, at),
-  };
-}
 
 async function metrics(node: ClusterNode): Promise<Map<string, ParsedFamily>> {
   const r = await httpGet(node, '/metrics');

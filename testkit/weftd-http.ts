@@ -1,5 +1,5 @@
-// GET a path from weftd's health server inside a node namespace (it listens on 127.0.0.1 there): curl runs
-// in the namespace, so every request stays on that namespace's loopback.
+// GET a path from weftd's health server, with curl run inside a node namespace: by default the node's own
+// server on that namespace's loopback; with `host`, another node's server seen from this one.
 import type { ClusterNode } from './cluster.js';
 import { HEALTHZ_PORT } from './weft-cluster.js';
 
@@ -9,7 +9,12 @@ export interface HttpAnswer {
   body: string;
 }
 
-export async function weftdGet(node: ClusterNode, path: string, port = HEALTHZ_PORT): Promise<HttpAnswer> {
+export async function weftdGet(
+  node: ClusterNode,
+  path: string,
+  port = HEALTHZ_PORT,
+  host = '127.0.0.1',
+): Promise<HttpAnswer> {
   const marker = '\n--weft-e2e--';
   const r = await node.exec(
     'curl',
@@ -20,7 +25,7 @@ export async function weftdGet(node: ClusterNode, path: string, port = HEALTHZ_P
       '10',
       '--write-out',
       `${marker}%{http_code} %{content_type}`,
-      `http://127.0.0.1:${port}${path}`,
+      `http://${host}:${port}${path}`,
     ],
     { timeoutMs: 15_000 },
   );

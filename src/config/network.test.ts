@@ -7,7 +7,7 @@ import {
   parseNetworkConfig,
   parseNetworkConfigText,
   vxlanPort,
-} from './network.js';
+} from './index.js';
 
 interface ValidCase {
   name: string;

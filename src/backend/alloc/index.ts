@@ -2,6 +2,7 @@
 // route). Something else (a cloud router, a hand-made config) carries the traffic.
 import type { KernelScope } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
+import { noKernelScope, noKernelState } from '../no-data-path.js';
 import {
   type Backend,
   type BackendContext,
@@ -33,12 +34,12 @@ export class AllocBackend implements Backend {
 
   desired(_own: Lease, _peers: readonly Lease[]): DesiredBackendState {
     this.mtu();
-    return { state: { links: [], addresses: [], routes: [], neighbors: [], fdb: [] }, skipped: [] };
+    return noKernelState();
   }
 
   /** Owns nothing in the kernel. */
   scope(_own: Lease): KernelScope {
-    return { devices: [], networks: [] };
+    return noKernelScope();
   }
 
   mtu(): number {

@@ -13,6 +13,7 @@ import { formatCidr } from '../../ip/index.js';
 import type { KernelScope } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
 import { dataField } from '../lease-fields.js';
+import { noKernelScope, noKernelState } from '../no-data-path.js';
 import { sortedPeers } from '../peer-check.js';
 import {
   type Backend,
@@ -124,12 +125,12 @@ export class ExtensionBackend implements Backend {
 
   desired(_own: Lease, _peers: readonly Lease[]): DesiredBackendState {
     this.mtu();
-    return { state: { links: [], addresses: [], routes: [], neighbors: [], fdb: [] }, skipped: [] };
+    return noKernelState();
   }
 
   /** The commands own whatever they do: nothing in the kernel is weft's. */
   scope(_own: Lease): KernelScope {
-    return { devices: [], networks: [] };
+    return noKernelScope();
   }
 
   mtu(): number {
