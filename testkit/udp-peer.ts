@@ -12,18 +12,7 @@
 import { createSocket } from 'node:dgram';
 import { connect as tcpConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { parseIp } from '../src/ip/index.js';
-
-/**
- * The Internet checksum (RFC 1071) of `length` bytes from `offset`, for forging packets. (When src/ip gets its
- * one `internetChecksum`, this becomes an import of it.)
- */
-function internetChecksum(bytes: Uint8Array, offset: number, length: number): number {
-  let sum = 0;
-  for (let i = offset; i < offset + length; i += 2) sum += (bytes[i]! << 8) | (bytes[i + 1] ?? 0);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
+import { internetChecksum, parseIp } from '../src/ip/index.js';
 
 function ipv4Number(text: string): number {
   const ip = parseIp(text);

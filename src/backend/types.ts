@@ -80,11 +80,16 @@ export interface Backend {
  * Running totals of an in-process data path since the daemon started (the shape `WeftMetrics.udpCounters`
  * takes): `tx` = TUN → peers, `rx` = peers → TUN, inner-packet bytes, drops by snake_case reason.
  */
+/**
+ * Monotonic counters of an in-process data path (udp), since it started. `tx` is TUN → UDP (encapsulated
+ * towards peers), `rx` is UDP → TUN (decapsulated from peers).
+ */
 export interface BackendCounters {
   txPackets: number;
   txBytes: number;
   rxPackets: number;
   rxBytes: number;
+  /** Dropped packets by reason, e.g. `no_route`, `ttl_expired`, `malformed`, `tun_write`, `udp_send`. */
   drops: Record<string, number>;
 }
 

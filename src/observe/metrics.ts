@@ -2,6 +2,7 @@
 // one, so tests and embedded uses do not collide). The daemon calls the typed methods; nothing else touches
 // the prom-client objects. Names and meanings are listed in docs/metrics.md.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { BackendCounters } from '../backend/index.js';
 
 /** Where a lease watch reconnected or re-listed from. */
 export type WatchSource = 'etcd' | 'kube';
@@ -12,18 +13,8 @@ export interface KernelOpOutcome {
   ok: boolean;
 }
 
-/**
- * Monotonic counters of the udp backend's data path, as the data path reports them (since it started).
- * `tx` is TUN → UDP (encapsulated towards peers), `rx` is UDP → TUN (decapsulated from peers).
- */
-export interface UdpCountersSnapshot {
-  txPackets: number;
-  txBytes: number;
-  rxPackets: number;
-  rxBytes: number;
-  /** Dropped packets by reason, e.g. `no_route`, `ttl_expired`, `malformed`, `tun_write`, `udp_send`. */
-  drops: Readonly<Record<string, number>>;
-}
+/** The udp data path's counters as the backend reports them (one shape: `BackendCounters`). */
+export type UdpCountersSnapshot = BackendCounters;
 
 export interface WeftMetricsOptions {
   /** Collect prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`). Default true. */
