@@ -30,6 +30,22 @@ async function metric(node: ClusterNode, name: string): Promise<number | undefin
   return sampleValue(parseExposition(r.body), name);
 }
 
+/**
+ * Polls a metric until it has `value` (the lease metrics follow the keeper's once-a-second expiry check, so
+ * they may trail `/readyz`, which judges the expiry from the clock when asked, by up to a second).
+ */
+async function waitForMetric(node: ClusterNode, name: string, value: number): Promise<void> {
+  let last: number | undefined;
+  const ok = await pollUntil(
+    async () => {
+      last = await metric(node, name);
+      return last === value ? true : undefined;
+    },
+    { timeoutMs: CHANGE_MS, intervalMs: 250 },
+  );
+  if (ok === undefined) throw new Error(`${name} in ${node.netns} never became ${value}; last: ${last}`);
+}
+
 /** Polls `path` until its status is `status`; returns that answer's body. */
 async function waitFor(node: ClusterNode, p: string, status: number, bodyMatch?: RegExp): Promise<string> {
   let last = '';
@@ -124,7 +140,7 @@ describe('readiness and liveness follow the tasks’ real work', () => {
     await c.net.etcd.kill();
     try {
       await waitFor(node, '/readyz', 503, /own lease expired at .* without renewal/);
-      expect(await metric(node, 'weft_lease_held')).toBe(0);
+      await waitForMetric(node, 'weft_lease_held', 0);
       expect(await metric(node, 'weft_lease_lost_total')).toBe(lostBefore + 1);
       expect(await metric(node, 'weft_lease_renewal_failures_total')).toBeGreaterThan(0);
     } finally {

@@ -36,6 +36,8 @@ export async function createSubnetManager(
     username: options.etcdUsername,
     password: options.etcdPassword,
     renewMargin: options.subnetLeaseRenewMargin,
+    // An idle watch is confirmed (and the lease-watch task beats) once per resync, at most every 30 s.
+    watchProgressIntervalMs: Math.min(30_000, options.resyncInterval * 1000),
     ...hooks.etcdLeaseTiming,
     logger,
     onWatchEvent: hooks.onWatchEvent,
