@@ -1,4 +1,12 @@
-import { addressAt, type Cidr, containsCidr, formatCidr, formatIp, parseCidr } from '../ip/index.js';
+import {
+  addressAt,
+  type Cidr,
+  containsCidr,
+  type Family,
+  formatCidr,
+  formatIp,
+  parseCidr,
+} from '../ip/index.js';
 import { writeFileIfChanged } from './atomic-file.js';
 
 /** Where weft writes its conflist by default (kube-flannel uses 10-flannel.conflist in the same dir). */
@@ -82,7 +90,7 @@ function checkInterfaceName(name: string): void {
 
 function checkFamilyPair(
   label: string,
-  family: 4 | 6,
+  family: Family,
   subnet: Cidr | undefined,
   network: Cidr | undefined,
 ): void {

@@ -3,7 +3,7 @@
 import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
 import type { FamilyNetwork } from '../../config/index.js';
 import { Backoff, errorFields } from '../../core/index.js';
-import { bitsOf, type Cidr, formatCidr, overlaps, parseCidr } from '../../ip/index.js';
+import { bitsOf, type Cidr, type Family, formatCidr, overlaps, parseCidr } from '../../ip/index.js';
 import {
   encodeLeaseAttrs,
   formatLeaseKey,
@@ -143,7 +143,7 @@ export function pickRandom<T>(items: readonly T[], random: () => number = Math.r
   return items[Math.min(items.length - 1, Math.floor(random() * items.length))];
 }
 
-function parseCidrQuietly(text: string | undefined, family: 4 | 6): Cidr | undefined {
+function parseCidrQuietly(text: string | undefined, family: Family): Cidr | undefined {
   if (!text) return undefined;
   try {
     const c = parseCidr(text);

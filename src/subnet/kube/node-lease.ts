@@ -3,6 +3,7 @@
 import {
   type Cidr,
   containsCidr,
+  type Family,
   formatCidr,
   type InvalidAddressError,
   isIp,
@@ -50,7 +51,7 @@ export class PodCidrNotAssignedError extends Error {
   override name = 'PodCidrNotAssignedError';
   constructor(
     readonly nodeName: string,
-    readonly family: 4 | 6,
+    readonly family: Family,
   ) {
     super(
       `node ${JSON.stringify(nodeName)} has no IPv${family} spec.podCIDR yet: the controller manager assigns it ` +
@@ -67,7 +68,7 @@ export class PodCidrOutsideNetworkError extends Error {
     readonly podCidr: string,
     readonly network: string,
     readonly netConfigPath: string,
-    readonly family: 4 | 6 = 4,
+    readonly family: Family = 4,
   ) {
     super(
       family === 4
@@ -88,7 +89,7 @@ export class PodCidrFamilyMissingError extends Error {
   override name = 'PodCidrFamilyMissingError';
   constructor(
     readonly nodeName: string,
-    readonly family: 4 | 6,
+    readonly family: Family,
     readonly podCidrs: string[],
     readonly netConfigPath: string,
   ) {
@@ -165,7 +166,7 @@ function parseJsonAnnotation(annotations: Record<string, string>, key: string): 
   }
 }
 
-function noPodCidrReason(node: KubeNode, family: 4 | 6): string {
+function noPodCidrReason(node: KubeNode, family: Family): string {
   return `has no IPv${family} pod CIDR (spec.podCIDRs ${JSON.stringify(podCidrList(node))}) but the net-conf enables IPv${family}`;
 }
 
@@ -254,7 +255,7 @@ export function ownNodeSubnets(node: KubeNode, networks: KubeNetworks, netConfig
   const subnets = nodePodCidrs(node);
   const list = podCidrList(node);
   // No pod CIDR at all: not assigned yet (wait). Some, but not of a needed family: the configs disagree.
-  const missing = (family: 4 | 6): Error =>
+  const missing = (family: Family): Error =>
     list.length === 0
       ? new PodCidrNotAssignedError(name, family)
       : new PodCidrFamilyMissingError(name, family, list, netConfigPath);
@@ -298,7 +299,7 @@ export interface NodePublicIPOverride {
 function addressAnnotation(
   annotations: Record<string, string>,
   key: string,
-  family: 4 | 6,
+  family: Family,
   warnings: string[],
 ): string | undefined {
   const value = annotations[key];
