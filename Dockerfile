@@ -55,7 +55,9 @@ FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 iptables nftables \
  && rm -rf /var/lib/apt/lists/*
-ENV NODE_ENV=production
+# weftd's memory settings (docs/memory.md), also in its shebang: here for `node dist/daemon/weftd.js` too.
+ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=1
 WORKDIR /opt/weft
 COPY package.json package-lock.json ./
 COPY --from=prod-deps /home/node/weft/node_modules ./node_modules

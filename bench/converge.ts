@@ -11,16 +11,19 @@
 //
 // `--cpu-prof-dir` runs weftd under `node --cpu-prof`. Needs root. Traffic stays in the run's namespaces
 // (etcd on the underlay, weftd's metrics on the node's loopback); the synthetic peers' PublicIPs are never
-// contacted (no pods, no probes). Everything is removed at the end, also on failure. The same file, run with
-// `--writer`, is the etcd client started inside the node namespace (etcd is only reachable on the underlay).
-import { type ChildProcess, spawn } from 'node:child_process';
+// contacted (no pods, no probes). Everything is removed at the end, also on failure. The leases are written by
+// testkit's EtcdLeaseWriter, an etcd client started inside the node namespace (etcd is only on the underlay).
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Etcd3 } from 'etcd3';
-import { stableVtepMac } from '../src/ip/index.js';
+import {
+  EtcdLeaseWriter,
+  syntheticLeaseValue as leaseValue,
+  type SyntheticPeer,
+  syntheticPeer,
+} from '../testkit/etcd-lease-writer.js';
 import {
   type ClusterNode,
   etcdctl,
@@ -29,14 +32,13 @@ import {
   sleep,
   tailFile,
 } from '../testkit/index.js';
-import { registerProcess, unregisterProcess } from '../testkit/run.js';
+import { spawnPiped, stopChild } from '../testkit/piped-child.js';
+import { procMemory } from '../testkit/proc-memory.js';
 import { createScratchNamespace, type ScratchNamespace } from '../testkit/scratch-netns.js';
 import { WEFTD } from '../testkit/weft-cluster.js';
 
 const { values } = parseArgs({
   options: {
-    writer: { type: 'boolean', default: false },
-    endpoint: { type: 'string' },
     peers: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '5' },
     events: { type: 'string', default: '100' },
@@ -65,147 +67,7 @@ function intOption(name: string, min: number, max: number): number {
   return v;
 }
 
-// ------------------------------------------------------------------------------------------------ writer
-
-type WriterRequest =
-  | { op: 'grant'; count: number; ttl: number }
-  | { op: 'put'; entries: Array<{ key: string; value: string; lease: string }> }
-  | { op: 'del'; keys: string[] }
-  | { op: 'revoke'; ids: string[] }
-  | { op: 'heap' }
-  | { op: 'exit' };
-
-interface WriterResponse {
-  ok: boolean;
-  error?: string;
-  ids?: string[];
-  /** weftd's `nodejs_heap_size_used_bytes`, in MiB. */
-  heapMiB?: number;
-  /** process.hrtime (CLOCK_MONOTONIC, shared by all processes) before the request, in ns. */
-  sentNs?: string;
-  /** … and when etcd acknowledged it. */
-  ackNs?: string;
-}
-
-async function inChunks<T, R>(items: readonly T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = [];
-  for (let i = 0; i < items.length; i += size)
-    out.push(...(await Promise.all(items.slice(i, i + size).map(fn))));
-  return out;
-}
-
-/** Reads one JSON request per stdin line, answers one JSON line each. */
-async function runWriter(endpoint: string): Promise<void> {
-  const client = new Etcd3({ hosts: endpoint });
-  const answer = (r: WriterResponse) => process.stdout.write(`${JSON.stringify(r)}\n`);
-  try {
-    for await (const line of createInterface({ input: process.stdin })) {
-      const req = JSON.parse(line) as WriterRequest;
-      if (req.op === 'exit') break;
-      try {
-        if (req.op === 'grant') {
-          const ids = await inChunks(Array.from({ length: req.count }), 50, async () => {
-            const res = await client.leaseClient.leaseGrant({ TTL: req.ttl });
-            return String(res.ID);
-          });
-          answer({ ok: true, ids });
-        } else if (req.op === 'heap') {
-          // weftd's metrics listen on the node namespace's loopback, which only this process can reach.
-          const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
-          const m = /^nodejs_heap_size_used_bytes\s+(\S+)/m.exec(text);
-          answer({ ok: true, heapMiB: m ? Number(m[1]) / 2 ** 20 : Number.NaN });
-        } else if (req.op === 'revoke') {
-          await inChunks(req.ids, 50, (id) => client.leaseClient.leaseRevoke({ ID: id }));
-          answer({ ok: true });
-        } else {
-          const sent = process.hrtime.bigint();
-          if (req.op === 'put' && req.entries.length === 1) {
-            const e = req.entries[0]!;
-            await client.kv.put({ key: Buffer.from(e.key), value: Buffer.from(e.value), lease: e.lease });
-          } else {
-            const success =
-              req.op === 'put'
-                ? req.entries.map((e) => ({
-                    request_put: { key: Buffer.from(e.key), value: Buffer.from(e.value), lease: e.lease },
-                  }))
-                : req.keys.map((k) => ({ request_delete_range: { key: Buffer.from(k) } }));
-            await client.kv.txn({ compare: [], success, failure: [] });
-          }
-          const ack = process.hrtime.bigint();
-          answer({ ok: true, sentNs: String(sent), ackNs: String(ack) });
-        }
-      } catch (err) {
-        answer({ ok: false, error: err instanceof Error ? err.message : String(err) });
-      }
-    }
-  } finally {
-    client.close();
-  }
-}
-
 // ------------------------------------------------------------------------------------------------ helpers
-
-/** A child with piped stdio, registered with the harness so it is killed if this process dies first. */
-function spawnPiped(argv: string[]): ChildProcess {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`cannot start ${argv.join(' ')}`);
-  registerProcess(pid);
-  child.on('exit', () => unregisterProcess(pid));
-  child.stderr?.on('data', () => {
-    // Drained; a monitor or writer that fails shows up as missing events or an error answer.
-  });
-  return child;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** The etcd writer running inside the node namespace, one request at a time. */
-class Writer {
-  private readonly answers: Array<(r: WriterResponse) => void> = [];
-  private readonly child: ChildProcess;
-
-  constructor(netns: string, endpoint: string) {
-    const self = fileURLToPath(import.meta.url);
-    this.child = spawnPiped([
-      'ip',
-      'netns',
-      'exec',
-      netns,
-      process.execPath,
-      self,
-      '--writer',
-      `--endpoint=${endpoint}`,
-    ]);
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      this.answers.shift()?.(JSON.parse(line) as WriterResponse);
-    });
-    this.child.on('exit', () => {
-      for (const a of this.answers.splice(0)) a({ ok: false, error: 'writer exited' });
-    });
-  }
-
-  async request(req: WriterRequest): Promise<WriterResponse> {
-    const answer = new Promise<WriterResponse>((resolve) => this.answers.push(resolve));
-    this.child.stdin!.write(`${JSON.stringify(req)}\n`);
-    const r = await answer;
-    if (!r.ok) throw new Error(`etcd writer: ${req.op} failed: ${r.error}`);
-    return r;
-  }
-
-  async close(): Promise<void> {
-    this.child.stdin?.end(`${JSON.stringify({ op: 'exit' })}\n`);
-    await sleep(100);
-    await stopChild(this.child);
-  }
-}
 
 type EntryKind = 'route' | 'neighbor' | 'fdb';
 
@@ -339,36 +201,6 @@ class KernelMonitor {
 
 // ------------------------------------------------------------------------------------------------ peers
 
-interface SyntheticPeer {
-  key: string;
-  subnet: string;
-  gateway: string;
-  publicIp: string;
-  mac: string;
-}
-
-/** Peer `i` of a family of synthetic nodes: subnet `10.<base + i/256>.<i%256>.0/24`, PublicIP in 192.168.<ip>.x. */
-function syntheticPeer(i: number, subnetBase: number, ipBase: number): SyntheticPeer {
-  const gateway = `10.${subnetBase + (i >> 8)}.${i & 255}.0`;
-  const publicIp = `192.168.${ipBase + Math.floor(i / 250)}.${1 + (i % 250)}`;
-  return {
-    key: `${PREFIX}/subnets/${gateway}-24`,
-    subnet: `${gateway}/24`,
-    gateway,
-    publicIp,
-    mac: stableVtepMac(publicIp, VNI),
-  };
-}
-
-function leaseValue(p: SyntheticPeer): string {
-  return JSON.stringify({
-    PublicIP: p.publicIp,
-    PublicIPv6: null,
-    BackendType: 'vxlan',
-    BackendData: { VNI, VtepMAC: p.mac },
-  });
-}
-
 function targetOf(peers: readonly SyntheticPeer[]): Target {
   return {
     route: new Set(peers.map((p) => p.subnet)),
@@ -387,13 +219,6 @@ function quantile(xs: readonly number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 const median = (xs: readonly number[]) => quantile(xs, 0.5);
-
-function rssMiB(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) =>
-    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-}
 
 interface PassLog {
   /** The pass's reasons joined with `+` (weftd logs them as an array, `reasons`). */
@@ -536,7 +361,7 @@ async function main(): Promise<void> {
   const eventCount = intOption('events', 1, 1000);
 
   let cluster: NetnsCluster | undefined;
-  let writer: Writer | undefined;
+  let writer: EtcdLeaseWriter | undefined;
   let monitor: KernelMonitor | undefined;
   try {
     cluster = await netnsCluster({ nodes: 1, withEtcdHost: true, etcdArgs: ['--max-txn-ops=10000'] });
@@ -581,12 +406,12 @@ async function main(): Promise<void> {
       mtu: link!.mtu,
     };
 
-    writer = new Writer(node.netns, endpoint);
+    writer = new EtcdLeaseWriter(node.netns, endpoint);
     monitor = new KernelMonitor(node.netns, DEVICE);
     await sleep(500);
     const memory = async () => ({
-      ...rssMiB(weftd.pid),
-      heap: (await writer!.request({ op: 'heap' })).heapMiB!,
+      ...procMemory(weftd.pid),
+      heap: (await writer!.request({ op: 'heap', port: METRICS_PORT })).heapMiB!,
     });
     const idle = await memory();
 
@@ -777,11 +602,11 @@ async function main(): Promise<void> {
         `p99 ${quantile(passMs, 0.99).toFixed(1)} ms; median steps plan/dump/diff/apply ` +
         `${step(0)}/${step(1)}/${step(2)}/${step(3)} ms`,
     );
-    const mem = (m: typeof idle) => `RSS ${m.rss.toFixed(1)} MiB (V8 heap used ${m.heap.toFixed(1)} MiB)`;
+    const mem = (m: typeof idle) => `RSS ${m.rssMiB.toFixed(1)} MiB (V8 heap used ${m.heap.toFixed(1)} MiB)`;
     console.log(`weftd memory: idle ${mem(idle)}`);
     console.log(`  with ${peerCount} peers ${mem(withPeers)}`);
     console.log(
-      `  after the events, ${peerCount + eventCount} peers: ${mem(after)}; peak RSS (VmHWM) ${after.hwm.toFixed(1)} MiB`,
+      `  after the events, ${peerCount + eventCount} peers: ${mem(after)}; peak RSS (VmHWM) ${after.hwmMiB.toFixed(1)} MiB`,
     );
     console.log(`  V8 heap used (MiB) after n events: ${trend.join(', ')}`);
     console.log(
@@ -802,15 +627,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (values.writer) {
-  if (!values.endpoint) throw new Error('--writer needs --endpoint');
-  runWriter(values.endpoint).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-} else {
-  main().catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -9,6 +9,7 @@
 //   - VmRSS/VmHWM of the child: after importing the manager, idle after ready with all nodes, after the storms.
 //
 //   npm run build:dev && node dist-dev/bench/kube-scale.js [--nodes 5000] [--storm 5000] [--touch 500] [--cpu-prof DIR]
+//     [--node-flags "--max-semi-space-size=1 --lite-mode"]
 //
 // Loopback only; the server and the child are stopped and the temp dirs removed at the end (also on failure).
 import { fork } from 'node:child_process';
@@ -16,29 +17,24 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { registeredNode, registeredNodeIp } from '../testkit/kube-apiserver/registered-node.js';
 import { type FakeApiServer, makeNode, startFakeApiServer } from '../testkit/kube-apiserver/server.js';
+import { type ProcMemory, procMemory } from '../testkit/proc-memory.js';
 import { makeRunTempDir, removeRunTempDir } from '../testkit/run.js';
 
 const PREFIX = 'flannel.alpha.coreos.com';
 const NET_CONF = '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}';
 
-function memory(): { rssMiB: number; hwmMiB: number } {
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const kib = (key: string): number =>
-    Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
-  return { rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
-}
-
 type ToParent =
-  | { type: 'imported'; atMs: number; memory: ReturnType<typeof memory> }
-  | { type: 'ready'; atMs: number; peers: number; memory: ReturnType<typeof memory> }
+  | { type: 'imported'; atMs: number; memory: ProcMemory }
+  | { type: 'ready'; atMs: number; peers: number; memory: ProcMemory }
   | {
       type: 'marker';
       batches: number;
       snapshots: number;
       events: number;
       cpuUs: number;
-      memory: ReturnType<typeof memory>;
+      memory: ProcMemory;
     };
 type ToChild = { type: 'measure' } | { type: 'exit' };
 
@@ -49,7 +45,7 @@ async function child(kubeconfig: string, netConf: string): Promise<void> {
   };
   const { KubeSubnetManager } = await import('../src/subnet/kube/index.js');
   const { silentLogger } = await import('../src/log/index.js');
-  send({ type: 'imported', atMs: performance.now(), memory: memory() });
+  send({ type: 'imported', atMs: performance.now(), memory: procMemory() });
   const m = new KubeSubnetManager({
     kubeconfigFile: kubeconfig,
     netConfigPath: netConf,
@@ -89,80 +85,26 @@ async function child(kubeconfig: string, netConf: string): Promise<void> {
     if (batch.type === 'snapshot') {
       snapshots++;
       if (snapshots === 1)
-        send({ type: 'ready', atMs: performance.now(), peers: batch.leases.length, memory: memory() });
+        send({ type: 'ready', atMs: performance.now(), peers: batch.leases.length, memory: procMemory() });
       continue;
     }
     events += batch.events.length;
     // The marker node's public-ip tells that every update sent before it has been processed.
     if (batch.events.some((e) => e.lease.attrs.publicIP === '10.255.255.254')) {
       const cpu = process.cpuUsage(cpuStart);
-      send({ type: 'marker', batches, snapshots, events, cpuUs: cpu.user + cpu.system, memory: memory() });
+      send({
+        type: 'marker',
+        batches,
+        snapshots,
+        events,
+        cpuUs: cpu.user + cpu.system,
+        memory: procMemory(),
+      });
     }
   }
 }
 
 // ---------------------------------------------------------------- parent: the API server and the figures
-function ipOf(i: number): string {
-  return `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
-}
-
-/** A node as a kubelet registers it, with flannel's annotations and a realistic status (~3 KiB of JSON). */
-function registeredNode(i: number) {
-  const node = makeNode(`node-${i}`, {
-    podCIDR: `10.${i >> 8}.${i & 255}.0/24`,
-    internalIP: ipOf(i),
-    labels: {
-      'kubernetes.io/os': 'linux',
-      'kubernetes.io/arch': 'amd64',
-      'node.kubernetes.io/instance-type': 'm5.large',
-    },
-    annotations: {
-      [`${PREFIX}/kube-subnet-manager`]: 'true',
-      [`${PREFIX}/backend-type`]: 'vxlan',
-      [`${PREFIX}/backend-data`]: JSON.stringify({
-        VNI: 1,
-        VtepMAC: `02:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}:01`,
-      }),
-      [`${PREFIX}/public-ip`]: ipOf(i),
-      'node.alpha.kubernetes.io/ttl': '0',
-      'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
-    },
-  });
-  node.status = {
-    ...node.status,
-    capacity: { cpu: '2', memory: '8009412Ki', pods: '110', 'ephemeral-storage': '101430960Ki' },
-    allocatable: { cpu: '2', memory: '7907012Ki', pods: '110', 'ephemeral-storage': '93478772582' },
-    conditions: ['MemoryPressure', 'DiskPressure', 'PIDPressure', 'Ready'].map((type) => ({
-      type,
-      status: type === 'Ready' ? 'True' : 'False',
-      lastHeartbeatTime: '2026-01-01T00:00:00Z',
-      lastTransitionTime: '2026-01-01T00:00:00Z',
-      reason: type === 'Ready' ? 'KubeletReady' : `KubeletHasNo${type}`,
-      message: type === 'Ready' ? 'kubelet is posting ready status' : `kubelet has no ${type}`,
-    })),
-    nodeInfo: {
-      machineID: 'ec2f0f0c6a2e4b0b9b3f0b2e7f0e0c1a',
-      systemUUID: 'ec2f0f0c-6a2e-4b0b-9b3f-0b2e7f0e0c1a',
-      bootID: '3c1f0f0c-6a2e-4b0b-9b3f-0b2e7f0e0c1a',
-      kernelVersion: '6.1.0-18-cloud-amd64',
-      osImage: 'Debian GNU/Linux 12 (bookworm)',
-      containerRuntimeVersion: 'containerd://1.7.13',
-      kubeletVersion: 'v1.31.0',
-      kubeProxyVersion: 'v1.31.0',
-      operatingSystem: 'linux',
-      architecture: 'amd64',
-    },
-    images: Array.from({ length: 8 }, (_, k) => ({
-      names: [
-        `registry.k8s.io/image-${k}@sha256:${'0123456789abcdef'.repeat(4)}`,
-        `registry.k8s.io/image-${k}:v1.${k}.0`,
-      ],
-      sizeBytes: 10_000_000 + k,
-    })),
-  };
-  return node;
-}
-
 function heartbeat(server: FakeApiServer, i: number, beat: number): void {
   server.nodes.update(`node-${i}`, (n) => {
     const time = new Date(Date.UTC(2026, 0, 1, 0, 0, beat % 60)).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -187,6 +129,8 @@ async function parent(): Promise<void> {
       touch: { type: 'string', default: '500' },
       /** Write a V8 CPU profile of the child (the manager) into this directory. */
       'cpu-prof': { type: 'string' },
+      /** Node/V8 flags for the child, e.g. weftd's own (`--max-semi-space-size=1 --lite-mode`). */
+      'node-flags': { type: 'string', default: '' },
     },
   });
   const nodes = Number(values.nodes);
@@ -235,7 +179,10 @@ async function parent(): Promise<void> {
     const profileDir = values['cpu-prof'];
     childProcess = fork(self, ['--child', server.kubeconfigPath, netConf], {
       stdio: 'inherit',
-      execArgv: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+      execArgv: [
+        ...values['node-flags'].split(/\s+/).filter(Boolean),
+        ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+      ],
     });
     childProcess.on('message', (m: ToParent) => {
       messages.push(m);
@@ -260,7 +207,7 @@ async function parent(): Promise<void> {
     marker('10.255.255.254');
     const afterStorm = await next('marker', 120_000);
     const usPerHeartbeat = afterStorm.cpuUs / storm;
-    marker(ipOf(1));
+    marker(registeredNodeIp(1));
     await new Promise((r) => setTimeout(r, 300));
 
     // Updates that touch weft's fields: a new public-ip on `touch` nodes.

@@ -43,7 +43,9 @@ export interface DaemonTesting {
 /** Runs weftd until a signal; resolves with the process exit code. */
 export async function runDaemon(options: DaemonOptions, testing: DaemonTesting = {}): Promise<number> {
   const logger = createLogger({ level: options.logLevel });
-  logger.info({ version: VERSION, options: redactOptions(options) }, 'weftd starting');
+  // The node flags show whether weftd runs with its memory settings (docs/memory.md).
+  const node = { flags: process.execArgv, options: process.env.NODE_OPTIONS };
+  logger.info({ version: VERSION, options: redactOptions(options), node }, 'weftd starting');
   const daemon = new Daemon(options, logger, testing);
   const stop = new AbortController();
   let signals = 0;

@@ -9,12 +9,10 @@ import { errorFields, sleep, type Task } from '../core/index.js';
 import { type Cidr, formatCidr } from '../ip/index.js';
 import type { Lease } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
-import {
-  type LeaseRenewalOutcome,
-  leaseKeeperTask,
-  type OwnLeaseChange,
-  type SubnetManager,
-} from '../subnet/index.js';
+// Not `../subnet/index.js`: that re-exports the etcd manager, and loading etcd3 costs ~25 MiB a kube-mode
+// weftd never uses (docs/memory.md).
+import { leaseKeeperTask } from '../subnet/tasks.js';
+import type { LeaseRenewalOutcome, OwnLeaseChange, SubnetManager } from '../subnet/types.js';
 
 export interface OwnLeaseSinks {
   health: { setLeaseHeld(held: boolean, expiration?: Date | null): void };

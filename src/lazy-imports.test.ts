@@ -1,0 +1,52 @@
+// What a mode does not use is never loaded (docs/memory.md): importing etcd3 costs a weftd ~16 MiB of RSS and
+// @kubernetes/client-node ~42 MiB, so each is reached only through the dynamic import of the mode that needs it.
+// Checked on the static import graph as TypeScript emits it (imports used only as types are erased).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** The bare packages the emitted JavaScript of `entry` and everything it imports statically loads at once. */
+function staticPackages(entry: string): Set<string> {
+  const packages = new Set<string>();
+  const seen = new Set<string>();
+  const queue = [path.join(ROOT, entry)];
+  for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const js = ts.transpileModule(fs.readFileSync(file, 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    }).outputText;
+    // Static `import … from 'x'`, `import 'x'` and `export … from 'x'`; `import('x')` is lazy and not followed.
+    for (const m of js.matchAll(/^\s*(?:import|export)\s[^;]*?(?:from\s*)?['"]([^'"]+)['"]/gm)) {
+      const spec = m[1] ?? '';
+      if (spec.startsWith('.')) queue.push(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
+      else if (!spec.startsWith('node:'))
+        packages.add(
+          spec
+            .split('/')
+            .slice(0, spec.startsWith('@') ? 2 : 1)
+            .join('/'),
+        );
+    }
+  }
+  return packages;
+}
+
+describe('lazy imports', () => {
+  it('the daemon loads neither lease client library before its mode is chosen', () => {
+    const packages = staticPackages('src/daemon.ts');
+    expect(packages).toContain('pino'); // the walk works
+    expect(packages).not.toContain('etcd3');
+    expect(packages).not.toContain('@kubernetes/client-node');
+  });
+
+  it('kube mode never loads etcd3, etcd mode never loads the kubernetes client', () => {
+    expect(staticPackages('src/subnet/kube/index.ts')).not.toContain('etcd3');
+    expect(staticPackages('src/subnet/kube/index.ts')).not.toContain('@kubernetes/client-node');
+    expect(staticPackages('src/subnet/etcd/index.ts')).toContain('etcd3');
+    expect(staticPackages('src/subnet/etcd/index.ts')).not.toContain('@kubernetes/client-node');
+  });
+});
