@@ -35,7 +35,7 @@ import {
 import { spawnPiped, stopChild } from '../testkit/piped-child.js';
 import { procMemory } from '../testkit/proc-memory.js';
 import { createScratchNamespace, type ScratchNamespace } from '../testkit/scratch-netns.js';
-import { WEFTD } from '../testkit/weft-cluster.js';
+import { WEFTD, weftdNodeFlags } from '../testkit/weft-cluster.js';
 
 const { values } = parseArgs({
   options: {
@@ -372,6 +372,8 @@ async function main(): Promise<void> {
     const subnetFile = join(node.dir, 'subnet.env');
     const weftdArgs = [
       ...(values['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof-dir']}`] : []),
+      // As users run it: the bin's node flags (its memory settings).
+      ...weftdNodeFlags(),
       WEFTD,
       `--etcd-endpoints=${endpoint}`,
       `--iface=${node.ifname}`,

@@ -38,7 +38,12 @@ import { registeredNode } from '../testkit/kube-apiserver/registered-node.js';
 import { type RemoteApiServer, startRemoteApiServer } from '../testkit/kube-apiserver/remote.js';
 import { makeNode } from '../testkit/kube-apiserver/server.js';
 import { type ProcMemory, procMemory } from '../testkit/proc-memory.js';
-import { WEFTD } from '../testkit/weft-cluster.js';
+import {
+  isEnvAssignment,
+  weftdShebangFlags as shebangFlags,
+  splitFlags,
+  WEFTD,
+} from '../testkit/weft-cluster.js';
 import { weftdGet } from '../testkit/weftd-http.js';
 
 const { values } = parseArgs({
@@ -73,19 +78,6 @@ interface Phase {
   /** spawn → /readyz 200, for the phases that start weftd. */
   readyMs?: number;
 }
-
-/**
- * What weftd's `#!/usr/bin/env -S [VAR=value …] node [flag …]` line sets (environment assignments and node flags):
- * how every user's weftd runs.
- */
-function shebangFlags(): string[] {
-  const first = readFileSync(WEFTD, 'utf8').split('\n', 1)[0] ?? '';
-  const m = /^#!\/usr\/bin\/env\s+-S\s+(.*)$/.exec(first);
-  return splitFlags(m?.[1] ?? '').filter((t) => t !== 'node');
-}
-
-const splitFlags = (text: string): string[] => text.split(/\s+/).filter(Boolean);
-const isEnvAssignment = (token: string) => /^[A-Z_][A-Z0-9_]*=/.test(token);
 
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -23,6 +23,24 @@ export const REPO_ROOT = (() => {
 })();
 
 export const WEFTD = join(REPO_ROOT, 'dist/daemon/weftd.js');
+
+/**
+ * What weftd's `#!/usr/bin/env -S [VAR=value …] node [flag …]` line sets (environment assignments and node
+ * flags): how every user's weftd runs, so the test clusters and benches start it the same way.
+ */
+export function weftdShebangFlags(): string[] {
+  const first = readFileSync(WEFTD, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env\s+-S\s+(.*)$/.exec(first);
+  return splitFlags(m?.[1] ?? '').filter((t) => t !== 'node');
+}
+
+/** The node flags of the shebang (its environment assignments left out). */
+export function weftdNodeFlags(): string[] {
+  return weftdShebangFlags().filter((t) => !isEnvAssignment(t));
+}
+
+export const splitFlags = (text: string): string[] => text.split(/\s+/).filter(Boolean);
+export const isEnvAssignment = (token: string): boolean => /^[A-Z_][A-Z0-9_]*=/.test(token);
 export const WEFTCTL = join(REPO_ROOT, 'dist/daemon/weftctl.js');
 export const HEALTHZ_PORT = 10256;
 
@@ -133,7 +151,7 @@ export class WeftCluster {
   /** Starts (or restarts) weftd on node `i`. */
   async startWeftd(i: number, env: NodeJS.ProcessEnv = {}): Promise<ProcessHandle> {
     const w = this.weftNodes[i]!;
-    w.weftd = await w.node.spawn(process.execPath, [WEFTD, ...this.weftdArgs(w)], {
+    w.weftd = await w.node.spawn(process.execPath, [...weftdNodeFlags(), WEFTD, ...this.weftdArgs(w)], {
       logFile: w.logFile,
       env: { ...this.options.weftdEnv?.(w.node), ...env, WEFT_TEST: '1' },
     });
