@@ -17,16 +17,15 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type FakeApiServer, makeNode, startFakeApiServer } from '../testkit/kube-apiserver/server.js';
+import { processMemory } from '../testkit/proc-memory.js';
 import { makeRunTempDir, removeRunTempDir } from '../testkit/run.js';
 
 const PREFIX = 'flannel.alpha.coreos.com';
 const NET_CONF = '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}';
 
 function memory(): { rssMiB: number; hwmMiB: number } {
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const kib = (key: string): number =>
-    Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
-  return { rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
+  const m = processMemory();
+  return { rssMiB: m.rss, hwmMiB: m.hwm };
 }
 
 type ToParent =
