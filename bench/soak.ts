@@ -2,16 +2,17 @@
 // all in the run's network namespaces) while, for `--minutes` (default 10):
 //   - 200 synthetic peer leases (flannel's key layout and value format, written straight into etcd, each with
 //     a distinct PublicIP inside the underlay 192.168.77.0/24 and its own VtepMAC; nothing answers there) are
-//     churned: every 100 ms one is removed, one added and one changed (alternately a new PublicIP + its VtepMAC,
-//     or the same PublicIP with a new VtepMAC, as a restarted flanneld would publish);
+//     churned: every 100 ms one is removed, one added and one changed (at random a new PublicIP + its VtepMAC,
+//     or the same PublicIP with a new VtepMAC, as a restarted flanneld would publish), each its own etcd call;
 //   - etcd is restarted every minute (SIGTERM and SIGKILL alternately, same data dir);
 //   - one weftd is restarted every two minutes (SIGKILL and SIGTERM alternately, then started again): nodes 2
 //     and 3 take turns, node 1's weftd lives through the whole run (the memory trend is read on it);
 //   - every pod pings every other pod at 5/s (`ping -i 0.2`), both ways, the whole run.
 // It reports lost pings (between the pods of nodes whose weftd is not being restarted at that moment, and over
 // all pairs), each weftd's RSS and VmHWM at start and end, the kernel state of each node against what the leases
-// in etcd imply (once the churn has settled on lease events alone, and again after one resync pass), and the
-// churn actually done.
+// in etcd imply (once the churn has settled on lease events alone, and again after one resync pass), how long a
+// route deleted by hand on node 1 mid-churn takes to come back (one resync at most), and the churn actually done.
+// weftd runs with the product's resync (30 s), probe (10 s) and log level (info) defaults.
 //
 //   npm run build && npm run build:dev && node dist-dev/bench/soak.js [--minutes 10] [--peers 200] [--seed 1]
 //
