@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type PassReason, type PassRecord, ReconcileLoop } from './loop.js';
 
 function deferred<T = void>() {
@@ -114,5 +114,31 @@ describe('ReconcileLoop as a Task', () => {
     await running;
     await loop.trigger('resync');
     expect(n).toBe(2);
+  });
+
+  it('resyncs every interval while lease events keep coming (lease passes do not postpone the resync)', async () => {
+    vi.useFakeTimers();
+    try {
+      const reasons: PassReason[][] = [];
+      const loop = new ReconcileLoop({
+        intervalMs: 1_000,
+        pass: async (r) => {
+          reasons.push([...r]);
+          return { applied: 0, failed: 0 };
+        },
+      });
+      await loop.trigger('start');
+      loop.start();
+      // A lease event every 100 ms for 3.5 intervals: lease passes use the remembered kernel state, so only the
+      // resync reads the kernel and finds entries changed by hand.
+      for (let i = 0; i < 35; i++) {
+        await vi.advanceTimersByTimeAsync(100);
+        await loop.trigger('lease');
+      }
+      expect(reasons.filter((r) => r.includes('resync'))).toHaveLength(3);
+      await loop.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

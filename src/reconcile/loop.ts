@@ -5,6 +5,7 @@
  * As a Task it beats after every finished pass (a failed one too: the loop is alive and retries by itself).
  */
 import { errorMessage, type Task, type TaskContext, untilAborted } from '../core/index.js';
+import { mayUseRememberedState } from './observed.js';
 
 /**
  * Why a pass runs: `start` (first pass), `resync` (the periodic timer), `lease` (a lease event), `own-lease`
@@ -139,7 +140,10 @@ export class ReconcileLoop implements Task {
       this.passes++;
       this.options.onPass?.(record);
       this.beat?.();
-      this.armTimer();
+      // The resync interval counts from the last pass that read the kernel. A pass of lease events alone plans
+      // against the remembered state: re-arming on it would put the resync off for as long as leases keep
+      // changing, and an entry deleted by hand would stay missing through the whole churn.
+      if (!mayUseRememberedState(reasons)) this.armTimer();
       if (record.ok) this.retryDelay = this.options.retryMs ?? 1000;
       else this.scheduleRetry();
       for (const w of waiters) w();
