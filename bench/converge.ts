@@ -406,6 +406,8 @@ interface PassLog {
   ms: number;
   /** backend plan, kernel dump, diff, apply (weftd logs them since this bench was written). */
   stepsMs?: number[];
+  /** Whether the pass read the kernel (a lease-only pass plans against the remembered state). */
+  dumped?: boolean;
 }
 
 /** How often weftd's log says "weftd ready" (once per start). */
@@ -427,7 +429,13 @@ function passesSince(logFile: string, fromLine: number): { passes: PassLog[]; li
     if (!line.includes('"msg":"reconciled"')) continue;
     try {
       const r = JSON.parse(line) as PassLog;
-      passes.push({ reason: (r.reasons ?? []).join('+'), ops: r.ops, ms: r.ms, stepsMs: r.stepsMs });
+      passes.push({
+        reason: (r.reasons ?? []).join('+'),
+        ops: r.ops,
+        ms: r.ms,
+        stepsMs: r.stepsMs,
+        dumped: r.dumped,
+      });
     } catch {
       // a partial line
     }
@@ -783,6 +791,13 @@ async function main(): Promise<void> {
       `  weftd's own passes for them: ${eventPasses.length}, p50 ${median(passMs).toFixed(1)} ms, ` +
         `p99 ${quantile(passMs, 0.99).toFixed(1)} ms; median steps plan/dump/diff/apply ` +
         `${step(0)}/${step(1)}/${step(2)}/${step(3)} ms`,
+    );
+    // The tail: which passes were slow, and in which step (a coalesced resync dumps the kernel).
+    const slowest = [...eventPasses].sort((a, b) => b.ms - a.ms).slice(0, 3);
+    console.log(
+      `  slowest: ${slowest
+        .map((p) => `${p.ms} ms [${p.reason}${p.dumped ? ', dumped' : ''}] ${(p.stepsMs ?? []).join('/')}`)
+        .join('; ')}`,
     );
     const mem = (m: typeof idle) => `RSS ${m.rss.toFixed(1)} MiB (V8 heap used ${m.heap.toFixed(1)} MiB)`;
     console.log(`weftd memory: idle ${mem(idle)}`);
