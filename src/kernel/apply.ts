@@ -139,10 +139,10 @@ export function groupBatches(
  */
 export async function applyKernelOps(
   ops: readonly KernelOp[],
-  opts: KernelCallOptions = {},
+  opts: KernelCallOptions & GroupOptions = {},
 ): Promise<KernelOpResult[]> {
   const results: KernelOpResult[] = ops.map((op) => ({ op, ok: true }));
-  const { groups, unrenderable } = groupBatches(ops);
+  const { groups, unrenderable } = groupBatches(ops, opts);
   for (const [i, error] of unrenderable) results[i] = { op: ops[i]!, ok: false, error };
   for (const group of groups) await Promise.all(group.map((batch) => runBatch(batch, results, opts)));
   return results;
