@@ -1,6 +1,6 @@
 // The wireguard backend's peer set at 5000 peers (issue 16), beside bench/udp-peer-table.ts's udp figures:
-//   - planning: planWireguard for N peer leases (pure; the backend runs it twice per pass: `desired` for the
-//     kernel entries, `afterReconcile` for the device's peers);
+//   - planning: planWireguard for N peer leases (pure; once per pass: the backend's `desired`, for the kernel
+//     entries, and `afterReconcile`, for the device's peers, share it);
 //   - rendering the whole-config batch (`renderWgConfig`, what `wg syncconf` reads);
 //   - reading the device back: parseWgDump of a `wg show NAME dump` of N peers, and diffWgDevice against it
 //     (in sync, and with one peer's endpoint changed): the per-pass check that decides whether to sync;
@@ -241,10 +241,9 @@ async function main(): Promise<void> {
     throw new Error(`diff of identical sets: ${inSync.last.slice(0, 3).join('; ')}`);
   const oneOff = timeMs(() => diffWgDevice(wanted(changedSpec), observed));
   if (oneOff.last.length !== 1) throw new Error(`expected 1 difference, found ${oneOff.last.length}`);
-  // The backend's whole per-pass work for one changed lease, the device read aside: two plans, the diff
-  // against the device, the render for syncconf.
+  // The backend's whole per-pass work for one changed lease, the device read aside: one plan (the pass's
+  // `desired` and `afterReconcile` share it), the diff against the device, the render for syncconf.
   const update = timeMs(() => {
-    planWireguard({ ...input, peers: updated });
     const s = planWireguard({ ...input, peers: updated }).devices[0]!;
     if (diffWgDevice(wanted(s), observed).length > 0) renderWgConfig(s, { privateKey: ownKey.privateKey });
   });
@@ -260,7 +259,7 @@ async function main(): Promise<void> {
   row('parseWgDump (`wg show dump` of every peer)', parse.ms);
   row('diffWgDevice, in sync (per lookup: µs/peer)', inSync.ms);
   row('diffWgDevice, one endpoint changed', oneOff.ms);
-  row('one update: 2 plans + diff + render', update.ms);
+  row('one update: plan + diff + render', update.ms);
   console.log(`  (${peerCount + 1} X25519 key pairs generated in ${keyMs.toFixed(0)} ms, not counted)`);
 
   const l = await live(spec, changedSpec, ownKey.privateKey);
