@@ -1,9 +1,11 @@
 // Converging the kernel to 1000 vxlan peers (3000 entries: neighbour, FDB, route each): weft's path
 // (planVxlan → dumpKernelState → planKernel → applyKernelOps) next to raw `ip -batch` + `bridge -batch` of the
 // same entries, each in a fresh namespace, side by side in one run. Also the steady-state pass (dump + plan,
-// nothing to do) that every resync costs.
+// nothing to do) that every resync costs, and a lease event's pass with N peers present (plan of N + 1 peers,
+// diff against the remembered state, apply of one peer's 3 entries), its apply as two batches (a small plan,
+// SMALL_PLAN_OPS) and as the three staged ones, interleaved.
 //
-//   npm run build:dev && node dist-dev/bench/converge-kernel.js [--peers 1000] [--rounds 5]
+//   npm run build:dev && node dist-dev/bench/converge-kernel.js [--peers 1000] [--rounds 5] [--events 40]
 //
 // Needs root and iproute2. No packets are sent. Namespaces are `wk<4 hex>`, removed after each round.
 import { parseArgs } from 'node:util';
@@ -23,12 +25,19 @@ import { DEFAULT_VXLAN_CONFIG, subnetLease, vxlanLeaseAttrs } from '../testkit/f
 import { createScratchNamespace } from '../testkit/scratch-netns.js';
 
 const { values } = parseArgs({
-  options: { peers: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '5' } },
+  options: {
+    peers: { type: 'string', default: '1000' },
+    rounds: { type: 'string', default: '5' },
+    events: { type: 'string', default: '40' },
+  },
 });
 const peerCount = Number(values.peers);
 const rounds = Number(values.rounds);
-if (!Number.isInteger(peerCount) || peerCount < 1 || peerCount > 4000)
-  throw new Error('--peers must be 1..4000');
+const eventCount = Number(values.events);
+if (!Number.isInteger(peerCount) || peerCount < 1 || peerCount > 10_000)
+  throw new Error('--peers must be 1..10000');
+if (!Number.isInteger(eventCount) || eventCount < 2 || eventCount > 1000)
+  throw new Error('--events must be 2..1000');
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error('--rounds must be 1..50');
 
 const vxlan = DEFAULT_VXLAN_CONFIG;
@@ -128,6 +137,52 @@ async function rawPath(): Promise<number> {
   }
 }
 
+interface EventFigures {
+  plan: number;
+  diff: number;
+  apply: number;
+}
+
+/**
+ * Lease events with every peer programmed: each a new peer, planned against the state the last pass left (as
+ * weftd's lease passes do), applied as a small plan (two batches) or staged (three), alternately.
+ */
+async function eventPasses(): Promise<{ small: EventFigures[]; staged: EventFigures[] }> {
+  const ns = await createScratchNamespace('192.168.0.1/16');
+  try {
+    const scope = scopeOf(ns.ext);
+    const iface = ifaceOf(ns.ext);
+    const current = [...peers];
+    let remembered = planVxlan({ vxlan, networks, iface, own, peers: current }).state;
+    const first = await applyKernelOps(
+      planKernel(remembered, await dumpKernelState(scope, { netns: ns.name }), scope),
+      { netns: ns.name },
+    );
+    if (first.some((r) => !r.ok)) throw new Error('events: programming the peers failed');
+    const small: EventFigures[] = [];
+    const staged: EventFigures[] = [];
+    for (let k = 0; k < eventCount; k++) {
+      current.push(lease(peerCount + 2 + k));
+      const t0 = performance.now();
+      const desired = planVxlan({ vxlan, networks, iface, own, peers: current }).state;
+      const t1 = performance.now();
+      const ops = planKernel(desired, remembered, scope);
+      const t2 = performance.now();
+      const results = await applyKernelOps(ops, {
+        netns: ns.name,
+        ...(k % 2 === 1 ? { smallPlanOps: 0 } : {}),
+      });
+      const t3 = performance.now();
+      if (ops.length !== 3 || results.some((r) => !r.ok)) throw new Error(`event ${k}: ${ops.length} ops`);
+      remembered = desired;
+      (k % 2 === 1 ? staged : small).push({ plan: t1 - t0, diff: t2 - t1, apply: t3 - t2 });
+    }
+    return { small, staged };
+  } finally {
+    ns.destroy();
+  }
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((p, q) => p - q);
   return s[Math.floor(s.length / 2)] ?? Number.NaN;
@@ -156,6 +211,20 @@ async function main(): Promise<void> {
     `    planVxlan ${m((w) => w.plan)} ms, dump ${m((w) => w.dump)} ms, planKernel+apply ${m((w) => w.apply)} ms`,
   );
   console.log(`  steady-state pass (dump + plan, 0 ops): ${m((w) => w.steady)} ms`);
+  const events = await eventPasses();
+  const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(0.99 * xs.length) - 1] ?? Number.NaN;
+  const row = (label: string, fs: EventFigures[]) => {
+    const total = fs.map((f) => f.plan + f.diff + f.apply);
+    console.log(
+      `    ${label.padEnd(34)} plan ${median(fs.map((f) => f.plan)).toFixed(1)} + diff ${median(fs.map((f) => f.diff)).toFixed(1)} + apply ${median(fs.map((f) => f.apply)).toFixed(1)} ms; ` +
+        `total p50 ${median(total).toFixed(1)}, p99 ${p99(total).toFixed(1)} ms`,
+    );
+  };
+  console.log(
+    `  a lease event's pass with ${peerCount} peers present (${eventCount / 2} events each, interleaved):`,
+  );
+  row('small plan: bridge, then ip', events.small);
+  row('staged: bridge + ip, then ip', events.staged);
 }
 
 main().catch((err) => {

@@ -1,11 +1,13 @@
-// weftd converging to 1000 peers, end to end: a real weftd in a node namespace, leasing from a real etcd
-// host on the underlay, fed 1000 synthetic peer leases in flannel's format in one etcd txn; timed from the
-// txn's acknowledgement until `ip monitor` / `bridge monitor` in the node namespace have shown all 3000
-// entries (route, neighbour, FDB entry per peer). Each round does it twice: keys with their own etcd TTL lease
-// (like real nodes) and keys without one (reservations, so weftd needs no TTL lookups). Side by side, in the
-// same run: `bridge -batch` + `ip -batch` writing the same 3000 entries into a fresh namespace holding the
-// same VXLAN device, observed the same way. Also: removing the 1000 peers, the latency from one new lease to
-// its route (100 events, 1000 peers present), and weftd's RSS and V8 heap.
+// weftd converging to N peers (default 1000), end to end: a real weftd in a node namespace, leasing from a
+// real etcd host on the underlay, fed N synthetic peer leases in flannel's format in one etcd txn; timed from
+// the txn's acknowledgement until `ip monitor route` / `ip monitor neigh` in the node namespace have shown all
+// 3N entries (route, neighbour, FDB entry per peer). Each round does it twice: keys with their own etcd TTL
+// lease (like real nodes) and keys without one (reservations). Side by side, in the same run: `bridge -batch` +
+// `ip -batch` writing the same 3N entries into a fresh namespace holding the same VXLAN device, observed the
+// same way. Also: removing the N peers, the latency from one new lease to its route (`--events`, N peers
+// present), a restart of weftd with every peer present, and weftd's RSS and V8 heap. Issue 16's goals (first
+// pass ≤ 1.2× the raw batches, one lease → route p99 < 50 ms, restart → 0 ops and ready < 3 s) are printed
+// with met / NOT met, judged at --peers 5000.
 //
 //   npm run build:dev && node dist-dev/bench/converge.js [--peers 1000] [--rounds 5] [--events 100] [--cpu-prof-dir DIR]
 //
@@ -46,6 +48,8 @@ const { values } = parseArgs({
   },
 });
 
+/** Issue 16's convergence goals. */
+const GOAL = { peers: 5000, firstPassRatio: 1.2, eventP99Ms: 50, restartReadyMs: 3000 };
 const VNI = 1;
 const DEVICE = 'flannel.1';
 const LEASE_TTL_S = 3600;
@@ -90,7 +94,7 @@ class MonitorLostEventsError extends Error {
 }
 
 /**
- * Watches a namespace's routes, neighbours and FDB with `ip monitor` and `bridge monitor` (one process each,
+ * Watches a namespace's routes, neighbours and FDB with `ip monitor route` and `ip monitor neigh` (one process each,
  * large receive buffers), stamping every event on arrival, so "all entries are in the kernel" is seen when it
  * happens, without polling dumps. It starts from an empty view: create it before the entries it waits for.
  */
@@ -107,12 +111,13 @@ class KernelMonitor {
   constructor(netns: string, device: string) {
     const rcvbuf = ['-rcvbuf', String(4 * 2 ** 20)];
     const route = spawnPiped(['ip', ...rcvbuf, '-n', netns, 'monitor', 'route']);
+    // FDB entries are neighbour messages too (family AF_BRIDGE, the same netlink group): every socket
+    // subscribed to the group reads all of them, so one `ip monitor neigh` sees both kinds, and a second
+    // socket (`bridge monitor fdb`) would only double the backlog that overflows at 5000 peers.
     const neigh = spawnPiped(['ip', ...rcvbuf, '-n', netns, 'monitor', 'neigh']);
-    const bridge = spawnPiped(['bridge', '-n', netns, 'monitor', 'fdb']);
-    this.children = [route, neigh, bridge];
+    this.children = [route, neigh];
     createInterface({ input: route.stdout! }).on('line', (line) => this.onIpLine(line, device));
     createInterface({ input: neigh.stdout! }).on('line', (line) => this.onIpLine(line, device));
-    createInterface({ input: bridge.stdout! }).on('line', (line) => this.onFdbLine(line, device));
     for (const child of this.children) child.stderr!.on('data', (d: Buffer) => this.onError(d.toString()));
   }
 
@@ -131,18 +136,13 @@ class KernelMonitor {
     const dev = tokens[tokens.indexOf('dev') + 1];
     if (dev !== device) return;
     if (first.includes('/')) this.update('route', first, !deleted, now);
-    else if (tokens.includes('lladdr') || deleted) {
+    else if (tokens.includes('NOARP')) {
+      // An FDB entry as `ip monitor neigh` prints it: `<dst> dev D lladdr <mac> NOARP PERMANENT`.
+      const mac = tokens[tokens.indexOf('lladdr') + 1];
+      if (mac !== undefined) this.update('fdb', mac, !deleted, now);
+    } else if (tokens.includes('lladdr') || deleted) {
       this.update('neighbor', first, !deleted && tokens.includes('PERMANENT'), now);
     }
-  }
-
-  private onFdbLine(line: string, device: string): void {
-    const now = process.hrtime.bigint();
-    const tokens = line.trim().split(/\s+/);
-    const deleted = tokens[0] === 'Deleted';
-    if (deleted) tokens.shift();
-    if (tokens[tokens.indexOf('dev') + 1] !== device || !tokens.includes('dst')) return;
-    this.update('fdb', tokens[0] ?? '', !deleted, now);
   }
 
   private update(kind: EntryKind, key: string, present: boolean, now: bigint): void {
@@ -168,7 +168,7 @@ class KernelMonitor {
       for (const key of target[kind]) if (this.seen[kind].has(key) !== present) missing++;
     }
     if (missing === 0) return Promise.resolve(process.hrtime.bigint());
-    return new Promise((resolve, reject) => {
+    const waiting = new Promise<bigint>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(w);
         reject(
@@ -192,6 +192,9 @@ class KernelMonitor {
       };
       this.waiters.add(w);
     });
+    // Callers start waiting before they write; a loss reported meanwhile must not be an unhandled rejection.
+    waiting.catch(() => undefined);
+    return waiting;
   }
 
   async close(): Promise<void> {
@@ -228,6 +231,8 @@ interface PassLog {
   ms: number;
   /** backend plan, kernel dump, diff, apply (weftd logs them since this bench was written). */
   stepsMs?: number[];
+  /** Whether the pass read the kernel (a lease-only pass plans against the remembered state). */
+  dumped?: boolean;
 }
 
 /** How often weftd's log says "weftd ready" (once per start). */
@@ -249,7 +254,13 @@ function passesSince(logFile: string, fromLine: number): { passes: PassLog[]; li
     if (!line.includes('"msg":"reconciled"')) continue;
     try {
       const r = JSON.parse(line) as PassLog;
-      passes.push({ reason: (r.reasons ?? []).join('+'), ops: r.ops, ms: r.ms, stepsMs: r.stepsMs });
+      passes.push({
+        reason: (r.reasons ?? []).join('+'),
+        ops: r.ops,
+        ms: r.ms,
+        stepsMs: r.stepsMs,
+        dumped: r.dumped,
+      });
     } catch {
       // a partial line
     }
@@ -356,7 +367,7 @@ interface RoundRow {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (creates network namespaces)');
-  const peerCount = intOption('peers', 1, 4000);
+  const peerCount = intOption('peers', 1, 10000);
   const rounds = intOption('rounds', 1, 20);
   const eventCount = intOption('events', 1, 1000);
 
@@ -364,7 +375,11 @@ async function main(): Promise<void> {
   let writer: EtcdLeaseWriter | undefined;
   let monitor: KernelMonitor | undefined;
   try {
-    cluster = await netnsCluster({ nodes: 1, withEtcdHost: true, etcdArgs: ['--max-txn-ops=10000'] });
+    cluster = await netnsCluster({
+      nodes: 1,
+      withEtcdHost: true,
+      etcdArgs: ['--max-txn-ops=20000', '--max-request-bytes=33554432'],
+    });
     const node = cluster.nodes[0]!;
     const endpoint = cluster.etcd.endpoint;
     await etcdctl(endpoint, ['put', `${PREFIX}/config`, JSON.stringify(NET_CONF)], { netns: node.netns });
@@ -521,7 +536,7 @@ async function main(): Promise<void> {
     const latencies: number[] = [];
     const putRtts: number[] = [];
     const trend: string[] = [];
-    const extra = Array.from({ length: eventCount }, (_, i) => syntheticPeer(i, 20, 100));
+    const extra = Array.from({ length: eventCount }, (_, i) => syntheticPeer(i, 100, 200));
     const extraIds = (await writer.request({ op: 'grant', count: extra.length, ttl: LEASE_TTL_S })).ids!;
     for (const [i, p] of extra.entries()) {
       const seen = monitor.waitFor(
@@ -604,6 +619,13 @@ async function main(): Promise<void> {
         `p99 ${quantile(passMs, 0.99).toFixed(1)} ms; median steps plan/dump/diff/apply ` +
         `${step(0)}/${step(1)}/${step(2)}/${step(3)} ms`,
     );
+    // The tail: which passes were slow, and in which step (a coalesced resync dumps the kernel).
+    const slowest = [...eventPasses].sort((a, b) => b.ms - a.ms).slice(0, 3);
+    console.log(
+      `  slowest: ${slowest
+        .map((p) => `${p.ms} ms [${p.reason}${p.dumped ? ', dumped' : ''}] ${(p.stepsMs ?? []).join('/')}`)
+        .join('; ')}`,
+    );
     const mem = (m: typeof idle) => `RSS ${m.rssMiB.toFixed(1)} MiB (V8 heap used ${m.heap.toFixed(1)} MiB)`;
     console.log(`weftd memory: idle ${mem(idle)}`);
     console.log(`  with ${peerCount} peers ${mem(withPeers)}`);
@@ -617,6 +639,22 @@ async function main(): Promise<void> {
     );
     console.log(
       `kernel check: ${JSON.stringify(counts)} on ${DEVICE} (expected ${peerCount + eventCount} each)`,
+    );
+    // Issue 16's goals, judged at their size (5000 peers) and reported at any size.
+    const atSize = peerCount >= GOAL.peers ? '' : ` (below the goals' size; run --peers ${GOAL.peers})`;
+    const verdict = (ok: boolean) => `${ok ? 'met' : 'NOT met'}${atSize}`;
+    const firstRatio = med((r) => r.addTtl) / med((r) => r.base);
+    const p99 = quantile(latencies, 0.99);
+    const restartOk = restartPass?.ops === 0 && restart.readyMs < GOAL.restartReadyMs;
+    console.log('');
+    console.log(
+      `goal: first pass ≤ ${GOAL.firstPassRatio}× the raw batches: ${firstRatio.toFixed(2)}× at ${peerCount} peers → ${verdict(firstRatio <= GOAL.firstPassRatio)}`,
+    );
+    console.log(
+      `goal: one new lease → its route p99 < ${GOAL.eventP99Ms} ms: p99 ${p99.toFixed(1)} ms over ${eventCount} events → ${verdict(p99 < GOAL.eventP99Ms)}`,
+    );
+    console.log(
+      `goal: restart → first pass 0 ops and ready < ${GOAL.restartReadyMs} ms: ${restartPass?.ops ?? '?'} ops, ready in ${restart.readyMs.toFixed(0)} ms → ${verdict(restartOk)}`,
     );
   } catch (err) {
     const log = cluster ? join(cluster.nodes[0]!.dir, 'weftd.log') : undefined;

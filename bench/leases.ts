@@ -9,6 +9,7 @@
 //   (the goal's size: --concurrency 1000; the default 100 is the quick variant)
 //
 // Loopback traffic only; the etcd process and its data dir are removed at the end (also on failure).
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseNetworkConfigText } from '../src/config/index.js';
 import { overlaps } from '../src/ip/index.js';
@@ -53,6 +54,22 @@ function stats(samples: number[]): { p50: number; p99: number; max: number; n: n
   };
 }
 
+/** CPU time (user + system) a process has used, in ms, from /proc (NaN when it cannot be read). */
+function cpuMsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
+function cpuMs(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000;
+}
+
 function attrs(i: number) {
   return {
     publicIP: `192.${168 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
@@ -90,7 +107,13 @@ function duplicates(leases: Lease[]): number {
 async function acquireRound(
   etcd: EtcdServer,
   nodes: number,
-): Promise<{ latencies: number[]; wallMs: number; duplicates: number }> {
+): Promise<{
+  latencies: number[];
+  wallMs: number;
+  duplicates: number;
+  etcdCpuMs: number;
+  clientCpuMs: number;
+}> {
   const prefix = await newPrefix(etcd);
   const config = parseNetworkConfigText(CONFIG);
   const managers = Array.from(
@@ -99,8 +122,17 @@ async function acquireRound(
       new EtcdSubnetManager({ endpoints: [etcd.endpoint], prefix, renewMargin: 60, logger: silentLogger() }),
   );
   try {
-    // Warm each client's connection so the timing is etcd work, not TCP/HTTP2 setup.
-    await Promise.all(managers.map((m) => m.store.ping()));
+    // Warm each client's connection so the timing is etcd work, not TCP/HTTP2 setup: the KV service and
+    // the Lease service (etcd3 makes one gRPC client per service; the first Lease call sets its channel up,
+    // ~1 ms of CPU per node — spread over the nodes in a real cluster, all in this one process here).
+    await Promise.all(
+      managers.map(async (m) => {
+        await m.store.ping();
+        await m.store.revokeQuietly((await m.store.grant(60)).id);
+      }),
+    );
+    const etcdCpu0 = cpuMsOf(etcd.pid);
+    const clientCpu0 = process.cpuUsage();
     const start = performance.now();
     const results = await Promise.all(
       managers.map(async (m, i) => {
@@ -112,6 +144,8 @@ async function acquireRound(
     return {
       latencies: results.map((r) => r.ms),
       wallMs: performance.now() - start,
+      etcdCpuMs: cpuMsOf(etcd.pid) - etcdCpu0,
+      clientCpuMs: cpuMs(process.cpuUsage(clientCpu0)),
       duplicates: duplicates(results.map((r) => r.lease)),
     };
   } finally {
@@ -214,6 +248,8 @@ async function main(): Promise<void> {
     for (const nodes of [1, concurrency]) {
       const latencies: number[] = [];
       const walls: number[] = [];
+      const etcdCpu: number[] = [];
+      const clientCpu: number[] = [];
       let dup = 0;
       // A single node is measured many times; concurrent rounds are repeated `rounds` times.
       const repeat = nodes === 1 ? Math.max(20, rounds * 10) : rounds;
@@ -221,6 +257,8 @@ async function main(): Promise<void> {
         const round = await acquireRound(etcd, nodes);
         latencies.push(...round.latencies);
         walls.push(round.wallMs);
+        etcdCpu.push(round.etcdCpuMs);
+        clientCpu.push(round.clientCpuMs);
         dup += round.duplicates;
       }
       const s = stats(latencies);
@@ -234,6 +272,13 @@ async function main(): Promise<void> {
         String(s.n),
       ]);
       if (nodes > 1) {
+        // Where a round's wall time goes: etcd's CPU, and this process's, which runs every node's client.
+        const etcdMs = stats(etcdCpu).p50;
+        goals.push(
+          `cpu per round of ${nodes} (median): wall ${ms(stats(walls).p50)}; etcd ${ms(etcdMs)} ` +
+            `(${(etcdMs / nodes).toFixed(2)} ms per acquisition); this process, all ${nodes} clients, ` +
+            `${ms(stats(clientCpu).p50)} (one node's client costs its own machine ${(stats(clientCpu).p50 / nodes).toFixed(2)} ms)`,
+        );
         const atGoalSize = nodes >= GOAL_CONCURRENCY;
         goals.push(
           `goal: ${GOAL_CONCURRENCY} concurrent acquisitions p99 < ${GOAL_P99_MS} ms: p99 ${ms(s.p99)} at ${nodes} → ${

@@ -7,8 +7,10 @@ import type { Lease } from '../lease/index.js';
 /** A field of a backend-data object, looked up case-insensitively. */
 export function dataField(data: Record<string, unknown> | undefined, name: string): unknown {
   if (data === undefined) return undefined;
+  // The exact spelling first (flannel writes `VtepMAC`, `VNI`, `PublicKey`): no scan in the common case.
+  if (Object.hasOwn(data, name)) return data[name];
   const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(data)) if (k.toLowerCase() === lower) return v;
+  for (const k of Object.keys(data)) if (k.toLowerCase() === lower) return data[k];
   return undefined;
 }
 

@@ -23,19 +23,38 @@ export function bitsOf(family: Family): number {
   return family === 4 ? 32 : 128;
 }
 
-function maskOf(family: Family, prefix: number): bigint {
+function computeMask(family: Family, prefix: number): bigint {
   const bits = bitsOf(family);
   const all = (1n << BigInt(bits)) - 1n;
   return prefix === 0 ? 0n : (all << BigInt(bits - prefix)) & all;
+}
+
+/** Every mask, computed once: planners mask thousands of subnets per pass, and BigInt shifts allocate. */
+const MASKS: Record<Family, readonly bigint[]> = {
+  4: Array.from({ length: 33 }, (_, p) => computeMask(4, p)),
+  6: Array.from({ length: 129 }, (_, p) => computeMask(6, p)),
+};
+
+function maskOf(family: Family, prefix: number): bigint {
+  return MASKS[family][prefix] ?? computeMask(family, prefix);
 }
 
 // One strict decimal octet 0-255 without leading zeros ("010" is ambiguous: octal or decimal).
 const V4_OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
 const V4_TEXT = new RegExp(`^${V4_OCTET}(?:[.]${V4_OCTET}){3}$`);
 
+/** The value of a dotted quad already checked by V4_TEXT (digit by digit: no arrays on the hot path). */
 function v4Value(text: string): number {
-  const [a, b, c, d] = text.split('.').map(Number) as [number, number, number, number];
-  return a * 0x1000000 + b * 0x10000 + c * 0x100 + d;
+  let value = 0;
+  let octet = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      value = value * 256 + octet;
+      octet = 0;
+    } else octet = octet * 10 + (c - 48);
+  }
+  return value * 256 + octet;
 }
 
 /**
@@ -111,7 +130,7 @@ export function isIp(text: unknown, family?: Family): text is string {
 export function formatIp(ip: IpAddress): string {
   if (ip.family === 4) {
     const v = Number(ip.value);
-    return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
   }
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));

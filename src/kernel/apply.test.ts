@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TEST_VXLAN_DEVICE } from '../../testkit/fixtures/kernel.js';
-import { groupBatches, parseBatchErrors } from './apply.js';
+import { groupBatches, parseBatchErrors, SMALL_PLAN_OPS } from './apply.js';
 import { InvalidKernelOpError, renderKernelOp } from './render.js';
 
 describe('renderKernelOp', () => {
@@ -122,8 +122,16 @@ describe('groupBatches', () => {
     kind: 'route-replace' as const,
     route: { dst: `10.5.${n}.0/24`, via: `10.5.${n}.0`, dev, onlink: true },
   });
-  const shape = (ops: Parameters<typeof groupBatches>[0]) =>
-    groupBatches(ops).groups.map((g) => g.map((b) => `${b.tool}:${b.opOfLine.join(',')}`));
+  type Ops = Parameters<typeof groupBatches>[0];
+  const render = (ops: Ops, smallPlanOps: number) =>
+    groupBatches(ops, { smallPlanOps }).groups.map((g) => g.map((b) => `${b.tool}:${b.opOfLine.join(',')}`));
+  /** The staged form every plan above SMALL_PLAN_OPS gets. */
+  const shape = (ops: Ops) => render(ops, 0);
+  const smallShape = (ops: Ops) => render(ops, SMALL_PLAN_OPS);
+  const del = <T extends { kind: string }>(op: T) => ({
+    ...op,
+    kind: op.kind.replace('replace', 'delete'),
+  });
 
   it('runs new FDB entries beside new neighbours, and the routes after both', () => {
     expect(shape([fdb(2), neigh(2), fdb(3), neigh(3), route(2), route(3)])).toEqual([
@@ -133,10 +141,6 @@ describe('groupBatches', () => {
   });
 
   it('removes stale routes before stale neighbours and FDB entries, and those before anything is added', () => {
-    const del = <T extends { kind: string }>(op: T) => ({
-      ...op,
-      kind: op.kind.replace('replace', 'delete'),
-    });
     const ops = [del(route(4)), del(neigh(4)), del(fdb(4)), fdb(5), neigh(5), route(5)] as Parameters<
       typeof groupBatches
     >[0];
@@ -145,6 +149,28 @@ describe('groupBatches', () => {
 
   it('keeps the plan order between stages even when the plan goes back to an earlier stage', () => {
     expect(shape([route(2), fdb(3), route(3)])).toEqual([['ip:0'], ['bridge:1'], ['ip:2']]);
+  });
+
+  it('runs a small plan of entries as one bridge batch, then one ip batch in plan order', () => {
+    const ops = [del(route(4)), del(neigh(4)), del(fdb(4)), fdb(5), neigh(5), route(5)] as Ops;
+    expect(smallShape(ops)).toEqual([['bridge:2,3'], ['ip:0,1,4,5']]);
+    expect(smallShape([fdb(2), neigh(2), route(2)])).toEqual([['bridge:0'], ['ip:1,2']]);
+  });
+
+  it('runs the two batches of a small plan side by side when no new FDB entry precedes a route', () => {
+    const removal = [del(route(4)), del(neigh(4)), del(fdb(4))] as Ops;
+    expect(smallShape(removal)).toEqual([['bridge:2', 'ip:0,1']]);
+    expect(smallShape([fdb(3)])).toEqual([['bridge:0']]);
+    expect(smallShape([route(3)])).toEqual([['ip:0']]);
+    expect(smallShape([])).toEqual([]);
+  });
+
+  it('stages a small plan that touches devices or addresses, and a plan above the size', () => {
+    const link = { kind: 'link-set' as const, name: dev, up: true };
+    expect(smallShape([link, fdb(2), route(2)])).toEqual([['ip:0'], ['bridge:1'], ['ip:2']]);
+    const big = [fdb(2), neigh(2), route(2)];
+    expect(render(big, 2)).toEqual([['bridge:0', 'ip:1'], ['ip:2']]);
+    expect(render(big, 3)).toEqual([['bridge:0'], ['ip:1,2']]);
   });
 
   it('reports an op it cannot render, and batches the rest', () => {

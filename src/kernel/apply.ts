@@ -65,41 +65,71 @@ const STAGE: Record<KernelOp['kind'], number> = {
 };
 
 /**
+ * Up to this many ops, a plan of entries only (no device or address ops: a lease event's plan) runs as at most
+ * two batches, one per tool, because each process costs more than its lines do (a spawn blocks the JavaScript
+ * thread ~10 ms in a daemon holding thousands of peers): every FDB op in one `bridge` batch, then every route and
+ * neighbour op in one `ip` batch, in plan order (stale routes before stale neighbours, new neighbours before
+ * new routes). A new route still never precedes its FDB entry; with no new FDB entry the two run side by side.
+ */
+export const SMALL_PLAN_OPS = 64;
+
+export interface GroupOptions {
+  /** Plans of entries only up to this many ops run as two batches at most (default SMALL_PLAN_OPS). */
+  smallPlanOps?: number;
+}
+
+/**
  * Splits a plan into groups that run one after another; a group holds at most one batch per tool, and its
  * batches run concurrently. A new group starts whenever the stage changes, so the plan's order between stages
- * is kept (a plan in an unusual order just makes more groups). Ops that cannot be rendered are returned as
- * failures instead. Pure.
+ * is kept (a plan in an unusual order just makes more groups); small plans of entries only are two batches at
+ * most (see SMALL_PLAN_OPS). Ops that cannot be rendered are returned as failures instead. Pure.
  */
-export function groupBatches(ops: readonly KernelOp[]): {
+export function groupBatches(
+  ops: readonly KernelOp[],
+  options: GroupOptions = {},
+): {
   groups: Batch[][];
   unrenderable: Map<number, string>;
 } {
-  const groups: Batch[][] = [];
   const unrenderable = new Map<number, string>();
-  let stage = -1;
-  ops.forEach((op, i) => {
-    let rendered: ReturnType<typeof renderKernelOp>;
+  const rendered: Array<{ index: number; op: KernelOp; tool: IprouteTool; lines: string[] }> = [];
+  ops.forEach((op, index) => {
     try {
-      rendered = renderKernelOp(op);
+      rendered.push({ index, op, ...renderKernelOp(op) });
     } catch (err) {
-      unrenderable.set(i, (err as Error).message);
-      return;
-    }
-    if (STAGE[op.kind] !== stage || groups.length === 0) {
-      groups.push([]);
-      stage = STAGE[op.kind];
-    }
-    const group = groups[groups.length - 1]!;
-    let batch = group.find((b) => b.tool === rendered.tool);
-    if (batch === undefined) {
-      batch = { tool: rendered.tool, lines: [], opOfLine: [] };
-      group.push(batch);
-    }
-    for (const line of rendered.lines) {
-      batch.lines.push(line);
-      batch.opOfLine.push(i);
+      unrenderable.set(index, (err as Error).message);
     }
   });
+  const add = (batch: Batch, r: (typeof rendered)[number]): void => {
+    for (const line of r.lines) {
+      batch.lines.push(line);
+      batch.opOfLine.push(r.index);
+    }
+  };
+  const small = ops.length <= (options.smallPlanOps ?? SMALL_PLAN_OPS);
+  if (small && rendered.every((r) => STAGE[r.op.kind] >= STAGE['route-delete'])) {
+    const bridge: Batch = { tool: 'bridge', lines: [], opOfLine: [] };
+    const ip: Batch = { tool: 'ip', lines: [], opOfLine: [] };
+    for (const r of rendered) add(r.tool === 'bridge' ? bridge : ip, r);
+    const batches = [bridge, ip].filter((b) => b.lines.length > 0);
+    const fdbFirst = rendered.some((r) => r.op.kind === 'fdb-replace') && batches.length === 2;
+    return { groups: fdbFirst ? [[bridge], [ip]] : batches.length > 0 ? [batches] : [], unrenderable };
+  }
+  const groups: Batch[][] = [];
+  let stage = -1;
+  for (const r of rendered) {
+    if (STAGE[r.op.kind] !== stage || groups.length === 0) {
+      groups.push([]);
+      stage = STAGE[r.op.kind];
+    }
+    const group = groups[groups.length - 1]!;
+    let batch = group.find((b) => b.tool === r.tool);
+    if (batch === undefined) {
+      batch = { tool: r.tool, lines: [], opOfLine: [] };
+      group.push(batch);
+    }
+    add(batch, r);
+  }
   return { groups, unrenderable };
 }
 
@@ -109,10 +139,10 @@ export function groupBatches(ops: readonly KernelOp[]): {
  */
 export async function applyKernelOps(
   ops: readonly KernelOp[],
-  opts: KernelCallOptions = {},
+  opts: KernelCallOptions & GroupOptions = {},
 ): Promise<KernelOpResult[]> {
   const results: KernelOpResult[] = ops.map((op) => ({ op, ok: true }));
-  const { groups, unrenderable } = groupBatches(ops);
+  const { groups, unrenderable } = groupBatches(ops, opts);
   for (const [i, error] of unrenderable) results[i] = { op: ops[i]!, ok: false, error };
   for (const group of groups) await Promise.all(group.map((batch) => runBatch(batch, results, opts)));
   return results;

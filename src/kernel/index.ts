@@ -1,5 +1,5 @@
 // The only code in weft that talks to the Linux kernel: iproute2 `-json` reads, `-force -batch -` writes.
-export { applyKernelOps, parseBatchErrors } from './apply.js';
+export { applyKernelOps, type GroupOptions, parseBatchErrors, SMALL_PLAN_OPS } from './apply.js';
 export {
   canonicalInterfaceAddress,
   canonicalMacText,

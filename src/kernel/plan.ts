@@ -9,7 +9,9 @@ import type {
   KernelScope,
   KernelState,
   LinkSpec,
+  NeighborEntry,
   ObservedLink,
+  RouteEntry,
 } from './types.js';
 
 /**
@@ -96,7 +98,7 @@ export function planKernel(
   // Entries still there after the link ops; compared against every observed entry (owned or not), removed
   // only when owned.
   const present = <T extends { dev: string }>(entries: T[]): T[] =>
-    entries.filter((e) => !vanishing.has(e.dev));
+    vanishing.size === 0 ? entries : entries.filter((e) => !vanishing.has(e.dev));
 
   const addressAdds: KernelOp[] = [];
   const addressDeletes: KernelOp[] = [];
@@ -113,32 +115,43 @@ export function planKernel(
 
   const routeAdds: KernelOp[] = [];
   const routeDeletes: KernelOp[] = [];
-  const observedRoutes = new Map(present(observed.routes).map((r) => [routeKey(r), r]));
-  const desiredRouteKeys = new Set(desired.routes.map(routeKey));
+  // One key per entry and side: at thousands of peers the keys are most of a plan's time.
+  const liveRoutes = present(observed.routes);
+  const liveRouteKeys = liveRoutes.map(routeKey);
+  const observedRoutes = new Map<string, RouteEntry>(liveRoutes.map((r, i) => [liveRouteKeys[i]!, r]));
+  const desiredRouteKeys = new Set<string>();
   for (const r of desired.routes) {
-    const found = observedRoutes.get(routeKey(r));
+    const key = routeKey(r);
+    desiredRouteKeys.add(key);
+    const found = observedRoutes.get(key);
     if (found === undefined || !sameRouteTarget(found, r))
       routeAdds.push({ kind: 'route-replace', route: r });
   }
-  for (const r of present(observed.routes)) {
-    if (!desiredRouteKeys.has(routeKey(r)) && owner.ownsRoute(r))
+  liveRoutes.forEach((r, i) => {
+    if (!desiredRouteKeys.has(liveRouteKeys[i]!) && owner.ownsRoute(r))
       routeDeletes.push({ kind: 'route-delete', route: r });
-  }
+  });
 
   const neighborAdds: KernelOp[] = [];
   const neighborDeletes: KernelOp[] = [];
-  const observedNeighbors = new Map(present(observed.neighbors).map((n) => [neighborKey(n), n]));
-  const desiredNeighborKeys = new Set(desired.neighbors.map(neighborKey));
+  const liveNeighbors = present(observed.neighbors);
+  const liveNeighborKeys = liveNeighbors.map(neighborKey);
+  const observedNeighbors = new Map<string, NeighborEntry>(
+    liveNeighbors.map((n, i) => [liveNeighborKeys[i]!, n]),
+  );
+  const desiredNeighborKeys = new Set<string>();
   for (const n of desired.neighbors) {
-    const found = observedNeighbors.get(neighborKey(n));
+    const key = neighborKey(n);
+    desiredNeighborKeys.add(key);
+    const found = observedNeighbors.get(key);
     if (found === undefined || found.mac !== n.mac)
       neighborAdds.push({ kind: 'neighbor-replace', neighbor: n });
   }
-  for (const n of present(observed.neighbors)) {
-    if (!desiredNeighborKeys.has(neighborKey(n)) && owner.ownsNeighbor(n)) {
+  liveNeighbors.forEach((n, i) => {
+    if (!desiredNeighborKeys.has(liveNeighborKeys[i]!) && owner.ownsNeighbor(n)) {
       neighborDeletes.push({ kind: 'neighbor-delete', neighbor: n });
     }
-  }
+  });
 
   const fdbAdds: KernelOp[] = [];
   const fdbDeletes: KernelOp[] = [];

@@ -271,3 +271,36 @@ describe('planVxlan + planKernel (reconcile scenarios)', () => {
     ]);
   });
 });
+
+describe('planVxlan across passes', () => {
+  it('gives an unchanged lease the same entries again, and a changed lease new ones', () => {
+    const a = lease(2);
+    const b = lease(3);
+    const first = plan([a, b]).state;
+    const again = plan([a, b]).state;
+    expect(again).toEqual(first);
+    expect(again.routes[0]).toBe(first.routes[0]);
+    const moved = lease(3, {}, '192.168.1.33');
+    const next = plan([a, moved]).state;
+    expect(next.routes[0]).toBe(first.routes[0]);
+    expect(next.fdb[1]).toEqual({
+      dev: 'flannel.1',
+      mac: stableVtepMac('192.168.1.33', 1),
+      dst: '192.168.1.33',
+    });
+  });
+
+  it('derives a lease again when the node around it changes (VNI, own lease, DirectRouting)', () => {
+    const peer = lease(2);
+    expect(plan([peer]).state.routes).toHaveLength(1);
+    const vni2 = plan([peer], { ...vxlan, vni: 2 });
+    expect(vni2.state.routes).toEqual([]);
+    expect(vni2.skipped[0]?.reason).toMatch(/VNI 1 differs from this node's VNI 2/);
+    // The peer as this node's own lease (self), then as a peer again.
+    expect(planVxlan({ vxlan, networks, iface, own: peer, peers: [peer] }).state.routes).toEqual([]);
+    expect(plan([peer]).state.routes.map((r) => r.dst)).toEqual(['10.5.2.0/24']);
+    const direct = plan([peer], { ...vxlan, directRouting: true }).state;
+    expect(direct.routes).toEqual([{ dst: '10.5.2.0/24', via: '192.168.1.2', dev: 'eth0' }]);
+    expect(plan([peer]).state.routes[0]?.via).toBe('10.5.2.0');
+  });
+});

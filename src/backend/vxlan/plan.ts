@@ -77,6 +77,118 @@ export function vxlanDevice(
   };
 }
 
+/** What one peer lease gives on its own, for one family and context (the checks across peers come after). */
+type PeerDerivation =
+  | { kind: 'self' }
+  | { kind: 'skip'; reason: string }
+  | { kind: 'direct'; dst: string; publicIp: string; vtepMac: string; route: RouteEntry }
+  | {
+      kind: 'tunnel';
+      dst: string;
+      publicIp: string;
+      vtepMac: string;
+      route: RouteEntry;
+      neighbor: NeighborEntry;
+      fdb: FdbEntry;
+    };
+
+interface PeerContext {
+  /** Everything besides the peer that a derivation depends on, as text. */
+  key: string;
+  family: Family;
+  vxlan: VxlanBackendConfig;
+  iface: SelectedInterface;
+  network: Cidr;
+  own: Lease;
+  dev: string;
+}
+
+function contextKey(
+  vxlan: VxlanBackendConfig,
+  iface: SelectedInterface,
+  family: Family,
+  network: Cidr,
+  own: Lease,
+  dev: string,
+): string {
+  const ownSubnet = subnetOf(own, family);
+  return JSON.stringify([
+    family,
+    formatCidr(network),
+    own.key,
+    ownSubnet === undefined ? null : formatCidr(ownSubnet),
+    ownPublicIp(iface, family) ?? null,
+    vxlan.vni,
+    vxlan.directRouting,
+    dev,
+    iface.name,
+    vxlan.directRouting ? iface.addresses : null,
+  ]);
+}
+
+/**
+ * Derivations by lease object: leases are immutable (a changed lease is a new object), so with thousands of
+ * peers a pass derives only the leases that changed, and unchanged peers keep the same entry objects.
+ */
+const derivations = new WeakMap<Lease, { key: string; derivation: PeerDerivation }[]>();
+
+function derivePeer(peer: Lease, ctx: PeerContext): PeerDerivation {
+  const cached = derivations.get(peer);
+  const hit = cached?.find((c) => c.key === ctx.key);
+  if (hit !== undefined) return hit.derivation;
+  const derivation = derivePeerUncached(peer, ctx);
+  // One slot per context (a dual-stack node has two); a changed context replaces the oldest.
+  const slots = (cached ?? []).slice(-1);
+  slots.push({ key: ctx.key, derivation });
+  derivations.set(peer, slots);
+  return derivation;
+}
+
+function derivePeerUncached(peer: Lease, ctx: PeerContext): PeerDerivation {
+  const { family, vxlan, iface } = ctx;
+  const verdict = checkPeer(peer, {
+    family,
+    backendType: 'vxlan',
+    network: ctx.network,
+    own: ctx.own,
+    ownPublicIp: ownPublicIp(iface, family),
+  });
+  if (verdict.kind !== 'ok') return verdict;
+  const data = family === 4 ? peer.attrs.backendData : peer.attrs.backendV6Data;
+  const dataName = family === 4 ? 'BackendData' : 'BackendV6Data';
+  if (data === undefined) return { kind: 'skip', reason: `no ${dataName}` };
+  const mac = dataField(data, 'VtepMAC');
+  if (!isUnicastMac(mac)) {
+    return {
+      kind: 'skip',
+      reason: `${dataName}.VtepMAC ${JSON.stringify(mac) ?? 'missing'} is not a unicast MAC`,
+    };
+  }
+  const vtepMac = mac.toLowerCase();
+  const vni = dataField(data, 'VNI');
+  if (vni !== undefined && vni !== vxlan.vni) {
+    return {
+      kind: 'skip',
+      reason: `${dataName}.VNI ${JSON.stringify(vni)} differs from this node's VNI ${vxlan.vni}`,
+    };
+  }
+  const dst = formatCidr(verdict.subnet);
+  const publicIp = verdict.publicIp;
+  if (vxlan.directRouting && isOnLink(publicIp, iface.addresses)) {
+    return { kind: 'direct', dst, publicIp, vtepMac, route: { dst, via: publicIp, dev: iface.name } };
+  }
+  const gateway = formatIp(verdict.subnet);
+  return {
+    kind: 'tunnel',
+    dst,
+    publicIp,
+    vtepMac,
+    route: { dst, via: gateway, dev: ctx.dev, onlink: true },
+    neighbor: { dev: ctx.dev, ip: gateway, mac: vtepMac },
+    fdb: { dev: ctx.dev, mac: vtepMac, dst: publicIp },
+  };
+}
+
 /**
  * Per family: the device, its `<subnet network address>/32|128` address and, per remote vxlan lease, a
  * PERMANENT neighbour (subnet network address → VtepMAC), an FDB entry (VtepMAC → PublicIP) and a route
@@ -105,73 +217,48 @@ export function planVxlan(input: VxlanPlanInput): DesiredBackendState {
     const fdb: FdbEntry[] = [];
     const subnetOwner = new Map<string, string>();
     const macOwner = new Map<string, { key: string; publicIp: string }>();
+    const ctx: PeerContext = {
+      key: contextKey(vxlan, iface, family, network, own, device.name),
+      family,
+      vxlan,
+      iface,
+      network,
+      own,
+      dev: device.name,
+    };
     for (const peer of peers) {
-      const verdict = checkPeer(peer, {
-        family,
-        backendType: 'vxlan',
-        network,
-        own,
-        ownPublicIp: ownPublicIp(iface, family),
-      });
-      if (verdict.kind === 'self') continue;
-      if (verdict.kind === 'skip') {
-        skipped.add(peer, family, verdict.reason);
+      const d = derivePeer(peer, ctx);
+      if (d.kind === 'self') continue;
+      if (d.kind === 'skip') {
+        skipped.add(peer, family, d.reason);
         continue;
       }
-      const data = family === 4 ? peer.attrs.backendData : peer.attrs.backendV6Data;
-      const dataName = family === 4 ? 'BackendData' : 'BackendV6Data';
-      if (data === undefined) {
-        skipped.add(peer, family, `no ${dataName}`);
-        continue;
-      }
-      const mac = dataField(data, 'VtepMAC');
-      if (!isUnicastMac(mac)) {
-        skipped.add(
-          peer,
-          family,
-          `${dataName}.VtepMAC ${JSON.stringify(mac) ?? 'missing'} is not a unicast MAC`,
-        );
-        continue;
-      }
-      const vtepMac = mac.toLowerCase();
-      const vni = dataField(data, 'VNI');
-      if (vni !== undefined && vni !== vxlan.vni) {
-        skipped.add(
-          peer,
-          family,
-          `${dataName}.VNI ${JSON.stringify(vni)} differs from this node's VNI ${vxlan.vni}`,
-        );
-        continue;
-      }
-      const dst = formatCidr(verdict.subnet);
-      const earlierSubnet = subnetOwner.get(dst);
+      const earlierSubnet = subnetOwner.get(d.dst);
       if (earlierSubnet !== undefined) {
-        skipped.add(peer, family, `subnet ${dst} is also leased by ${earlierSubnet}`);
+        skipped.add(peer, family, `subnet ${d.dst} is also leased by ${earlierSubnet}`);
         continue;
       }
-      const earlierMac = macOwner.get(vtepMac);
-      if (earlierMac !== undefined && earlierMac.publicIp !== verdict.publicIp) {
+      const earlierMac = macOwner.get(d.vtepMac);
+      if (earlierMac !== undefined && earlierMac.publicIp !== d.publicIp) {
         skipped.add(
           peer,
           family,
-          `VtepMAC ${vtepMac} is also used by ${earlierMac.key} (PublicIP ${earlierMac.publicIp})`,
+          `VtepMAC ${d.vtepMac} is also used by ${earlierMac.key} (PublicIP ${earlierMac.publicIp})`,
         );
         continue;
       }
-      subnetOwner.set(dst, peer.key);
-
-      if (vxlan.directRouting && isOnLink(verdict.publicIp, iface.addresses)) {
-        routes.push({ dst, via: verdict.publicIp, dev: iface.name });
+      subnetOwner.set(d.dst, peer.key);
+      if (d.kind === 'direct') {
+        routes.push(d.route);
         continue;
       }
-      const gateway = formatIp(verdict.subnet);
-      neighbors.push({ dev: device.name, ip: gateway, mac: vtepMac });
+      neighbors.push(d.neighbor);
       // Two leases of one node (same PublicIP, so same MAC) share one FDB entry.
       if (earlierMac === undefined) {
-        macOwner.set(vtepMac, { key: peer.key, publicIp: verdict.publicIp });
-        fdb.push({ dev: device.name, mac: vtepMac, dst: verdict.publicIp });
+        macOwner.set(d.vtepMac, { key: peer.key, publicIp: d.publicIp });
+        fdb.push(d.fdb);
       }
-      routes.push({ dst, via: gateway, dev: device.name, onlink: true });
+      routes.push(d.route);
     }
     state.routes.push(...routes);
     state.neighbors.push(...neighbors);

@@ -37,6 +37,7 @@ import {
   type WgDeviceLayout,
   WIREGUARD_DEVICE,
   WIREGUARD_OVERHEAD,
+  type WireguardPlan,
   wireguardDevices,
   wireguardLeaseAttrs,
   wireguardScope,
@@ -73,6 +74,9 @@ export class WireguardBackend implements Backend {
   private readonly implementations = new Map<string, WireguardImplementation>();
   private syncing: Promise<void> = Promise.resolve();
   private readonly keyFile: string;
+  private lastPlan:
+    | { prepared: Prepared; own: Lease; peers: readonly Lease[]; plan: WireguardPlan }
+    | undefined;
   private readonly periodMs: number;
 
   constructor(
@@ -234,9 +238,13 @@ export class WireguardBackend implements Backend {
     }
   }
 
-  private plan(method: string, own: Lease, peers: readonly Lease[]) {
+  /** A pass asks twice with the same leases (`desired`, then `afterReconcile`): the second gets the same plan. */
+  private plan(method: string, own: Lease, peers: readonly Lease[]): WireguardPlan {
     const p = this.require(method);
-    return planWireguard({
+    const last = this.lastPlan;
+    if (last !== undefined && last.prepared === p && last.own === own && last.peers === peers)
+      return last.plan;
+    const plan = planWireguard({
       cfg: this.cfg,
       networks: p.networks,
       devices: p.devices,
@@ -245,6 +253,8 @@ export class WireguardBackend implements Backend {
       own,
       peers,
     });
+    this.lastPlan = { prepared: p, own, peers, plan };
+    return plan;
   }
 
   private require(method: string): Prepared {

@@ -110,6 +110,18 @@ describe('wireguard key file', () => {
     expect(k).toMatch(/^[A-Za-z0-9+/]{43}=$/);
   });
 
+  it('generates distinct private keys, clamped as wg genkey clamps them', () => {
+    const keys = Array.from({ length: 50 }, () => generateWireguardPrivateKey());
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const k of keys) {
+      const raw = Buffer.from(k, 'base64');
+      expect(raw).toHaveLength(32);
+      expect((raw[0] ?? 0) & 7).toBe(0);
+      expect((raw[31] ?? 0) & 0xc0).toBe(0x40);
+      expect(wireguardPublicKey(k)).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    }
+  });
+
   it('generates a 0400 key file when missing and reads the same key back', async () => {
     dir = mkdtempSync(join(tmpdir(), 'wgkey-'));
     const file = join(dir, 'sub', 'wgkey');
