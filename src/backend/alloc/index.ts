@@ -1,20 +1,10 @@
 // flannel's alloc backend: the node takes a lease and writes its files; there is no data path (no device, no
 // route). Something else (a cloud router, a hand-made config) carries the traffic.
-import type { KernelScope } from '../../kernel/index.js';
-import type { Lease } from '../../lease/index.js';
-import { noKernelScope, noKernelState } from '../no-data-path.js';
-import {
-  type Backend,
-  type BackendContext,
-  BackendNotPreparedError,
-  BackendPrepareError,
-  type DesiredBackendState,
-  type PreparedBackend,
-} from '../types.js';
+import { NoDataPathBackend } from '../no-data-path.js';
+import { type BackendContext, BackendPrepareError, type PreparedBackend } from '../types.js';
 
-export class AllocBackend implements Backend {
+export class AllocBackend extends NoDataPathBackend {
   readonly name = 'alloc';
-  private preparedMtu: number | undefined;
 
   async prepare(ctx: BackendContext): Promise<PreparedBackend> {
     const { iface } = ctx;
@@ -25,25 +15,5 @@ export class AllocBackend implements Backend {
     const attrs: PreparedBackend['attrs'] = { publicIP: iface.publicIp ?? '', backendType: 'alloc' };
     if (iface.publicIpv6 !== undefined) attrs.publicIPv6 = iface.publicIpv6;
     return { attrs, mtu: iface.mtu };
-  }
-
-  /** alloc only hands out subnets: there is no data path to probe. */
-  probeAddress(_peer: Lease): string | undefined {
-    return undefined;
-  }
-
-  desired(_own: Lease, _peers: readonly Lease[]): DesiredBackendState {
-    this.mtu();
-    return noKernelState();
-  }
-
-  /** Owns nothing in the kernel. */
-  scope(_own: Lease): KernelScope {
-    return noKernelScope();
-  }
-
-  mtu(): number {
-    if (this.preparedMtu === undefined) throw new BackendNotPreparedError(this.name, 'mtu');
-    return this.preparedMtu;
   }
 }

@@ -10,19 +10,11 @@ import type { Logger } from 'pino';
 import type { ExtensionBackendConfig } from '../../config/index.js';
 import { CommandTimeoutError, errorFields, runCommand } from '../../core/index.js';
 import { formatCidr } from '../../ip/index.js';
-import type { KernelScope } from '../../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../../lease/index.js';
 import { dataField } from '../lease-fields.js';
-import { noKernelScope, noKernelState } from '../no-data-path.js';
+import { NoDataPathBackend } from '../no-data-path.js';
 import { sortedPeers } from '../peer-check.js';
-import {
-  type Backend,
-  type BackendContext,
-  BackendNotPreparedError,
-  BackendPrepareError,
-  type DesiredBackendState,
-  type PreparedBackend,
-} from '../types.js';
+import { type BackendContext, BackendPrepareError, type PreparedBackend } from '../types.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** How much of a failed command's stderr the log keeps. */
@@ -82,9 +74,8 @@ export function extensionBackendData(stdout: string): Record<string, unknown> | 
   return { Output: text };
 }
 
-export class ExtensionBackend implements Backend {
+export class ExtensionBackend extends NoDataPathBackend {
   readonly name = 'extension';
-  private mtuValue: number | undefined;
   private logger: Logger | undefined;
   private timeoutMs = DEFAULT_TIMEOUT_MS;
   private postStartupDone = false;
@@ -95,7 +86,9 @@ export class ExtensionBackend implements Backend {
   private running: Promise<void> | undefined;
   private again = false;
 
-  constructor(readonly cfg: ExtensionBackendConfig) {}
+  constructor(readonly cfg: ExtensionBackendConfig) {
+    super();
+  }
 
   async prepare(ctx: BackendContext): Promise<PreparedBackend> {
     const { iface } = ctx;
@@ -114,28 +107,8 @@ export class ExtensionBackend implements Backend {
       const data = extensionBackendData(result);
       if (data !== undefined) attrs.backendData = data;
     }
-    this.mtuValue = iface.mtu;
+    this.preparedMtu = iface.mtu;
     return { attrs, mtu: iface.mtu };
-  }
-
-  /** The user's commands build the data path: weft knows no address a peer answers on. */
-  probeAddress(_peer: Lease): string | undefined {
-    return undefined;
-  }
-
-  desired(_own: Lease, _peers: readonly Lease[]): DesiredBackendState {
-    this.mtu();
-    return noKernelState();
-  }
-
-  /** The commands own whatever they do: nothing in the kernel is weft's. */
-  scope(_own: Lease): KernelScope {
-    return noKernelScope();
-  }
-
-  mtu(): number {
-    if (this.mtuValue === undefined) throw new BackendNotPreparedError(this.name, 'mtu');
-    return this.mtuValue;
   }
 
   /** Hands the commands the current peers; they run in the background (never awaited by the pass). */
