@@ -18,15 +18,11 @@
 //
 // Needs root, etcd, iproute2, ping and the CNI plugins. Traffic stays inside the namespaces this script creates
 // (run prefix wt<4 hex>); the synthetic PublicIPs are unassigned addresses of the run's own underlay. Everything
-// is removed at the end, also on failure. The same file, run with `--writer`, is the etcd client started inside
+// is removed at the end, also on failure. The leases are written by testkit's etcd writer, a client started inside
 // node 1's namespace (etcd is only reachable on the underlay).
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Etcd3 } from 'etcd3';
 import { stableVtepMac } from '../src/ip/index.js';
 import {
   countLogMessages,
@@ -37,16 +33,14 @@ import {
   restartWeftd,
   waitFor,
 } from '../testkit/dataplane.js';
+import { EtcdLeaseWriter, type EtcdWriterStep } from '../testkit/etcd-lease-writer.js';
 import { type Pod, type ProcessHandle, sleep, UNDERLAY_PREFIX4 } from '../testkit/index.js';
 import { procMemory } from '../testkit/proc-memory.js';
-import { registerProcess, unregisterProcess } from '../testkit/run.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 import { weftdGet } from '../testkit/weftd-http.js';
 
 const { values } = parseArgs({
   options: {
-    writer: { type: 'boolean', default: false },
-    endpoint: { type: 'string' },
     minutes: { type: 'string', default: '10' },
     peers: { type: 'string', default: '200' },
     seed: { type: 'string', default: '1' },
@@ -84,118 +78,6 @@ function intOption(name: 'minutes' | 'peers' | 'seed', min: number, max: number)
   if (!Number.isInteger(v) || v < min || v > max)
     throw new Error(`--${name} must be an integer ${min}..${max}`);
   return v;
-}
-
-// ------------------------------------------------------------------------------------------------ writer
-
-type WriterStep = { put: string; value: string } | { del: string };
-type WriterRequest =
-  | { op: 'grant'; ttl: number }
-  | { op: 'steps'; steps: WriterStep[]; lease: string }
-  | { op: 'list'; prefix: string }
-  | { op: 'exit' };
-
-interface WriterResponse {
-  ok: boolean;
-  error?: string;
-  id?: string;
-  /** How many steps etcd acknowledged (a failed request may have done some). */
-  done?: number;
-  kvs?: Record<string, string>;
-}
-
-/** etcd calls while etcd restarts would otherwise wait for it: the churn gives up on them instead. */
-const WRITER_CALL_TIMEOUT_MS = 2_000;
-
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: no answer in ${WRITER_CALL_TIMEOUT_MS} ms`)),
-      WRITER_CALL_TIMEOUT_MS,
-    );
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Reads one JSON request per stdin line, answers one JSON line each. */
-async function runWriter(endpoint: string): Promise<void> {
-  const client = new Etcd3({ hosts: endpoint });
-  const answer = (r: WriterResponse) => process.stdout.write(`${JSON.stringify(r)}\n`);
-  try {
-    for await (const line of createInterface({ input: process.stdin })) {
-      const req = JSON.parse(line) as WriterRequest;
-      if (req.op === 'exit') break;
-      let done = 0;
-      try {
-        if (req.op === 'grant') {
-          const res = await withTimeout(client.leaseClient.leaseGrant({ TTL: req.ttl }), 'grant');
-          answer({ ok: true, id: String(res.ID) });
-        } else if (req.op === 'list') {
-          answer({ ok: true, kvs: await withTimeout(client.getAll().prefix(req.prefix).strings(), 'list') });
-        } else {
-          // One etcd call per step, so weftd sees each as its own watch event.
-          for (const step of req.steps) {
-            if ('put' in step) {
-              await withTimeout(
-                client.kv.put({
-                  key: Buffer.from(step.put),
-                  value: Buffer.from(step.value),
-                  lease: req.lease,
-                }),
-                'put',
-              );
-            } else {
-              await withTimeout(client.delete().key(step.del).exec(), 'delete');
-            }
-            done++;
-          }
-          answer({ ok: true, done });
-        }
-      } catch (err) {
-        answer({ ok: false, done, error: err instanceof Error ? err.message : String(err) });
-      }
-    }
-  } finally {
-    client.close();
-  }
-}
-
-/** The writer process inside a node namespace, one request at a time. */
-class Writer {
-  private readonly answers: Array<(r: WriterResponse) => void> = [];
-  private readonly child: ChildProcess;
-
-  constructor(netns: string, endpoint: string) {
-    const self = fileURLToPath(import.meta.url);
-    const argv = ['netns', 'exec', netns, process.execPath, self, '--writer', `--endpoint=${endpoint}`];
-    this.child = spawn('ip', argv, { stdio: ['pipe', 'pipe', 'inherit'] });
-    const pid = this.child.pid;
-    if (pid === undefined) throw new Error('cannot start the etcd writer');
-    registerProcess(pid);
-    this.child.on('exit', () => {
-      unregisterProcess(pid);
-      for (const a of this.answers.splice(0)) a({ ok: false, error: 'writer exited' });
-    });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      this.answers.shift()?.(JSON.parse(line) as WriterResponse);
-    });
-  }
-
-  request(req: WriterRequest): Promise<WriterResponse> {
-    const answer = new Promise<WriterResponse>((resolve) => this.answers.push(resolve));
-    this.child.stdin!.write(`${JSON.stringify(req)}\n`);
-    return answer;
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.stdin!.end(`${JSON.stringify({ op: 'exit' })}\n`);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
 }
 
 // ------------------------------------------------------------------------------------------------ churn
@@ -275,8 +157,8 @@ class Churn {
       .join(':');
   }
 
-  initial(count: number): WriterStep[] {
-    const steps: WriterStep[] = [];
+  initial(count: number): EtcdWriterStep[] {
+    const steps: EtcdWriterStep[] = [];
     for (let slot = 0; slot < count; slot++) {
       const publicIp = SYNTHETIC_IPS[slot]!;
       const lease = { publicIp, mac: stableVtepMac(publicIp, VNI) };
@@ -287,8 +169,8 @@ class Churn {
   }
 
   /** One tick: remove one, add one (another slot), change one; applied to the model as planned. */
-  tick(): { steps: WriterStep[]; kinds: Array<keyof Churn['counts']> } {
-    const steps: WriterStep[] = [];
+  tick(): { steps: EtcdWriterStep[]; kinds: Array<keyof Churn['counts']> } {
+    const steps: EtcdWriterStep[] = [];
     const kinds: Array<keyof Churn['counts']> = [];
     const removed = this.pick([...this.present.keys()].filter((s) => s !== PINNED_SLOT));
     if (removed !== undefined) {
@@ -443,7 +325,7 @@ async function main(): Promise<void> {
   const durationMs = minutes * 60_000;
 
   let c: WeftCluster | undefined;
-  let writer: Writer | undefined;
+  let writer: EtcdLeaseWriter | undefined;
   const pings: PingStream[] = [];
   try {
     c = await startWeftCluster({
@@ -454,15 +336,16 @@ async function main(): Promise<void> {
     });
     const cluster = c;
     const pods = await cluster.addPods(1);
-    writer = new Writer(cluster.net.nodes[0]!.netns, cluster.etcdEndpoint);
+    // etcd calls while etcd restarts would otherwise wait for it: the churn gives up on them after 2 s instead.
+    writer = new EtcdLeaseWriter(cluster.net.nodes[0]!.netns, cluster.etcdEndpoint, { callTimeoutMs: 2_000 });
     const w = writer;
 
     // The synthetic leases share one etcd lease that outlives the run, as real nodes' keys carry a TTL.
-    const grant = await w.request({ op: 'grant', ttl: durationMs / 1000 + 3600 });
+    const grant = await w.tryRequest({ op: 'grant', count: 1, ttl: durationMs / 1000 + 3600 });
     if (!grant.ok) throw new Error(`etcd lease grant failed: ${grant.error}`);
-    const leaseId = grant.id!;
+    const leaseId = grant.ids![0]!;
     const churn = new Churn(Math.min(240, SYNTHETIC_IPS.length), random);
-    const initial = await w.request({ op: 'steps', steps: churn.initial(peerCount), lease: leaseId });
+    const initial = await w.tryRequest({ op: 'steps', steps: churn.initial(peerCount), lease: leaseId });
     if (!initial.ok) throw new Error(`writing the ${peerCount} synthetic leases failed: ${initial.error}`);
     for (let i = 0; i < 3; i++) {
       await waitFor(
@@ -565,7 +448,7 @@ async function main(): Promise<void> {
       churn.counts.ticks++;
       // After a failed tick the model is read back from etcd before the churn goes on.
       if (needReload) {
-        const list = await w.request({ op: 'list', prefix: LEASE_PREFIX });
+        const list = await w.tryRequest({ op: 'list', prefix: LEASE_PREFIX });
         if (list.ok) {
           churn.reload(list.kvs!);
           reloads++;
@@ -574,7 +457,7 @@ async function main(): Promise<void> {
       }
       if (!needReload) {
         const { steps, kinds } = churn.tick();
-        const r = await w.request({ op: 'steps', steps, lease: leaseId });
+        const r = await w.tryRequest({ op: 'steps', steps, lease: leaseId });
         const done = r.done ?? 0;
         for (const kind of kinds.slice(0, done)) churn.counts[kind]++;
         if (!r.ok) needReload = true;
@@ -590,7 +473,7 @@ async function main(): Promise<void> {
     const background_ = await Promise.allSettled(background);
     for (const b of background_) if (b.status === 'rejected') throw b.reason;
     // The model may be off after failed ticks; what counts below is what etcd holds.
-    const list = await w.request({ op: 'list', prefix: LEASE_PREFIX });
+    const list = await w.tryRequest({ op: 'list', prefix: LEASE_PREFIX });
     if (list.ok) churn.reload(list.kvs!);
 
     // 1. The lease events alone (no resync: every pass re-arms the resync timer): bounded wait for equality.
@@ -734,15 +617,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (values.writer) {
-  if (!values.endpoint) throw new Error('--writer needs --endpoint');
-  runWriter(values.endpoint).catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-} else {
-  main().catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

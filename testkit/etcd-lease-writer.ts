@@ -11,8 +11,15 @@ import { spawnPiped, stopChild } from './piped-child.js';
 
 export const FLANNEL_ETCD_PREFIX = '/coreos.com/network';
 
+/** One etcd call of a `steps` request: a put under the request's lease, or a delete. */
+export type EtcdWriterStep = { put: string; value: string } | { del: string };
+
 export type EtcdWriterRequest =
   | { op: 'grant'; count: number; ttl: number }
+  /** One etcd call per step, in order (each its own watch event); answers how many etcd acknowledged. */
+  | { op: 'steps'; steps: EtcdWriterStep[]; lease: string }
+  /** Every key and value under `prefix`. */
+  | { op: 'list'; prefix: string }
   | { op: 'put'; entries: Array<{ key: string; value: string; lease: string }> }
   | { op: 'del'; keys: string[] }
   | { op: 'revoke'; ids: string[] }
@@ -26,6 +33,10 @@ export interface EtcdWriterResponse {
   ids?: string[];
   /** weftd's `nodejs_heap_size_used_bytes`, in MiB. */
   heapMiB?: number;
+  /** `steps`: how many steps etcd acknowledged (a failed request may have done some). */
+  done?: number;
+  /** `list`: key → value. */
+  kvs?: Record<string, string>;
   /** process.hrtime (CLOCK_MONOTONIC, shared by all processes) before the request, in ns. */
   sentNs?: string;
   /** … and when etcd acknowledged it. */
@@ -39,7 +50,11 @@ export class EtcdLeaseWriter {
   private readonly answers: Array<(r: EtcdWriterResponse) => void> = [];
   private readonly child: ChildProcess;
 
-  constructor(netns: string, endpoint: string) {
+  /**
+   * `callTimeoutMs`: each etcd call of a request gives up after this long (a churn that must not wait for a
+   * restarting etcd); default: calls wait as the etcd client does.
+   */
+  constructor(netns: string, endpoint: string, options: { callTimeoutMs?: number } = {}) {
     this.child = spawnPiped([
       'ip',
       'netns',
@@ -48,6 +63,7 @@ export class EtcdLeaseWriter {
       process.execPath,
       WRITER_CLI,
       `--endpoint=${endpoint}`,
+      ...(options.callTimeoutMs === undefined ? [] : [`--call-timeout-ms=${options.callTimeoutMs}`]),
     ]);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       this.answers.shift()?.(JSON.parse(line) as EtcdWriterResponse);
@@ -58,11 +74,16 @@ export class EtcdLeaseWriter {
   }
 
   async request(req: EtcdWriterRequest): Promise<EtcdWriterResponse> {
-    const answer = new Promise<EtcdWriterResponse>((resolve) => this.answers.push(resolve));
-    this.child.stdin!.write(`${JSON.stringify(req)}\n`);
-    const r = await answer;
+    const r = await this.tryRequest(req);
     if (!r.ok) throw new Error(`etcd writer: ${req.op} failed: ${r.error}`);
     return r;
+  }
+
+  /** The answer as it came, `ok: false` included (a churn goes on after a failed tick). */
+  tryRequest(req: EtcdWriterRequest): Promise<EtcdWriterResponse> {
+    const answer = new Promise<EtcdWriterResponse>((resolve) => this.answers.push(resolve));
+    this.child.stdin!.write(`${JSON.stringify(req)}\n`);
+    return answer;
   }
 
   async close(): Promise<void> {
