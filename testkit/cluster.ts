@@ -325,21 +325,9 @@ export class NetnsCluster {
       await runCheckedIn(name, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
       if (this.gateway6) await runCheckedIn(name, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
     }
-    if (ownMountNs) {
-      const mountNs = createNodeMountNs(name);
-      const prefix = nodeNsArgv(mountNs, name);
-      return {
-        name: suffix,
-        netns: name,
-        underlayIp: ip4,
-        underlayIp6: this.gateway6 ? ip6 : undefined,
-        ifname: UNDERLAY_IFNAME,
-        dir,
-        mountNs,
-        exec: (cmd, args, opts) => run(prefix[0]!, [...prefix.slice(1), cmd, ...args], opts),
-        spawn: (cmd, args, opts) => this.spawnWith(prefix, dir, cmd, args, opts),
-      };
-    }
+    // Commands run in the node's network namespace and, with its own mount namespace, in that too.
+    const mountNs = ownMountNs ? createNodeMountNs(name) : undefined;
+    const prefix = mountNs ? nodeNsArgv(mountNs, name) : ['ip', 'netns', 'exec', name];
     return {
       name: suffix,
       netns: name,
@@ -347,27 +335,24 @@ export class NetnsCluster {
       underlayIp6: this.gateway6 ? ip6 : undefined,
       ifname: UNDERLAY_IFNAME,
       dir,
-      exec: (cmd, args, opts) => runIn(name, cmd, args, opts),
-      spawn: (cmd, args, opts) => this.spawnIn(name, dir, cmd, args, opts),
+      ...(mountNs ? { mountNs } : {}),
+      exec: (cmd, args, opts) => run(prefix[0]!, [...prefix.slice(1), cmd, ...args], opts),
+      spawn: (cmd, args, opts) => this.spawnWith(prefix, dir, cmd, args, opts),
     };
   }
 
   /** Starts a process in any namespace of this cluster; destroy() stops it. */
-  async spawnIn(
+  spawnIn(
     netns: string,
     logDir: string,
     cmd: string,
     args: readonly string[],
     opts: SpawnOptions = {},
   ): Promise<ProcessHandle> {
-    this.spawnCounter += 1;
-    const logFile = opts.logFile ?? path.join(logDir, `${path.basename(cmd)}-${this.spawnCounter}.log`);
-    const handle = await spawnIn(netns, cmd, args, { ...opts, logFile });
-    this.processes.push(handle);
-    return handle;
+    return this.spawnWith(['ip', 'netns', 'exec', netns], logDir, cmd, args, opts);
   }
 
-  /** Starts a process under an argv prefix (a node's mount and network namespaces); destroy() stops it. */
+  /** Starts a process under an argv prefix (a node's network, and maybe mount, namespace); destroy() stops it. */
   private async spawnWith(
     prefix: readonly string[],
     logDir: string,
