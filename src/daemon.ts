@@ -14,7 +14,7 @@ import type { DaemonOptions } from './config/options.js';
 import { redactOptions } from './config/redact.js';
 import { weftVersion } from './config/version.js';
 import { errorFields, type Task, TaskSupervisor, untilAborted } from './core/index.js';
-import { firewallModeOf, NodeFirewall } from './firewall/index.js';
+import { type NodeFirewall, nodeFirewallFor } from './firewall/index.js';
 import { type Cidr, formatCidr } from './ip/index.js';
 import { applyKernelOps, dumpKernelState, ensureForwarding } from './kernel/index.js';
 import type { Lease } from './lease/index.js';
@@ -22,7 +22,8 @@ import { createLogger, type Logger } from './log/index.js';
 import {
   buildStatusDoc,
   HealthState,
-  PeerProber,
+  nodePeerProber,
+  type PeerProber,
   probeTargetsForLeases,
   startEventLoopMonitor,
   startObserveServer,
@@ -147,12 +148,7 @@ class Daemon {
     const previous = await readPreviousSubnets(options.subnetFile, logger);
     const lease = await sm.acquireLease({ config, attrs: prepared.attrs, ...previous }, signal);
     logger.info({ subnet: leaseSubnets(lease), key: lease.key, expires: lease.expiration }, 'lease acquired');
-    const firewall = new NodeFirewall({
-      mode: firewallModeOf(config),
-      networks: { ipv4: config.ipv4?.network, ipv6: config.ipv6?.network },
-      ipMasq: options.ipMasq,
-      forwardRules: options.iptablesForwardRules,
-      tunnelNotrack: options.tunnelNotrack ? prepared.tunnel : undefined,
+    const firewall = nodeFirewallFor(config, options, prepared.tunnel, {
       logger,
       onRepair: () => metrics.firewallRepair(),
       onStatus: (installed, problem) => health.setFirewallInstalled(installed, problem),
@@ -205,14 +201,7 @@ class Daemon {
     if (ready) tasks.push(ready);
     const intervalMs = options.probeInterval * 1000;
     if (intervalMs > 0) {
-      this.prober = new PeerProber({
-        logger,
-        intervalMs,
-        overlayNetworks: networks,
-        onResult: (t, rttMs, state) => metrics.probeResult(t.key, rttMs, state.lossRatio ?? undefined),
-        onTransition: (t) => metrics.peerHealth(t.key, t.to),
-        onTargetRemoved: (key) => metrics.forgetPeer(key),
-      });
+      this.prober = nodePeerProber({ logger, intervalMs, overlayNetworks: networks, metrics });
       this.prober.setTargets(probeTargetsForLeases(this.node!.peers(), backend));
       tasks.push(this.prober);
     }
@@ -222,11 +211,8 @@ class Daemon {
   }
 
   private async writeFiles(config: NetworkConfig, lease: Lease): Promise<void> {
-    const { options } = this;
-    const mtu = this.backend!.prepared.mtu;
-    const written = await writeNodeFiles({ ...options, config, lease, mtu });
-    if (written.subnetFile) this.logger.info({ file: options.subnetFile }, 'subnet file written');
-    if (written.cniConfFile) this.logger.info({ file: options.cniConfFile }, 'CNI conflist written');
+    const { options, logger } = this;
+    await writeNodeFiles({ ...options, config, lease, mtu: this.backend!.prepared.mtu, logger });
     this.health.setSubnetFileWritten(true);
   }
 

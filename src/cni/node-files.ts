@@ -22,6 +22,8 @@ export interface NodeFilesInput {
   cniConfFile: string;
   /** `--cni-ipam-data-dir`. */
   cniIpamDataDir?: string | undefined;
+  /** Told about each file that changed on disk. */
+  logger?: Logger;
 }
 
 /** Which files changed on disk (unchanged files are not rewritten). */
@@ -31,6 +33,13 @@ export interface NodeFilesWritten {
 }
 
 export async function writeNodeFiles(input: NodeFilesInput): Promise<NodeFilesWritten> {
+  const written = await writeBoth(input);
+  if (written.subnetFile) input.logger?.info({ file: input.subnetFile }, 'subnet file written');
+  if (written.cniConfFile) input.logger?.info({ file: input.cniConfFile }, 'CNI conflist written');
+  return written;
+}
+
+async function writeBoth(input: NodeFilesInput): Promise<NodeFilesWritten> {
   const { config, lease, mtu } = input;
   const subnetFile = await writeSubnetEnv(input.subnetFile, {
     network: config.ipv4?.network,

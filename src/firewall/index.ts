@@ -53,6 +53,7 @@ export {
   NodeFirewall,
   type NodeFirewallOptions,
   type NodeFirewallStats,
+  nodeFirewallFor,
 } from './node.js';
 export {
   type FamilyPolicy,

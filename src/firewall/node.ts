@@ -54,6 +54,27 @@ export interface NodeFirewallStats {
   failures: number;
 }
 
+/** The node's firewall as the network config and the flags ask for it (weftd's one instance). */
+export function nodeFirewallFor(
+  config: {
+    readonly enableNFTables: boolean;
+    readonly ipv4?: { network: Cidr } | undefined;
+    readonly ipv6?: { network: Cidr } | undefined;
+  },
+  flags: { ipMasq: boolean; iptablesForwardRules: boolean; tunnelNotrack: boolean },
+  tunnel: NodeFirewallOptions['tunnelNotrack'],
+  sinks: Pick<NodeFirewallOptions, 'logger' | 'onRepair' | 'onStatus'>,
+): NodeFirewall {
+  return new NodeFirewall({
+    mode: firewallModeOf(config),
+    networks: { ipv4: config.ipv4?.network, ipv6: config.ipv6?.network },
+    ipMasq: flags.ipMasq,
+    forwardRules: flags.iptablesForwardRules,
+    tunnelNotrack: flags.tunnelNotrack ? tunnel : undefined,
+    ...sinks,
+  });
+}
+
 const ALL_NFT_TABLES: readonly NftTableRef[] = ([4, 6] as const).map((f) => ({
   family: nftFamilyOf(f),
   name: NFT_TABLE_NAMES[f],

@@ -15,6 +15,7 @@ export {
   WeftMetrics,
   type WeftMetricsOptions,
 } from './metrics.js';
+export { nodePeerProber } from './node-prober.js';
 export {
   DEFAULT_MAX_PROBES_PER_SECOND,
   type HealthTransition,
