@@ -6,6 +6,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ClusterNode, type NetnsCluster, type Pod, runIn, sleep } from '../testkit/index.js';
 import type { WeftCluster } from '../testkit/weft-cluster.js';
+import { weftdGet } from '../testkit/weftd-http.js';
 
 export const WG_MTU = 1420;
 
@@ -132,15 +133,8 @@ export async function wireguardRestartLoss(
   const started = Date.now();
   await c.startWeftd(0);
   for (let attempt = 0; attempt < 600; attempt++) {
-    const r = await c.net.nodes[0]!.exec('curl', [
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      'http://127.0.0.1:10256/readyz',
-    ]);
-    if (r.stdout === '200') break;
+    const r = await weftdGet(c.net.nodes[0]!, '/readyz').catch(() => undefined);
+    if (r?.status === 200) break;
     await sleep(100);
   }
   const readyMs = Date.now() - started;

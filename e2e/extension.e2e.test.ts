@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leaseRows } from '../testkit/dataplane.js';
 import { type Pod, pollUntil } from '../testkit/index.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
+import { weftdGet } from '../testkit/weftd-http.js';
 
 describe('extension: host-gw made of flannel’s documented example commands', () => {
   let c: WeftCluster;
@@ -83,14 +84,6 @@ describe('extension: a command that hangs', () => {
       .find((l) => l.includes('command killed after'));
     expect(JSON.parse(line!)).toMatchObject({ command: 'SubnetAddCommand', timedOut: true, level: 50 });
     // The reconcile loop and health were never held up by it.
-    const ready = await c.net.nodes[0]!.exec('curl', [
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      'http://127.0.0.1:10256/readyz',
-    ]);
-    expect(ready.stdout).toBe('200');
+    expect((await weftdGet(c.net.nodes[0]!, '/readyz')).status).toBe(200);
   });
 });

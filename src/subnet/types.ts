@@ -79,11 +79,9 @@ export interface SubnetManager {
   readNodePublicIPOverride?(signal?: AbortSignal): Promise<{ publicIP?: string; publicIPv6?: string }>;
   /**
    * Kube: the task that keeps `NetworkUnavailable=False` on this node (retries on its own; a 4xx slowly).
-   * The daemon runs it beside the other tasks instead of awaiting `markNetworkReady`.
+   * The daemon runs it beside the other tasks (it never holds up peers being programmed).
    */
   networkReadyTask?(): Task | undefined;
-  /** Called once the network is plumbed (kube: NetworkUnavailable=False). */
-  markNetworkReady?(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -131,7 +131,9 @@ describe('KubeSubnetManager against the test API server', () => {
     server.nodes.add(makeNode('n1', { podCIDR: '10.5.3.0/24' }));
     const m = manager();
     await acquire(m);
-    await m.markNetworkReady(signal());
+    const ready = m.networkReadyTask()!;
+    void ready.run({ signal: signal(), beat: () => undefined });
+    await ready.attempted();
     const conditions = server.nodes.get('n1')?.status?.conditions ?? [];
     expect(conditions.map((c) => c.type).sort()).toEqual(['NetworkUnavailable', 'Ready']);
     const condition = conditions.find((c) => c.type === 'NetworkUnavailable');

@@ -54,7 +54,7 @@ export interface KubeSubnetManagerOptions {
   watchTimeoutSeconds?: number;
   /** A watch silent for this long (not even a bookmark) is dropped and resumed (default timeout + 60 s). */
   watchIdleTimeoutMs?: number;
-  /** Set `NetworkUnavailable=False` in markNetworkReady (default true, as flannel). */
+  /** Keep `NetworkUnavailable=False` on the node through `networkReadyTask` (default true, as flannel). */
   setNodeNetworkUnavailable?: boolean;
   /** The readiness task's retry delay after a 4xx answer such as 403 (default 60 s). */
   readyRetryAfterClientErrorMs?: number;
@@ -429,23 +429,10 @@ export class KubeSubnetManager implements SubnetManager {
   /**
    * The Task that sets the node condition `NetworkUnavailable=False` (reason `FlannelIsUp`) and keeps it set;
    * run it beside the other tasks once the network is plumbed. See node-ready.ts for its retry policy.
-   * Undefined when `setNodeNetworkUnavailable` is false. Run it once (not also through markNetworkReady).
+   * Undefined when `setNodeNetworkUnavailable` is false.
    */
   networkReadyTask(): NodeReadyTask | undefined {
     return this.options.setNodeNetworkUnavailable === false ? undefined : this.readyTask;
-  }
-
-  /**
-   * Starts the readiness task in the background (when no one runs it yet) and resolves after its first
-   * attempt, successful or not: it never blocks the caller on a failing API. Prefer `networkReadyTask()`.
-   */
-  async markNetworkReady(signal?: AbortSignal): Promise<void> {
-    if (this.options.setNodeNetworkUnavailable === false) return;
-    const s = this.signalFor(signal);
-    this.readyTask.run({ signal: s, beat: () => undefined }).catch((err: unknown) => {
-      if (!s.aborted) this.log.error({ err: errorFields(err) }, 'the kube-node-ready task stopped');
-    });
-    await this.readyTask.attempted();
   }
 
   /** Ends every watch and retry loop of this manager. */
