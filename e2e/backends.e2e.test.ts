@@ -21,7 +21,7 @@ import {
   waitFor,
 } from '../testkit/dataplane.js';
 import { type Pod, sleep } from '../testkit/index.js';
-import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
+import { startWeftCluster, TEST_SUBNET_MAX, type WeftCluster } from '../testkit/weft-cluster.js';
 
 const NETWORK = '10.244.0.0/16';
 /** ICMP echo payload that fills an IPv4 MTU exactly: IP header 20 + ICMP header 8. */
@@ -90,7 +90,7 @@ function checkVxlanLease({ c }: RowContext, row: LeaseRow): void {
 const ROWS: BackendRow[] = [
   {
     name: 'vxlan',
-    netConf: { Network: NETWORK, Backend: { Type: 'vxlan' } },
+    netConf: { Network: NETWORK, ...TEST_SUBNET_MAX, Backend: { Type: 'vxlan' } },
     mtu: 1450,
     checkLease: checkVxlanLease,
     entries: async ({ c }, i, peer) => vxlanEntries(await kernelEntries(c, i), peer),
@@ -147,7 +147,7 @@ const ROWS: BackendRow[] = [
   },
   {
     name: 'vxlan DirectRouting',
-    netConf: { Network: NETWORK, Backend: { Type: 'vxlan', DirectRouting: true } },
+    netConf: { Network: NETWORK, ...TEST_SUBNET_MAX, Backend: { Type: 'vxlan', DirectRouting: true } },
     // The device exists (for peers off the L2), so pods get its MTU.
     mtu: 1450,
     checkLease: checkVxlanLease,
@@ -172,7 +172,7 @@ const ROWS: BackendRow[] = [
   },
   {
     name: 'host-gw',
-    netConf: { Network: NETWORK, Backend: { Type: 'host-gw' } },
+    netConf: { Network: NETWORK, ...TEST_SUBNET_MAX, Backend: { Type: 'host-gw' } },
     mtu: 1500,
     checkLease: ({ c }, row) => {
       expect(row.value.BackendType).toBe('host-gw');
@@ -197,7 +197,7 @@ const ROWS: BackendRow[] = [
   },
   {
     name: 'udp',
-    netConf: { Network: NETWORK, Backend: { Type: 'udp' } },
+    netConf: { Network: NETWORK, ...TEST_SUBNET_MAX, Backend: { Type: 'udp' } },
     mtu: 1472,
     checkLease: async ({ c }, row) => {
       // Byte for byte what flannel's udp backend writes (Go's json.Marshal of LeaseAttrs{PublicIP}).

@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Family } from '../src/ip/index.js';
 import { dfPingEdge, globalAddresses, restartWeftd as restartWeftdAfterStop } from '../testkit/dataplane.js';
 import { type Pod, sleep } from '../testkit/index.js';
-import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
+import {
+  startWeftCluster,
+  TEST_IPV6_SUBNET_MAX,
+  TEST_SUBNET_MAX,
+  type WeftCluster,
+} from '../testkit/weft-cluster.js';
 
 const LEASE_PREFIX = '/coreos.com/network/subnets/';
 const IPV6_NETWORK = 'fd00:10:244::/56';
@@ -13,7 +18,14 @@ const DUAL_STACK_KEY = /^10\.244\.\d{1,3}\.0-24&fd00:10:244:[0-9a-f]{1,4}::-64$/
 const IPV6_ONLY_KEY = /^fd00:10:244:[0-9a-f]{1,4}::-64$/;
 
 function dualStackConf(type: 'vxlan' | 'host-gw'): Record<string, unknown> {
-  return { Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: IPV6_NETWORK, Backend: { Type: type } };
+  return {
+    Network: '10.244.0.0/16',
+    ...TEST_SUBNET_MAX,
+    EnableIPv6: true,
+    IPv6Network: IPV6_NETWORK,
+    ...TEST_IPV6_SUBNET_MAX,
+    Backend: { Type: type },
+  };
 }
 
 /** ICMP echo payload that fills an MTU exactly: IPv4 header 20 + ICMP 8; IPv6 header 40 + ICMPv6 8. */

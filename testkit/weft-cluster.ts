@@ -84,7 +84,14 @@ export interface WeftClusterOptions extends Partial<NetnsClusterOptions> {
  */
 export type WeftClusterStep = 'network' | 'config' | 'weftd' | 'ready';
 
-export const DEFAULT_NET_CONF = { Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } };
+/**
+ * Subnets from 10.244.250.0/24 (and fd00:10:244:fa::/64) up are never leased to a test node: tests write their
+ * hand-made peer leases there, which must not land on a node's own subnet.
+ */
+export const TEST_SUBNET_MAX = { SubnetMax: '10.244.249.0' };
+export const TEST_IPV6_SUBNET_MAX = { IPv6SubnetMax: 'fd00:10:244:f9::' };
+
+export const DEFAULT_NET_CONF = { Network: '10.244.0.0/16', ...TEST_SUBNET_MAX, Backend: { Type: 'vxlan' } };
 
 /**
  * A netns cluster where every node runs a real weftd built from this repo (dist/), leasing from the etcd host.
