@@ -19,6 +19,7 @@ export {
 export { filterOwned, outOfScope } from './ownership.js';
 export { KernelOutputParseError } from './parse.js';
 export { describeKernelOp, linkMismatch, planKernel } from './plan.js';
+export { type DeltaPlan, planKernelDelta, RememberedKernelState } from './plan-delta.js';
 export { InvalidKernelOpError, renderKernelOp } from './render.js';
 export { ensureForwarding, ensureSysctl, readSysctl, SysctlError, writeSysctl } from './sysctl.js';
 export type * from './types.js';

@@ -3,6 +3,7 @@
 import { addressKey, fdbMacKey, neighborKey, routeKey, sameRouteTarget } from './canonical.js';
 import { Ownership } from './ownership.js';
 import type {
+  AddressEntry,
   DesiredKernelState,
   FdbEntry,
   KernelOp,
@@ -38,23 +39,20 @@ export function linkMismatch(desired: LinkSpec, observed: ObservedLink): string 
   return undefined;
 }
 
-/**
- * The ops that turn `observed` into `desired`, in apply order: links; addresses; stale routes, neighbours and
- * FDB entries removed (routes first, so no route points at a vanishing neighbour); FDB and neighbour entries
- * added; routes added last (so a new route never precedes its neighbour and FDB entry).
- *
- * `observed` may hold more than the scope (it is filtered here too). Entries of `desired` must lie inside the
- * scope (see `outOfScope`), or a later dump will not see them and they are re-applied every time.
- */
-export function planKernel(
-  desired: DesiredKernelState,
-  observed: KernelState,
-  scope: KernelScope,
-): KernelOp[] {
-  const owner = new Ownership(
+/** Ownership for a plan: the scope plus the desired links' names. */
+export function planOwnership(desired: DesiredKernelState, scope: KernelScope): Ownership {
+  return new Ownership(
     scope,
     desired.links.map((l) => l.name),
   );
+}
+
+/** The link ops, and the devices they delete or create (whatever was on those is gone after them). */
+export function planLinks(
+  desired: DesiredKernelState,
+  observed: KernelState,
+  owner: Ownership,
+): { linkOps: KernelOp[]; vanishing: Set<string> } {
   const linkOps: KernelOp[] = [];
   /** Devices deleted by this plan: what was on them vanishes with them. */
   const vanishing = new Set<string>();
@@ -94,24 +92,50 @@ export function planKernel(
     if (found.up !== link.up) set.up = link.up;
     if (set.mtu !== undefined || set.mac !== undefined || set.up !== undefined) linkOps.push(set);
   }
+  return { linkOps, vanishing };
+}
 
-  // Entries still there after the link ops; compared against every observed entry (owned or not), removed
-  // only when owned.
-  const present = <T extends { dev: string }>(entries: T[]): T[] =>
-    vanishing.size === 0 ? entries : entries.filter((e) => !vanishing.has(e.dev));
-
+/** Address ops against the observed addresses still present after the link ops. */
+export function planAddresses(
+  desired: DesiredKernelState,
+  present: AddressEntry[],
+  owner: Ownership,
+): { addressDeletes: KernelOp[]; addressAdds: KernelOp[] } {
   const addressAdds: KernelOp[] = [];
   const addressDeletes: KernelOp[] = [];
-  const observedAddresses = new Set(present(observed.addresses).map(addressKey));
+  const observedAddresses = new Set(present.map(addressKey));
   const desiredAddresses = new Set(desired.addresses.map(addressKey));
   for (const a of desired.addresses) {
     if (!observedAddresses.has(addressKey(a))) addressAdds.push({ kind: 'address-add', address: a });
   }
-  for (const a of present(observed.addresses)) {
+  for (const a of present) {
     if (!desiredAddresses.has(addressKey(a)) && owner.ownsAddress(a)) {
       addressDeletes.push({ kind: 'address-delete', address: a });
     }
   }
+  return { addressDeletes, addressAdds };
+}
+
+/**
+ * The ops that turn `observed` into `desired`, in apply order: links; addresses; stale routes, neighbours and
+ * FDB entries removed (routes first, so no route points at a vanishing neighbour); FDB and neighbour entries
+ * added; routes added last (so a new route never precedes its neighbour and FDB entry).
+ *
+ * `observed` may hold more than the scope (it is filtered here too). Entries of `desired` must lie inside the
+ * scope (see `outOfScope`), or a later dump will not see them and they are re-applied every time.
+ */
+export function planKernel(
+  desired: DesiredKernelState,
+  observed: KernelState,
+  scope: KernelScope,
+): KernelOp[] {
+  const owner = planOwnership(desired, scope);
+  const { linkOps, vanishing } = planLinks(desired, observed, owner);
+  // Entries still there after the link ops; compared against every observed entry (owned or not), removed
+  // only when owned.
+  const present = <T extends { dev: string }>(entries: T[]): T[] =>
+    vanishing.size === 0 ? entries : entries.filter((e) => !vanishing.has(e.dev));
+  const { addressDeletes, addressAdds } = planAddresses(desired, present(observed.addresses), owner);
 
   const routeAdds: KernelOp[] = [];
   const routeDeletes: KernelOp[] = [];

@@ -4,7 +4,7 @@ import { createBackend } from '../backend/index.js';
 import { type BackendConfig, parseNetworkConfig } from '../config/index.js';
 import { parseCidr } from '../ip/index.js';
 import type { DesiredKernelState, KernelScope } from '../kernel/index.js';
-import { planKernel } from '../kernel/index.js';
+import { planKernel, RememberedKernelState } from '../kernel/index.js';
 import type { PassReason } from './loop.js';
 import { mayUseRememberedState, ObservedStateMemory } from './observed.js';
 
@@ -40,23 +40,25 @@ describe('ObservedStateMemory', () => {
   it('recalls the desired state of the last clean pass, for the same scope only', () => {
     const m = new ObservedStateMemory();
     expect(m.recall(['lease'], scope)).toBeUndefined();
-    m.passFinished(state, scope, true);
-    expect(m.recall(['lease'], scope)).toBe(state);
+    m.passFinished(() => new RememberedKernelState(state), scope, true);
+    expect(m.recall(['lease'], scope)?.state).toBe(state);
     expect(m.recall(['resync'], scope)).toBeUndefined();
     expect(m.recall(['lease'], { ...scope, devices: ['flannel.2'] })).toBeUndefined();
     expect(m.recall(['lease'], { ...scope, networks: [parseCidr('fd00:6::/48')] })).toBeUndefined();
     expect(m.recall(['lease'], { ...scope, protectedDsts: [parseCidr('10.5.7.0/24')] })).toBeUndefined();
     expect(
-      m.recall(['lease'], { ...scope, networks: [parseCidr('10.5.0.0/16'), parseCidr('fd00:5::/48')] }),
+      m.recall(['lease'], { ...scope, networks: [parseCidr('10.5.0.0/16'), parseCidr('fd00:5::/48')] })
+        ?.state,
     ).toBe(state);
   });
 
   it('forgets after a pass with a failed op, and on request', () => {
     const m = new ObservedStateMemory();
-    m.passFinished(state, scope, true);
-    m.passFinished(state, scope, false);
+    const remembered = () => new RememberedKernelState(state);
+    m.passFinished(remembered, scope, true);
+    m.passFinished(remembered, scope, false);
     expect(m.recall(['lease'], scope)).toBeUndefined();
-    m.passFinished(state, scope, true);
+    m.passFinished(remembered, scope, true);
     m.forget();
     expect(m.recall(['lease'], scope)).toBeUndefined();
   });

@@ -6,10 +6,11 @@
  *
  * After a pass whose every op succeeded, the kernel within the scope equals that pass's desired state (that is
  * what the planner's ops do), so that state stands in for the next dump. Any failed op, a pass that threw or
- * a changed scope forgets it.
+ * a changed scope forgets it. The state is kept indexed (RememberedKernelState), so a lease event's plan diffs
+ * only the entries that changed (planKernelDelta).
  */
 import { formatCidr } from '../ip/index.js';
-import type { DesiredKernelState, KernelScope, KernelState } from '../kernel/index.js';
+import type { KernelScope, RememberedKernelState } from '../kernel/index.js';
 import type { PassReason } from './loop.js';
 
 /** Reasons whose passes may use the remembered state: only lease events. Anything else dumps. */
@@ -30,22 +31,25 @@ function scopeKey(scope: KernelScope): string {
 }
 
 export class ObservedStateMemory {
-  private state: KernelState | undefined;
+  private state: RememberedKernelState | undefined;
   private scope: string | undefined;
 
   /** The state to plan against instead of a dump, or undefined when the pass must dump. */
-  recall(reasons: readonly PassReason[], scope: KernelScope): KernelState | undefined {
+  recall(reasons: readonly PassReason[], scope: KernelScope): RememberedKernelState | undefined {
     if (this.state === undefined || !mayUseRememberedState(reasons)) return undefined;
     return this.scope === scopeKey(scope) ? this.state : undefined;
   }
 
-  /** After a pass: remembers `desired` when every op succeeded, otherwise forgets. */
-  passFinished(desired: DesiredKernelState, scope: KernelScope, allOk: boolean): void {
+  /**
+   * After a pass: remembers the pass's desired state when every op succeeded, otherwise forgets. `desired` is
+   * called only then (a delta plan's `next`, which moves the last state's index on).
+   */
+  passFinished(desired: () => RememberedKernelState, scope: KernelScope, allOk: boolean): void {
     if (!allOk) {
       this.forget();
       return;
     }
-    this.state = desired;
+    this.state = desired();
     this.scope = scopeKey(scope);
   }
 

@@ -11,6 +11,8 @@ import {
   type KernelScope,
   type KernelState,
   planKernel,
+  planKernelDelta,
+  RememberedKernelState,
 } from '../kernel/index.js';
 import type { Lease } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
@@ -81,21 +83,26 @@ export async function runReconcilePass(input: PassInput, deps: PassDeps): Promis
   memory.forget();
   let observed: KernelState;
   try {
-    observed = remembered ?? (await kernel.dump(scope));
+    observed = remembered?.state ?? (await kernel.dump(scope));
   } catch (err) {
     // Counted here: a pass that cannot read the kernel has no ops to report.
     metrics?.reconcileObserved(Number(clock() - started) / 1e9, [], true);
     throw err;
   }
   const dumped = clock();
-  const ops = planKernel(state, observed, scope);
+  // Against the remembered state only the entries that changed are diffed; after a dump, all of them.
+  const plan =
+    remembered === undefined
+      ? { ops: planKernel(state, observed, scope), next: () => new RememberedKernelState(state) }
+      : planKernelDelta(state, remembered, scope);
+  const { ops } = plan;
   const diffed = clock();
   const results = ops.length > 0 ? await kernel.apply(ops) : [];
   for (const r of results) {
     if (!r.ok) logger.error({ op: describeKernelOp(r.op), error: r.error }, 'kernel operation failed');
   }
   const failed = results.filter((r) => !r.ok).length;
-  memory.passFinished(state, scope, failed === 0);
+  memory.passFinished(plan.next, scope, failed === 0);
   const removals = results.filter((r) => r.ok && r.op.kind.endsWith('-delete'));
   const seconds = Number(clock() - started) / 1e9;
   for (const r of removals) metrics?.staleRemoved(kernelEntryKind(r.op.kind));
