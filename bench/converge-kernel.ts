@@ -3,7 +3,8 @@
 // same entries, each in a fresh namespace, side by side in one run. Also the steady-state pass (dump + plan,
 // nothing to do) that every resync costs, and a lease event's pass with N peers present (plan of N + 1 peers,
 // diff against the remembered state, apply of one peer's 3 entries), its apply as two batches (a small plan,
-// SMALL_PLAN_OPS) and as the three staged ones, interleaved.
+// SMALL_PLAN_OPS) and as the three staged ones, interleaved; and that event's diff by the full planner
+// (planKernel) next to the incremental one weftd uses (planKernelDelta), same events, same run.
 //
 //   npm run build:dev && node dist-dev/bench/converge-kernel.js [--peers 1000] [--rounds 5] [--events 40]
 //
@@ -14,9 +15,13 @@ import { parseCidr } from '../src/ip/index.js';
 import { runTool } from '../src/kernel/exec.js';
 import {
   applyKernelOps,
+  type DeltaPlan,
   dumpKernelState,
+  type KernelOp,
   type KernelScope,
   planKernel,
+  planKernelDelta,
+  RememberedKernelState,
   renderKernelOp,
   type SelectedInterface,
 } from '../src/kernel/index.js';
@@ -139,13 +144,17 @@ async function rawPath(): Promise<number> {
 
 interface EventFigures {
   plan: number;
+  /** planKernel against the remembered state (what every lease pass did before planKernelDelta). */
+  fullDiff: number;
+  /** planKernelDelta against the same remembered state (what weftd's lease passes do). */
   diff: number;
   apply: number;
 }
 
 /**
  * Lease events with every peer programmed: each a new peer, planned against the state the last pass left (as
- * weftd's lease passes do), applied as a small plan (two batches) or staged (three), alternately.
+ * weftd's lease passes do) by the full planner and by the incremental one (alternately first; same ops
+ * checked), applied as a small plan (two batches) or staged (three), alternately.
  */
 async function eventPasses(): Promise<{ small: EventFigures[]; staged: EventFigures[] }> {
   const ns = await createScratchNamespace('192.168.0.1/16');
@@ -153,9 +162,10 @@ async function eventPasses(): Promise<{ small: EventFigures[]; staged: EventFigu
     const scope = scopeOf(ns.ext);
     const iface = ifaceOf(ns.ext);
     const current = [...peers];
-    let remembered = planVxlan({ vxlan, networks, iface, own, peers: current }).state;
+    const initial = planVxlan({ vxlan, networks, iface, own, peers: current }).state;
+    let remembered = new RememberedKernelState(initial);
     const first = await applyKernelOps(
-      planKernel(remembered, await dumpKernelState(scope, { netns: ns.name }), scope),
+      planKernel(initial, await dumpKernelState(scope, { netns: ns.name }), scope),
       { netns: ns.name },
     );
     if (first.some((r) => !r.ok)) throw new Error('events: programming the peers failed');
@@ -166,7 +176,30 @@ async function eventPasses(): Promise<{ small: EventFigures[]; staged: EventFigu
       const t0 = performance.now();
       const desired = planVxlan({ vxlan, networks, iface, own, peers: current }).state;
       const t1 = performance.now();
-      const ops = planKernel(desired, remembered, scope);
+      let full: KernelOp[];
+      let fullDiff: number;
+      let delta: DeltaPlan;
+      let diff: number;
+      const timeFull = () => {
+        const a = performance.now();
+        full = planKernel(desired, remembered.state, scope);
+        fullDiff = performance.now() - a;
+      };
+      const timeDelta = () => {
+        const a = performance.now();
+        delta = planKernelDelta(desired, remembered, scope);
+        diff = performance.now() - a;
+      };
+      if (k % 4 < 2) {
+        timeFull();
+        timeDelta();
+      } else {
+        timeDelta();
+        timeFull();
+      }
+      const ops = delta!.ops;
+      if (!delta!.incremental || JSON.stringify(ops) !== JSON.stringify(full!))
+        throw new Error(`event ${k}: the incremental plan differs from planKernel`);
       const t2 = performance.now();
       const results = await applyKernelOps(ops, {
         netns: ns.name,
@@ -174,8 +207,13 @@ async function eventPasses(): Promise<{ small: EventFigures[]; staged: EventFigu
       });
       const t3 = performance.now();
       if (ops.length !== 3 || results.some((r) => !r.ok)) throw new Error(`event ${k}: ${ops.length} ops`);
-      remembered = desired;
-      (k % 2 === 1 ? staged : small).push({ plan: t1 - t0, diff: t2 - t1, apply: t3 - t2 });
+      remembered = delta!.next();
+      (k % 2 === 1 ? staged : small).push({
+        plan: t1 - t0,
+        fullDiff: fullDiff!,
+        diff: diff!,
+        apply: t3 - t2,
+      });
     }
     return { small, staged };
   } finally {
@@ -216,15 +254,36 @@ async function main(): Promise<void> {
   const row = (label: string, fs: EventFigures[]) => {
     const total = fs.map((f) => f.plan + f.diff + f.apply);
     console.log(
-      `    ${label.padEnd(34)} plan ${median(fs.map((f) => f.plan)).toFixed(1)} + diff ${median(fs.map((f) => f.diff)).toFixed(1)} + apply ${median(fs.map((f) => f.apply)).toFixed(1)} ms; ` +
+      `    ${label.padEnd(34)} plan ${median(fs.map((f) => f.plan)).toFixed(1)} + diff ${median(fs.map((f) => f.diff)).toFixed(2)} + apply ${median(fs.map((f) => f.apply)).toFixed(1)} ms; ` +
         `total p50 ${median(total).toFixed(1)}, p99 ${p99(total).toFixed(1)} ms`,
     );
   };
+  const all = [...events.small, ...events.staged];
   console.log(
     `  a lease event's pass with ${peerCount} peers present (${eventCount / 2} events each, interleaved):`,
   );
   row('small plan: bridge, then ip', events.small);
   row('staged: bridge + ip, then ip', events.staged);
+  const plans = all.map((f) => f.plan);
+  const fullDiffs = all.map((f) => f.fullDiff);
+  const diffs = all.map((f) => f.diff);
+  const fullPd = all.map((f) => f.plan + f.fullDiff);
+  const pd = all.map((f) => f.plan + f.diff);
+  console.log(`  plan + diff of one lease event, ${peerCount} peers present (${eventCount} events):`);
+  console.log(
+    `    full diff (planKernel):          ${median(fullDiffs).toFixed(2)} ms p50, ${p99(fullDiffs).toFixed(2)} ms p99; plan + diff p50 ${median(fullPd).toFixed(1)}, p99 ${p99(fullPd).toFixed(1)} ms`,
+  );
+  console.log(
+    `    incremental (planKernelDelta):   ${median(diffs).toFixed(2)} ms p50, ${p99(diffs).toFixed(2)} ms p99; plan + diff p50 ${median(pd).toFixed(1)}, p99 ${p99(pd).toFixed(1)} ms`,
+  );
+  console.log(
+    `    diff full / incremental: ${(median(fullDiffs) / median(diffs)).toFixed(0)}x (p50); plan (planVxlan, per-lease memo) ${median(plans).toFixed(1)} ms p50, ${p99(plans).toFixed(1)} ms p99`,
+  );
+  // Issue 16's goal is end to end (bench/converge); this is weft's own share of it, without etcd and weftd.
+  const pass = all.map((f) => f.plan + f.diff + f.apply);
+  console.log(
+    `  goal (issue 16): one new lease → its route p99 < 50 ms: weft's pass alone (plan + diff + apply) p99 ${p99(pass).toFixed(1)} ms → ${p99(pass) < 50 ? 'met' : 'NOT met'} (end to end: bench/converge)`,
+  );
 }
 
 main().catch((err) => {

@@ -87,6 +87,32 @@ export function checkPeer(peer: Lease, check: PeerCheck): PeerVerdict {
   return { kind: 'ok', subnet, publicIp: canonical };
 }
 
+/**
+ * What a planner derived from one peer lease, remembered by lease object: leases are immutable (a changed
+ * lease is a new object), so with thousands of peers a pass derives only the leases that changed, and
+ * unchanged peers keep the very same entry objects (the lease-event plan then skips them by identity, see
+ * planKernelDelta). `context` names everything besides the lease a derivation depends on.
+ */
+export class PeerDerivations<D> {
+  private readonly cache = new WeakMap<Lease, { context: string; derivation: D }[]>();
+
+  /** The derivation of `peer` in `context`, or undefined when it has none yet (then `remember` one). */
+  get(peer: Lease, context: string): D | undefined {
+    const cached = this.cache.get(peer);
+    if (cached === undefined) return undefined;
+    for (const c of cached) if (c.context === context) return c.derivation;
+    return undefined;
+  }
+
+  remember(peer: Lease, context: string, derivation: D): D {
+    // One slot per context (a dual-stack node has two); a changed context replaces the oldest.
+    const slots = (this.cache.get(peer) ?? []).slice(-1);
+    slots.push({ context, derivation });
+    this.cache.set(peer, slots);
+    return derivation;
+  }
+}
+
 /** Collects skipped peers. */
 export class SkipList {
   readonly entries: SkippedPeer[] = [];

@@ -1,10 +1,11 @@
 // planHostGw: the desired kernel state of the host-gw backend — one plain route per peer,
 // `<remote subnet> via <remote PublicIP> dev <external interface>`. Pure.
-import { type Cidr, formatCidr } from '../../ip/index.js';
+import { type Cidr, type Family, formatCidr } from '../../ip/index.js';
 import type { DesiredKernelState, KernelScope, RouteEntry, SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
+import { subnetOf } from '../lease-fields.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
-import { checkPeer, isOnLink, SkipList, sortedPeers } from '../peer-check.js';
+import { checkPeer, isOnLink, PeerDerivations, SkipList, sortedPeers } from '../peer-check.js';
 import type { DesiredBackendState } from '../types.js';
 
 export interface HostGwPlanInput {
@@ -12,6 +13,56 @@ export interface HostGwPlanInput {
   iface: SelectedInterface;
   own: Lease;
   peers: readonly Lease[];
+}
+
+/** What one peer lease gives on its own, for one family (the subnet check across peers comes after). */
+type PeerDerivation =
+  | { kind: 'self' }
+  | { kind: 'skip'; reason: string }
+  | { kind: 'route'; dst: string; route: RouteEntry };
+
+const derivations = new PeerDerivations<PeerDerivation>();
+
+function derivePeer(
+  peer: Lease,
+  family: Family,
+  network: Cidr,
+  own: Lease,
+  iface: SelectedInterface,
+): PeerDerivation {
+  const verdict = checkPeer(peer, {
+    family,
+    backendType: 'host-gw',
+    network,
+    own,
+    ownPublicIp: family === 4 ? iface.publicIp : iface.publicIpv6,
+  });
+  if (verdict.kind !== 'ok') return verdict;
+  if (!isOnLink(verdict.publicIp, iface.addresses)) {
+    const subnets = iface.addresses
+      .filter((a) => a.family === family && a.scope === 'global')
+      .map((a) => `${a.ip}/${a.prefix}`);
+    return {
+      kind: 'skip',
+      reason: `PublicIP ${verdict.publicIp} is not on-link on ${iface.name} (${subnets.join(', ') || `no IPv${family} address`}): host-gw needs all nodes on one L2 network`,
+    };
+  }
+  const dst = formatCidr(verdict.subnet);
+  return { kind: 'route', dst, route: { dst, via: verdict.publicIp, dev: iface.name } };
+}
+
+/** Everything besides the peer that a derivation depends on, as text. */
+function contextKey(family: Family, network: Cidr, own: Lease, iface: SelectedInterface): string {
+  const ownSubnet = subnetOf(own, family);
+  return JSON.stringify([
+    family,
+    formatCidr(network),
+    own.key,
+    ownSubnet === undefined ? null : formatCidr(ownSubnet),
+    (family === 4 ? iface.publicIp : iface.publicIpv6) ?? null,
+    iface.name,
+    iface.addresses,
+  ]);
 }
 
 /**
@@ -23,43 +74,27 @@ export function planHostGw(input: HostGwPlanInput): DesiredBackendState {
   const { iface, own } = input;
   const state: DesiredKernelState = { links: [], addresses: [], routes: [], neighbors: [], fdb: [] };
   const skipped = new SkipList();
+  const peers = sortedPeers(input.peers);
   for (const [family, network] of enabledFamilies(input.networks)) {
+    const context = contextKey(family, network, own, iface);
     const seen = new Map<string, string>();
-    const routes: RouteEntry[] = [];
-    for (const peer of sortedPeers(input.peers)) {
-      const verdict = checkPeer(peer, {
-        family,
-        backendType: 'host-gw',
-        network,
-        own,
-        ownPublicIp: family === 4 ? iface.publicIp : iface.publicIpv6,
-      });
-      if (verdict.kind === 'self') continue;
-      if (verdict.kind === 'skip') {
-        skipped.add(peer, family, verdict.reason);
+    for (const peer of peers) {
+      const d =
+        derivations.get(peer, context) ??
+        derivations.remember(peer, context, derivePeer(peer, family, network, own, iface));
+      if (d.kind === 'self') continue;
+      if (d.kind === 'skip') {
+        skipped.add(peer, family, d.reason);
         continue;
       }
-      if (!isOnLink(verdict.publicIp, iface.addresses)) {
-        const subnets = iface.addresses
-          .filter((a) => a.family === family && a.scope === 'global')
-          .map((a) => `${a.ip}/${a.prefix}`);
-        skipped.add(
-          peer,
-          family,
-          `PublicIP ${verdict.publicIp} is not on-link on ${iface.name} (${subnets.join(', ') || `no IPv${family} address`}): host-gw needs all nodes on one L2 network`,
-        );
-        continue;
-      }
-      const dst = formatCidr(verdict.subnet);
-      const earlier = seen.get(dst);
+      const earlier = seen.get(d.dst);
       if (earlier !== undefined) {
-        skipped.add(peer, family, `subnet ${dst} is also leased by ${earlier}`);
+        skipped.add(peer, family, `subnet ${d.dst} is also leased by ${earlier}`);
         continue;
       }
-      seen.set(dst, peer.key);
-      routes.push({ dst, via: verdict.publicIp, dev: iface.name });
+      seen.set(d.dst, peer.key);
+      state.routes.push(d.route);
     }
-    state.routes.push(...routes);
   }
   return { state, skipped: skipped.entries };
 }

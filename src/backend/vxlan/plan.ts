@@ -16,7 +16,7 @@ import type {
 import type { Lease } from '../../lease/index.js';
 import { dataField, isUnicastMac, subnetOf } from '../lease-fields.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
-import { checkPeer, isOnLink, SkipList, sortedPeers } from '../peer-check.js';
+import { checkPeer, isOnLink, PeerDerivations, SkipList, sortedPeers } from '../peer-check.js';
 import { type DesiredBackendState, OwnLeaseMismatchError } from '../types.js';
 
 /** VXLAN encapsulation overhead: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14; IPv6 outer adds 20. */
@@ -84,6 +84,8 @@ type PeerDerivation =
   | { kind: 'direct'; dst: string; publicIp: string; vtepMac: string; route: RouteEntry }
   | {
       kind: 'tunnel';
+      /** The lease's key (a derivation belongs to one lease). */
+      key: string;
       dst: string;
       publicIp: string;
       vtepMac: string;
@@ -126,22 +128,11 @@ function contextKey(
   ]);
 }
 
-/**
- * Derivations by lease object: leases are immutable (a changed lease is a new object), so with thousands of
- * peers a pass derives only the leases that changed, and unchanged peers keep the same entry objects.
- */
-const derivations = new WeakMap<Lease, { key: string; derivation: PeerDerivation }[]>();
+/** Derivations by lease object (one per family context). */
+const derivations = new PeerDerivations<PeerDerivation>();
 
 function derivePeer(peer: Lease, ctx: PeerContext): PeerDerivation {
-  const cached = derivations.get(peer);
-  const hit = cached?.find((c) => c.key === ctx.key);
-  if (hit !== undefined) return hit.derivation;
-  const derivation = derivePeerUncached(peer, ctx);
-  // One slot per context (a dual-stack node has two); a changed context replaces the oldest.
-  const slots = (cached ?? []).slice(-1);
-  slots.push({ key: ctx.key, derivation });
-  derivations.set(peer, slots);
-  return derivation;
+  return derivations.get(peer, ctx.key) ?? derivations.remember(peer, ctx.key, derivePeerUncached(peer, ctx));
 }
 
 function derivePeerUncached(peer: Lease, ctx: PeerContext): PeerDerivation {
@@ -180,6 +171,7 @@ function derivePeerUncached(peer: Lease, ctx: PeerContext): PeerDerivation {
   const gateway = formatIp(verdict.subnet);
   return {
     kind: 'tunnel',
+    key: peer.key,
     dst,
     publicIp,
     vtepMac,
@@ -212,11 +204,10 @@ export function planVxlan(input: VxlanPlanInput): DesiredBackendState {
     state.links.push(device);
     state.addresses.push({ dev: device.name, cidr: `${formatIp(ownSubnet)}/${family === 4 ? 32 : 128}` });
 
-    const routes: RouteEntry[] = [];
-    const neighbors: NeighborEntry[] = [];
-    const fdb: FdbEntry[] = [];
+    // Straight into the state (one family after the other); the cross-peer checks keep the derivations.
+    const { routes, neighbors, fdb } = state;
     const subnetOwner = new Map<string, string>();
-    const macOwner = new Map<string, { key: string; publicIp: string }>();
+    const macOwner = new Map<string, Extract<PeerDerivation, { kind: 'tunnel' }>>();
     const ctx: PeerContext = {
       key: contextKey(vxlan, iface, family, network, own, device.name),
       family,
@@ -255,14 +246,11 @@ export function planVxlan(input: VxlanPlanInput): DesiredBackendState {
       neighbors.push(d.neighbor);
       // Two leases of one node (same PublicIP, so same MAC) share one FDB entry.
       if (earlierMac === undefined) {
-        macOwner.set(d.vtepMac, { key: peer.key, publicIp: d.publicIp });
+        macOwner.set(d.vtepMac, d);
         fdb.push(d.fdb);
       }
       routes.push(d.route);
     }
-    state.routes.push(...routes);
-    state.neighbors.push(...neighbors);
-    state.fdb.push(...fdb);
   }
   return { state, skipped: skipped.entries };
 }
