@@ -26,6 +26,7 @@ export {
   VXLAN_OVERHEAD,
   VxlanBackend,
   type VxlanBackendOptions,
+  VxlanPlanMemo,
   vxlanDevice,
   vxlanDeviceMtu,
   vxlanDeviceName,

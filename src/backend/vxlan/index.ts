@@ -22,11 +22,12 @@ import {
   OwnLeaseMismatchError,
   type PreparedBackend,
 } from '../types.js';
-import { planVxlan, vxlanDevice, vxlanDeviceName, vxlanScope } from './plan.js';
+import { planVxlan, VxlanPlanMemo, vxlanDevice, vxlanDeviceName, vxlanScope } from './plan.js';
 
 export {
   planVxlan,
   VXLAN_OVERHEAD,
+  VxlanPlanMemo,
   vxlanDevice,
   vxlanDeviceMtu,
   vxlanDeviceName,
@@ -66,6 +67,8 @@ export class VxlanBackend implements Backend {
   private readonly netns: string | undefined;
   /** Sysctl keys whose failure was already logged (warn once per failure run, not every pass). */
   private readonly warnedSysctl = new Set<string>();
+  /** The last pass's assembled peers: a lease event's pass redoes only the peers that changed. */
+  private readonly planMemo = new VxlanPlanMemo();
 
   constructor(
     readonly vxlan: VxlanBackendConfig,
@@ -133,7 +136,7 @@ export class VxlanBackend implements Backend {
 
   desired(own: Lease, peers: readonly Lease[]): DesiredBackendState {
     const p = this.require('desired');
-    return planVxlan({ vxlan: this.vxlan, networks: p.networks, iface: p.iface, own, peers });
+    return planVxlan({ vxlan: this.vxlan, networks: p.networks, iface: p.iface, own, peers }, this.planMemo);
   }
 
   scope(own: Lease): KernelScope {

@@ -181,13 +181,165 @@ function derivePeerUncached(peer: Lease, ctx: PeerContext): PeerDerivation {
   };
 }
 
+type Programmed = Extract<PeerDerivation, { kind: 'direct' | 'tunnel' }>;
+
+/** One family's peers assembled: what a pass keeps so that the next one redoes only the peers that changed. */
+interface Assembly {
+  /** The peers, sorted by key. */
+  peers: readonly Lease[];
+  derivations: PeerDerivation[];
+  /** Per peer: skipped because another peer holds its subnet or MAC (the reason), else undefined. */
+  conflicts: (string | undefined)[] | undefined;
+  /** Per peer: its FDB entry is the one programmed for its MAC (the first of the peers sharing it). */
+  fdbOwner: boolean[];
+  /** Programmed peers' subnets and how many programmed peers use each VTEP MAC. */
+  subnets: Set<string>;
+  macUsers: Map<string, number>;
+}
+
+/**
+ * What planVxlan keeps between calls (one per backend instance): each family's last assembly, so a call with
+ * the same context whose peers changed a little redoes only those peers. Results are identical to a call
+ * without a memo; anything the shortcut cannot decide alone (a subnet or MAC two peers claim, before or after
+ * the change) assembles all peers again.
+ */
+export class VxlanPlanMemo {
+  private readonly assemblies = new Map<string, Assembly>();
+
+  /** @internal */
+  take(context: string): Assembly | undefined {
+    const a = this.assemblies.get(context);
+    this.assemblies.delete(context);
+    return a;
+  }
+
+  /** @internal Keeps the newest two contexts (a dual-stack node has one per family). */
+  keep(context: string, a: Assembly): void {
+    this.assemblies.set(context, a);
+    for (const k of this.assemblies.keys()) {
+      if (this.assemblies.size <= 2) break;
+      this.assemblies.delete(k);
+    }
+  }
+}
+
+/** Every peer in order, with the checks across peers: a subnet or a MAC (for another PublicIP) held earlier. */
+function assembleAll(peers: readonly Lease[], ctx: PeerContext): Assembly {
+  const a: Assembly = {
+    peers,
+    derivations: [],
+    conflicts: undefined,
+    fdbOwner: [],
+    subnets: new Set(),
+    macUsers: new Map(),
+  };
+  const subnetOwner = new Map<string, string>();
+  const macOwner = new Map<string, Extract<PeerDerivation, { kind: 'tunnel' }>>();
+  const conflict = (i: number, reason: string) => {
+    a.conflicts ??= [];
+    a.conflicts[i] = reason;
+  };
+  peers.forEach((peer, i) => {
+    const d = derivePeer(peer, ctx);
+    a.derivations.push(d);
+    a.fdbOwner.push(false);
+    if (d.kind === 'self' || d.kind === 'skip') return;
+    const earlierSubnet = subnetOwner.get(d.dst);
+    if (earlierSubnet !== undefined) {
+      conflict(i, `subnet ${d.dst} is also leased by ${earlierSubnet}`);
+      return;
+    }
+    const earlierMac = macOwner.get(d.vtepMac);
+    if (earlierMac !== undefined && earlierMac.publicIp !== d.publicIp) {
+      conflict(i, `VtepMAC ${d.vtepMac} is also used by ${earlierMac.key} (PublicIP ${earlierMac.publicIp})`);
+      return;
+    }
+    subnetOwner.set(d.dst, peer.key);
+    a.subnets.add(d.dst);
+    a.macUsers.set(d.vtepMac, (a.macUsers.get(d.vtepMac) ?? 0) + 1);
+    // Two leases of one node (same PublicIP, so same MAC) share one FDB entry.
+    if (d.kind === 'tunnel' && earlierMac === undefined) {
+      macOwner.set(d.vtepMac, d);
+      a.fdbOwner[i] = true;
+    }
+  });
+  return a;
+}
+
+/**
+ * The last assembly moved on to `peers` (sorted), deriving only new lease objects; undefined when it cannot be
+ * done without the checks across all peers: the last one had a conflict, or a changed peer's subnet or MAC is
+ * (or was) shared with another peer. `prev` is consumed.
+ */
+function assembleChanged(prev: Assembly, peers: readonly Lease[], ctx: PeerContext): Assembly | undefined {
+  if (prev.conflicts !== undefined) return undefined;
+  const derivations: PeerDerivation[] = [];
+  const fdbOwner: boolean[] = [];
+  const removed: Programmed[] = [];
+  const added: Programmed[] = [];
+  const old = prev.peers;
+  let j = 0;
+  for (let i = 0; i < peers.length; i++) {
+    const peer = peers[i]!;
+    if (i > 0 && peers[i - 1]!.key === peer.key) return undefined;
+    // The last peers before this one's key are gone.
+    while (j < old.length && old[j] !== peer && old[j]!.key <= peer.key) {
+      const d = prev.derivations[j]!;
+      if (d.kind === 'direct' || d.kind === 'tunnel') removed.push(d);
+      j++;
+    }
+    if (old[j] === peer) {
+      derivations.push(prev.derivations[j]!);
+      fdbOwner.push(prev.fdbOwner[j]!);
+      j++;
+      continue;
+    }
+    const d = derivePeer(peer, ctx);
+    derivations.push(d);
+    fdbOwner.push(d.kind === 'tunnel');
+    if (d.kind === 'direct' || d.kind === 'tunnel') added.push(d);
+  }
+  for (; j < old.length; j++) {
+    const d = prev.derivations[j]!;
+    if (d.kind === 'direct' || d.kind === 'tunnel') removed.push(d);
+  }
+  // Only peers whose subnet and MAC no other programmed peer shares (before and after) change alone.
+  const freedSubnets = new Set<string>();
+  const freedMacs = new Set<string>();
+  for (const d of removed) {
+    if (prev.macUsers.get(d.vtepMac) !== 1) return undefined;
+    freedSubnets.add(d.dst);
+    freedMacs.add(d.vtepMac);
+  }
+  const takenSubnets = new Set<string>();
+  const takenMacs = new Set<string>();
+  for (const d of added) {
+    if ((prev.subnets.has(d.dst) && !freedSubnets.has(d.dst)) || takenSubnets.has(d.dst)) return undefined;
+    if ((prev.macUsers.has(d.vtepMac) && !freedMacs.has(d.vtepMac)) || takenMacs.has(d.vtepMac))
+      return undefined;
+    takenSubnets.add(d.dst);
+    takenMacs.add(d.vtepMac);
+  }
+  const { subnets, macUsers } = prev;
+  for (const d of removed) {
+    subnets.delete(d.dst);
+    macUsers.delete(d.vtepMac);
+  }
+  for (const d of added) {
+    subnets.add(d.dst);
+    macUsers.set(d.vtepMac, 1);
+  }
+  return { peers, derivations, conflicts: undefined, fdbOwner, subnets, macUsers };
+}
+
 /**
  * Per family: the device, its `<subnet network address>/32|128` address and, per remote vxlan lease, a
  * PERMANENT neighbour (subnet network address → VtepMAC), an FDB entry (VtepMAC → PublicIP) and a route
  * `<subnet> via <subnet network address> dev flannel.N onlink` — or with DirectRouting and an on-link
- * PublicIP, a plain route `<subnet> via <PublicIP> dev <external interface>`.
+ * PublicIP, a plain route `<subnet> via <PublicIP> dev <external interface>`. With a `memo` (the backend
+ * keeps one), a call redoes only the peers that changed since the last call; the result is the same.
  */
-export function planVxlan(input: VxlanPlanInput): DesiredBackendState {
+export function planVxlan(input: VxlanPlanInput, memo?: VxlanPlanMemo): DesiredBackendState {
   const { vxlan, iface, own } = input;
   const state: DesiredKernelState = { links: [], addresses: [], routes: [], neighbors: [], fdb: [] };
   const skipped = new SkipList();
@@ -203,11 +355,6 @@ export function planVxlan(input: VxlanPlanInput): DesiredBackendState {
     const device = vxlanDevice(vxlan, iface, family);
     state.links.push(device);
     state.addresses.push({ dev: device.name, cidr: `${formatIp(ownSubnet)}/${family === 4 ? 32 : 128}` });
-
-    // Straight into the state (one family after the other); the cross-peer checks keep the derivations.
-    const { routes, neighbors, fdb } = state;
-    const subnetOwner = new Map<string, string>();
-    const macOwner = new Map<string, Extract<PeerDerivation, { kind: 'tunnel' }>>();
     const ctx: PeerContext = {
       key: contextKey(vxlan, iface, family, network, own, device.name),
       family,
@@ -217,40 +364,30 @@ export function planVxlan(input: VxlanPlanInput): DesiredBackendState {
       own,
       dev: device.name,
     };
-    for (const peer of peers) {
-      const d = derivePeer(peer, ctx);
-      if (d.kind === 'self') continue;
+    const prev = memo?.take(ctx.key);
+    const a = (prev && assembleChanged(prev, peers, ctx)) ?? assembleAll(peers, ctx);
+    memo?.keep(ctx.key, a);
+    // Straight into the state, one family after the other.
+    const { routes, neighbors, fdb } = state;
+    a.derivations.forEach((d, i) => {
+      if (d.kind === 'self') return;
       if (d.kind === 'skip') {
-        skipped.add(peer, family, d.reason);
-        continue;
+        skipped.add(peers[i]!, family, d.reason);
+        return;
       }
-      const earlierSubnet = subnetOwner.get(d.dst);
-      if (earlierSubnet !== undefined) {
-        skipped.add(peer, family, `subnet ${d.dst} is also leased by ${earlierSubnet}`);
-        continue;
+      const conflict = a.conflicts?.[i];
+      if (conflict !== undefined) {
+        skipped.add(peers[i]!, family, conflict);
+        return;
       }
-      const earlierMac = macOwner.get(d.vtepMac);
-      if (earlierMac !== undefined && earlierMac.publicIp !== d.publicIp) {
-        skipped.add(
-          peer,
-          family,
-          `VtepMAC ${d.vtepMac} is also used by ${earlierMac.key} (PublicIP ${earlierMac.publicIp})`,
-        );
-        continue;
-      }
-      subnetOwner.set(d.dst, peer.key);
       if (d.kind === 'direct') {
         routes.push(d.route);
-        continue;
+        return;
       }
       neighbors.push(d.neighbor);
-      // Two leases of one node (same PublicIP, so same MAC) share one FDB entry.
-      if (earlierMac === undefined) {
-        macOwner.set(d.vtepMac, d);
-        fdb.push(d.fdb);
-      }
+      if (a.fdbOwner[i]) fdb.push(d.fdb);
       routes.push(d.route);
-    }
+    });
   }
   return { state, skipped: skipped.entries };
 }
