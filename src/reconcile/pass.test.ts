@@ -124,6 +124,44 @@ describe('runReconcilePass', () => {
     expect(kernel.dumps).toBe(5);
   });
 
+  it('vxlan lease passes plan only the changed peer; a resync still finds a neighbour deleted by hand', async () => {
+    const config = parseNetworkConfig({ Network: '10.5.0.0/16', Backend: { Type: 'vxlan' } });
+    const backend = createBackend(config.backend as BackendConfig);
+    await backend.prepare({ config, iface: TEST_IFACE });
+    const lease = (i: number) => subnetLease(`10.5.${i}.0/24`, vxlanLeaseAttrs(`192.168.1.${i}`));
+    const own = lease(1);
+    const kernel = new RecordedKernel();
+    const deps = { kernel, memory: new ObservedStateMemory(), logger: silentLogger() };
+    const peers = [2, 3, 4, 5].map(lease);
+    await runReconcilePass({ reasons: ['start'], backend, own, peers }, deps);
+    // A new peer (lease objects as the watch delivers them: the old ones kept, one new).
+    peers.push(lease(6));
+    const event = await runReconcilePass({ reasons: ['lease'], backend, own, peers }, deps);
+    expect(event.dumped).toBe(false);
+    expect(event.ops.map((op) => op.kind)).toEqual(['fdb-replace', 'neighbor-replace', 'route-replace']);
+    expect(
+      event.ops.every(
+        (op) => JSON.stringify(op).includes('10.5.6.0') || JSON.stringify(op).includes('192.168.1.6'),
+      ),
+    ).toBe(true);
+
+    // Someone deletes peer 3's neighbour: lease passes do not look, the resync does and puts it back alone.
+    const programmed = backend.desired(own, peers).state;
+    const lost = programmed.neighbors.find((n) => n.ip === '10.5.3.0')!;
+    kernel.state = { ...programmed, neighbors: programmed.neighbors.filter((n) => n !== lost) };
+    const resync = await runReconcilePass({ reasons: ['resync'], backend, own, peers }, deps);
+    expect(resync.dumped).toBe(true);
+    expect(resync.ops).toEqual([{ kind: 'neighbor-replace', neighbor: lost }]);
+
+    // After the resync, lease passes plan against its state again: a removed peer's three entries go.
+    const gone = await runReconcilePass(
+      { reasons: ['lease'], backend, own, peers: peers.filter((p) => p.key !== '10.5.4.0-24') },
+      deps,
+    );
+    expect(gone.dumped).toBe(false);
+    expect(gone.ops.map((op) => op.kind)).toEqual(['route-delete', 'neighbor-delete', 'fdb-delete']);
+  });
+
   it('a kernel that cannot be read fails the pass and is counted as a failed reconcile', async () => {
     const { backend, own, lease } = await hostGw();
     const kernel = new RecordedKernel();
