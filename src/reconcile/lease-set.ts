@@ -46,7 +46,10 @@ export class LeaseSet {
 
   /** All leases except the one with `ownKey`. */
   peers(ownKey: string | undefined): Lease[] {
-    return [...this.leases.values()].filter((l) => l.key !== ownKey);
+    // One array per pass (thousands of peers): no spread-then-filter copy.
+    const out: Lease[] = [];
+    for (const l of this.leases.values()) if (l.key !== ownKey) out.push(l);
+    return out;
   }
 
   get size(): number {

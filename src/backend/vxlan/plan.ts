@@ -190,8 +190,11 @@ interface Assembly {
   derivations: PeerDerivation[];
   /** Per peer: skipped because another peer holds its subnet or MAC (the reason), else undefined. */
   conflicts: (string | undefined)[] | undefined;
-  /** Per peer: its FDB entry is the one programmed for its MAC (the first of the peers sharing it). */
-  fdbOwner: boolean[];
+  /**
+   * Tunnelled peers whose FDB entry is not programmed: another peer earlier in order has their MAC (and
+   * PublicIP) and its entry serves both. Rare (two leases of one node), so kept as the exceptions.
+   */
+  fdbShared: Set<Lease>;
   /** Programmed peers' subnets and how many programmed peers use each VTEP MAC. */
   subnets: Set<string>;
   macUsers: Map<string, number>;
@@ -229,7 +232,7 @@ function assembleAll(peers: readonly Lease[], ctx: PeerContext): Assembly {
     peers,
     derivations: [],
     conflicts: undefined,
-    fdbOwner: [],
+    fdbShared: new Set(),
     subnets: new Set(),
     macUsers: new Map(),
   };
@@ -242,7 +245,6 @@ function assembleAll(peers: readonly Lease[], ctx: PeerContext): Assembly {
   peers.forEach((peer, i) => {
     const d = derivePeer(peer, ctx);
     a.derivations.push(d);
-    a.fdbOwner.push(false);
     if (d.kind === 'self' || d.kind === 'skip') return;
     const earlierSubnet = subnetOwner.get(d.dst);
     if (earlierSubnet !== undefined) {
@@ -258,10 +260,9 @@ function assembleAll(peers: readonly Lease[], ctx: PeerContext): Assembly {
     a.subnets.add(d.dst);
     a.macUsers.set(d.vtepMac, (a.macUsers.get(d.vtepMac) ?? 0) + 1);
     // Two leases of one node (same PublicIP, so same MAC) share one FDB entry.
-    if (d.kind === 'tunnel' && earlierMac === undefined) {
-      macOwner.set(d.vtepMac, d);
-      a.fdbOwner[i] = true;
-    }
+    if (d.kind !== 'tunnel') return;
+    if (earlierMac === undefined) macOwner.set(d.vtepMac, d);
+    else a.fdbShared.add(peer);
   });
   return a;
 }
@@ -274,7 +275,6 @@ function assembleAll(peers: readonly Lease[], ctx: PeerContext): Assembly {
 function assembleChanged(prev: Assembly, peers: readonly Lease[], ctx: PeerContext): Assembly | undefined {
   if (prev.conflicts !== undefined) return undefined;
   const derivations: PeerDerivation[] = [];
-  const fdbOwner: boolean[] = [];
   const removed: Programmed[] = [];
   const added: Programmed[] = [];
   const old = prev.peers;
@@ -290,13 +290,11 @@ function assembleChanged(prev: Assembly, peers: readonly Lease[], ctx: PeerConte
     }
     if (old[j] === peer) {
       derivations.push(prev.derivations[j]!);
-      fdbOwner.push(prev.fdbOwner[j]!);
       j++;
       continue;
     }
     const d = derivePeer(peer, ctx);
     derivations.push(d);
-    fdbOwner.push(d.kind === 'tunnel');
     if (d.kind === 'direct' || d.kind === 'tunnel') added.push(d);
   }
   for (; j < old.length; j++) {
@@ -329,7 +327,8 @@ function assembleChanged(prev: Assembly, peers: readonly Lease[], ctx: PeerConte
     subnets.add(d.dst);
     macUsers.set(d.vtepMac, 1);
   }
-  return { peers, derivations, conflicts: undefined, fdbOwner, subnets, macUsers };
+  // A removed peer's MAC had no other user: none of them is in fdbShared; a kept one stays as it was.
+  return { peers, derivations, conflicts: undefined, fdbShared: prev.fdbShared, subnets, macUsers };
 }
 
 /**
@@ -385,7 +384,7 @@ export function planVxlan(input: VxlanPlanInput, memo?: VxlanPlanMemo): DesiredB
         return;
       }
       neighbors.push(d.neighbor);
-      if (a.fdbOwner[i]) fdb.push(d.fdb);
+      if (a.fdbShared.size === 0 || !a.fdbShared.has(peers[i]!)) fdb.push(d.fdb);
       routes.push(d.route);
     });
   }
