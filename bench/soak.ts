@@ -35,6 +35,7 @@ import {
 } from '../testkit/dataplane.js';
 import { EtcdLeaseWriter, type EtcdWriterStep } from '../testkit/etcd-lease-writer.js';
 import { type Pod, type ProcessHandle, sleep, UNDERLAY_PREFIX4 } from '../testkit/index.js';
+import { prng } from '../testkit/prng.js';
 import { procMemory } from '../testkit/proc-memory.js';
 import { startWeftCluster, type WeftCluster } from '../testkit/weft-cluster.js';
 import { weftdGet } from '../testkit/weftd-http.js';
@@ -81,18 +82,6 @@ function intOption(name: 'minutes' | 'peers' | 'seed', min: number, max: number)
 }
 
 // ------------------------------------------------------------------------------------------------ churn
-
-/** A small seeded PRNG (mulberry32), so a run's sequence of operations can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SyntheticLease {
   publicIp: string;

@@ -88,6 +88,23 @@ export function checkPeer(peer: Lease, check: PeerCheck): PeerVerdict {
 }
 
 /**
+ * The context of a peer derivation as text: what every backend's checks depend on besides the lease (the
+ * family, the Network, the own lease and this node's public address), then the planner's own parts.
+ */
+export function derivationContext(check: PeerCheck, ...own: unknown[]): string {
+  const ownSubnet = subnetOf(check.own, check.family);
+  return JSON.stringify([
+    check.family,
+    formatCidr(check.network),
+    check.own.key,
+    ownSubnet === undefined ? null : formatCidr(ownSubnet),
+    check.ownPublicIp ?? null,
+    check.backendType,
+    ...own,
+  ]);
+}
+
+/**
  * What a planner derived from one peer lease, remembered by lease object: leases are immutable (a changed
  * lease is a new object), so with thousands of peers a pass derives only the leases that changed, and
  * unchanged peers keep the very same entry objects (the lease-event plan then skips them by identity, see

@@ -4,8 +4,9 @@
 // planner's `planKernel(desired, remembered, scope)`, op for op and in order; and the vxlan backend's desired
 // state (its planner redoes only the changed peers) must equal planVxlan's from scratch.
 import { describe, expect, it } from 'vitest';
-import { TEST_IFACE } from '../../testkit/fixtures/backend.js';
-import { createBackend, familyNetworks, planVxlan } from '../backend/index.js';
+import { DEFAULT_VXLAN_CONFIG, TEST_IFACE } from '../../testkit/fixtures/backend.js';
+import { prng } from '../../testkit/prng.js';
+import { createBackend, familyNetworks, planVxlan, vxlanDevice } from '../backend/index.js';
 import { type BackendConfig, parseNetworkConfig, type VxlanBackendConfig } from '../config/index.js';
 import { parseCidr, stableVtepMac } from '../ip/index.js';
 import {
@@ -16,18 +17,6 @@ import {
   type SelectedInterface,
 } from '../kernel/index.js';
 import type { Lease, LeaseAttrs } from '../lease/index.js';
-
-/** mulberry32: a seeded generator, so a failing sequence is reproduced by its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const v6 = { family: 6 as const, ip: 'fd00:1::1', prefix: 64, scope: 'global' };
 const IFACE: SelectedInterface = {
@@ -97,7 +86,7 @@ describe('incremental lease-event plan = planKernel(desired, remembered, scope)'
     let steps = 0;
     let nonEmpty = 0;
     for (let seed = 1; seed <= 12; seed++) {
-      const rnd = random(seed * 7919 + families.length);
+      const rnd = prng(seed * 7919 + families.length);
       const leases = new Map<string, Lease>();
       let nextKey = 0;
       // The start: a dump of an empty kernel, then lease events against the remembered state.
@@ -151,18 +140,7 @@ describe('incremental lease-event plan = planKernel(desired, remembered, scope)'
     const r = (dst: string, via: string) => ({ dst, via, dev: 'flannel.1', onlink: true });
     const a = r('10.5.2.0/24', '10.5.2.0');
     const b = r('10.5.3.0/24', '10.5.3.0');
-    const link = {
-      kind: 'vxlan' as const,
-      name: 'flannel.1',
-      vni: 1,
-      local: '192.168.1.1',
-      dev: 'eth0',
-      port: 8472,
-      learning: false,
-      gbp: false,
-      mtu: 1450,
-      up: true,
-    };
+    const link = vxlanDevice(DEFAULT_VXLAN_CONFIG, TEST_IFACE, 4);
     const state = (routes: (typeof a)[], links = [link]) => ({ ...empty(), links, routes });
     const check = (observed: KernelState, desired: ReturnType<typeof state>, incremental: boolean) => {
       const plan = planKernelDelta(desired, new RememberedKernelState(observed), scope);

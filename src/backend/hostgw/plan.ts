@@ -3,9 +3,15 @@
 import { type Cidr, type Family, formatCidr } from '../../ip/index.js';
 import type { DesiredKernelState, KernelScope, RouteEntry, SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
-import { subnetOf } from '../lease-fields.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
-import { checkPeer, isOnLink, PeerDerivations, SkipList, sortedPeers } from '../peer-check.js';
+import {
+  checkPeer,
+  derivationContext,
+  isOnLink,
+  PeerDerivations,
+  SkipList,
+  sortedPeers,
+} from '../peer-check.js';
 import type { DesiredBackendState } from '../types.js';
 
 export interface HostGwPlanInput {
@@ -51,20 +57,6 @@ function derivePeer(
   return { kind: 'route', dst, route: { dst, via: verdict.publicIp, dev: iface.name } };
 }
 
-/** Everything besides the peer that a derivation depends on, as text. */
-function contextKey(family: Family, network: Cidr, own: Lease, iface: SelectedInterface): string {
-  const ownSubnet = subnetOf(own, family);
-  return JSON.stringify([
-    family,
-    formatCidr(network),
-    own.key,
-    ownSubnet === undefined ? null : formatCidr(ownSubnet),
-    (family === 4 ? iface.publicIp : iface.publicIpv6) ?? null,
-    iface.name,
-    iface.addresses,
-  ]);
-}
-
 /**
  * Per family, per remote host-gw lease whose PublicIP is on-link: a route via that PublicIP on the external
  * interface. A peer behind a router cannot be reached this way and is skipped (the kernel would refuse the
@@ -76,7 +68,12 @@ export function planHostGw(input: HostGwPlanInput): DesiredBackendState {
   const skipped = new SkipList();
   const peers = sortedPeers(input.peers);
   for (const [family, network] of enabledFamilies(input.networks)) {
-    const context = contextKey(family, network, own, iface);
+    const ownPublicIp = family === 4 ? iface.publicIp : iface.publicIpv6;
+    const context = derivationContext(
+      { family, backendType: 'host-gw', network, own, ...(ownPublicIp === undefined ? {} : { ownPublicIp }) },
+      iface.name,
+      iface.addresses,
+    );
     const seen = new Map<string, string>();
     for (const peer of peers) {
       const d =

@@ -16,7 +16,14 @@ import type {
 import type { Lease } from '../../lease/index.js';
 import { dataField, isUnicastMac, subnetOf } from '../lease-fields.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
-import { checkPeer, isOnLink, PeerDerivations, SkipList, sortedPeers } from '../peer-check.js';
+import {
+  checkPeer,
+  derivationContext,
+  isOnLink,
+  PeerDerivations,
+  SkipList,
+  sortedPeers,
+} from '../peer-check.js';
 import { type DesiredBackendState, OwnLeaseMismatchError } from '../types.js';
 
 /** VXLAN encapsulation overhead: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14; IPv6 outer adds 20. */
@@ -113,19 +120,21 @@ function contextKey(
   own: Lease,
   dev: string,
 ): string {
-  const ownSubnet = subnetOf(own, family);
-  return JSON.stringify([
-    family,
-    formatCidr(network),
-    own.key,
-    ownSubnet === undefined ? null : formatCidr(ownSubnet),
-    ownPublicIp(iface, family) ?? null,
+  const publicIp = ownPublicIp(iface, family);
+  return derivationContext(
+    {
+      family,
+      backendType: 'vxlan',
+      network,
+      own,
+      ...(publicIp === undefined ? {} : { ownPublicIp: publicIp }),
+    },
     vxlan.vni,
     vxlan.directRouting,
     dev,
     iface.name,
     vxlan.directRouting ? iface.addresses : null,
-  ]);
+  );
 }
 
 /** Derivations by lease object (one per family context). */
