@@ -84,6 +84,13 @@ export class RememberedKernelState {
     this.index = index;
   }
 
+  /** A remembered state with its index built now (off the path of the lease event that will use it). */
+  static indexed(state: KernelState): RememberedKernelState {
+    const r = new RememberedKernelState(state);
+    r.indexes();
+    return r;
+  }
+
   /** @internal The index, built once. */
   indexes(): StateIndex | null {
     if (this.index === undefined) {
@@ -196,7 +203,7 @@ export function planKernelDelta(
   const full = (): DeltaPlan => ({
     ops: planKernel(desired, remembered.state, scope),
     incremental: false,
-    next: () => new RememberedKernelState(desired),
+    next: () => RememberedKernelState.indexed(desired),
   });
   const index = remembered.indexes();
   if (index === null) return full();

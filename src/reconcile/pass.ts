@@ -90,10 +90,11 @@ export async function runReconcilePass(input: PassInput, deps: PassDeps): Promis
     throw err;
   }
   const dumped = clock();
-  // Against the remembered state only the entries that changed are diffed; after a dump, all of them.
+  // Against the remembered state only the entries that changed are diffed; after a dump, all of them (and the
+  // state is indexed for the next lease event here, at the end of this pass, not on that event's path).
   const plan =
     remembered === undefined
-      ? { ops: planKernel(state, observed, scope), next: () => new RememberedKernelState(state) }
+      ? { ops: planKernel(state, observed, scope), next: () => RememberedKernelState.indexed(state) }
       : planKernelDelta(state, remembered, scope);
   const { ops } = plan;
   const diffed = clock();
