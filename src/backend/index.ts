@@ -2,7 +2,7 @@
 // extension and alloc backends.
 export { AllocBackend } from './alloc/index.js';
 export { ExtensionBackend, extensionBackendData, planExtensionPeers } from './extension/index.js';
-export { HostGwBackend, hostGwScope, planHostGw } from './hostgw/index.js';
+export { HostGwBackend, HostGwPlanMemo, hostGwScope, planHostGw } from './hostgw/index.js';
 export { bridgeGatewayOf, dataField, isUnicastMac, tunnelAddressOf } from './lease-fields.js';
 export { enabledFamilies, type FamilyNetworks, familyNetworks } from './networks.js';
 export { isOnLink, SkippedPeerLog } from './peer-check.js';

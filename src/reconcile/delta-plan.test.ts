@@ -1,12 +1,12 @@
 // Property test of the lease-event plan: random sequences of lease adds, changes and removes (both families,
 // vxlan with and without DirectRouting, host-gw; conflicting subnets, shared and clashing VTEP MACs, foreign
 // backend types), and at each step the incremental plan against the remembered state must equal the full
-// planner's `planKernel(desired, remembered, scope)`, op for op and in order; and the vxlan backend's desired
-// state (its planner redoes only the changed peers) must equal planVxlan's from scratch.
+// planner's `planKernel(desired, remembered, scope)`, op for op and in order; and the vxlan and host-gw
+// backends' desired state (their planners redo only the changed peers) must equal the planner's from scratch.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_VXLAN_CONFIG, TEST_IFACE } from '../../testkit/fixtures/backend.js';
 import { prng } from '../../testkit/prng.js';
-import { createBackend, familyNetworks, planVxlan, vxlanDevice } from '../backend/index.js';
+import { createBackend, familyNetworks, planHostGw, planVxlan, vxlanDevice } from '../backend/index.js';
 import { type BackendConfig, parseNetworkConfig, type VxlanBackendConfig } from '../config/index.js';
 import { parseCidr, stableVtepMac } from '../ip/index.js';
 import {
@@ -112,12 +112,13 @@ describe('incremental lease-event plan = planKernel(desired, remembered, scope)'
           }
         }
         const planned = b.desired(own, [...leases.values()]);
-        if (type === 'vxlan') {
-          // The backend's planner redoes only the changed peers (its memo): the same as planning from scratch.
-          const vxlan = config.backend as VxlanBackendConfig;
-          const fresh = planVxlan({ vxlan, networks, iface: IFACE, own, peers: [...leases.values()] });
-          expect(planned, `seed ${seed} step ${step}`).toEqual(fresh);
-        }
+        // The backend's planner redoes only the changed peers (its memo): the same as planning from scratch.
+        const input = { networks, iface: IFACE, own, peers: [...leases.values()] };
+        const fresh =
+          type === 'vxlan'
+            ? planVxlan({ ...input, vxlan: config.backend as VxlanBackendConfig })
+            : planHostGw(input);
+        expect(planned, `seed ${seed} step ${step}`).toEqual(fresh);
         const desired = planned.state;
         const plan = planKernelDelta(desired, remembered, scope);
         expect(plan.ops, `seed ${seed} step ${step}`).toEqual(planKernel(desired, remembered.state, scope));

@@ -11,9 +11,9 @@ import {
   type DesiredBackendState,
   type PreparedBackend,
 } from '../types.js';
-import { hostGwScope, planHostGw } from './plan.js';
+import { HostGwPlanMemo, hostGwScope, planHostGw } from './plan.js';
 
-export { hostGwScope, planHostGw } from './plan.js';
+export { HostGwPlanMemo, hostGwScope, planHostGw } from './plan.js';
 
 interface Prepared {
   networks: FamilyNetworks;
@@ -23,6 +23,8 @@ interface Prepared {
 export class HostGwBackend implements Backend {
   readonly name = 'host-gw';
   private prepared: Prepared | undefined;
+  /** The last pass's assembled peers: a lease event's pass redoes only the peers that changed. */
+  private readonly planMemo = new HostGwPlanMemo();
 
   /** No tunnel device: a peer answers on its `cni0` bridge gateway, the first address of its subnet. */
   probeAddress(peer: Lease): string | undefined {
@@ -57,7 +59,7 @@ export class HostGwBackend implements Backend {
 
   desired(own: Lease, peers: readonly Lease[]): DesiredBackendState {
     const p = this.require('desired');
-    return planHostGw({ networks: p.networks, iface: p.iface, own, peers });
+    return planHostGw({ networks: p.networks, iface: p.iface, own, peers }, this.planMemo);
   }
 
   scope(own: Lease): KernelScope {

@@ -3,6 +3,15 @@
 import { type Cidr, type Family, formatCidr } from '../../ip/index.js';
 import type { DesiredKernelState, KernelScope, RouteEntry, SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
+import {
+  type Assembly,
+  addClaims,
+  addConflict,
+  assembleChanged,
+  emptyAssembly,
+  type PeerClaims,
+  PeerPlanMemo,
+} from '../assembly.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
 import {
   checkPeer,
@@ -58,11 +67,44 @@ function derivePeer(
 }
 
 /**
+ * What planHostGw keeps between calls (one per backend instance): each family's last assembly, so a call
+ * whose peers changed a little redoes only those peers; the result is the same as without it.
+ */
+export class HostGwPlanMemo extends PeerPlanMemo<PeerDerivation> {}
+
+function claimsOf(d: PeerDerivation): PeerClaims | undefined {
+  return d.kind === 'route' ? { dst: d.dst } : undefined;
+}
+
+/** Every peer in order, with the check across peers: a subnet held by an earlier peer. */
+function assembleAll(
+  peers: readonly Lease[],
+  derive: (peer: Lease) => PeerDerivation,
+): Assembly<PeerDerivation> {
+  const a = emptyAssembly<PeerDerivation>(peers);
+  const seen = new Map<string, string>();
+  peers.forEach((peer, i) => {
+    const d = derive(peer);
+    a.derivations.push(d);
+    if (d.kind !== 'route') return;
+    const earlier = seen.get(d.dst);
+    if (earlier !== undefined) {
+      addConflict(a, i, `subnet ${d.dst} is also leased by ${earlier}`);
+      return;
+    }
+    seen.set(d.dst, peer.key);
+    addClaims(a, { dst: d.dst });
+  });
+  return a;
+}
+
+/**
  * Per family, per remote host-gw lease whose PublicIP is on-link: a route via that PublicIP on the external
  * interface. A peer behind a router cannot be reached this way and is skipped (the kernel would refuse the
- * route: "Nexthop has invalid gateway").
+ * route: "Nexthop has invalid gateway"). With a `memo` (the backend keeps one), a call redoes only the peers
+ * that changed since the last call; the result is the same.
  */
-export function planHostGw(input: HostGwPlanInput): DesiredBackendState {
+export function planHostGw(input: HostGwPlanInput, memo?: HostGwPlanMemo): DesiredBackendState {
   const { iface, own } = input;
   const state: DesiredKernelState = { links: [], addresses: [], routes: [], neighbors: [], fdb: [] };
   const skipped = new SkipList();
@@ -74,24 +116,18 @@ export function planHostGw(input: HostGwPlanInput): DesiredBackendState {
       iface.name,
       iface.addresses,
     );
-    const seen = new Map<string, string>();
-    for (const peer of peers) {
-      const d =
-        derivations.get(peer, context) ??
-        derivations.remember(peer, context, derivePeer(peer, family, network, own, iface));
-      if (d.kind === 'self') continue;
-      if (d.kind === 'skip') {
-        skipped.add(peer, family, d.reason);
-        continue;
-      }
-      const earlier = seen.get(d.dst);
-      if (earlier !== undefined) {
-        skipped.add(peer, family, `subnet ${d.dst} is also leased by ${earlier}`);
-        continue;
-      }
-      seen.set(d.dst, peer.key);
-      state.routes.push(d.route);
-    }
+    const derive = (peer: Lease) =>
+      derivations.get(peer, context) ??
+      derivations.remember(peer, context, derivePeer(peer, family, network, own, iface));
+    const prev = memo?.take(context);
+    const a = (prev && assembleChanged(prev, peers, derive, claimsOf)) ?? assembleAll(peers, derive);
+    memo?.keep(context, a);
+    a.derivations.forEach((d, i) => {
+      if (d.kind === 'self') return;
+      const reason = d.kind === 'skip' ? d.reason : a.conflicts?.[i];
+      if (reason !== undefined) skipped.add(peers[i]!, family, reason);
+      else if (d.kind === 'route') state.routes.push(d.route);
+    });
   }
   return { state, skipped: skipped.entries };
 }

@@ -14,6 +14,15 @@ import type {
   VxlanLinkSpec,
 } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
+import {
+  type Assembly,
+  addClaims,
+  addConflict,
+  assembleChanged,
+  emptyAssembly,
+  type PeerClaims,
+  PeerPlanMemo,
+} from '../assembly.js';
 import { dataField, isUnicastMac, subnetOf } from '../lease-fields.js';
 import { enabledFamilies, type FamilyNetworks } from '../networks.js';
 import {
@@ -190,154 +199,48 @@ function derivePeerUncached(peer: Lease, ctx: PeerContext): PeerDerivation {
   };
 }
 
-type Programmed = Extract<PeerDerivation, { kind: 'direct' | 'tunnel' }>;
-
-/** One family's peers assembled: what a pass keeps so that the next one redoes only the peers that changed. */
-interface Assembly {
-  /** The peers, sorted by key. */
-  peers: readonly Lease[];
-  derivations: PeerDerivation[];
-  /** Per peer: skipped because another peer holds its subnet or MAC (the reason), else undefined. */
-  conflicts: (string | undefined)[] | undefined;
-  /**
-   * Tunnelled peers whose FDB entry is not programmed: another peer earlier in order has their MAC (and
-   * PublicIP) and its entry serves both. Rare (two leases of one node), so kept as the exceptions.
-   */
-  fdbShared: Set<Lease>;
-  /** Programmed peers' subnets and how many programmed peers use each VTEP MAC. */
-  subnets: Set<string>;
-  macUsers: Map<string, number>;
-}
-
 /**
- * What planVxlan keeps between calls (one per backend instance): each family's last assembly, so a call with
- * the same context whose peers changed a little redoes only those peers. Results are identical to a call
- * without a memo; anything the shortcut cannot decide alone (a subnet or MAC two peers claim, before or after
- * the change) assembles all peers again.
+ * What planVxlan keeps between calls (one per backend instance): each family's last assembly, so a call whose
+ * peers changed a little redoes only those peers; the result is the same as without it.
  */
-export class VxlanPlanMemo {
-  private readonly assemblies = new Map<string, Assembly>();
+export class VxlanPlanMemo extends PeerPlanMemo<PeerDerivation> {}
 
-  /** @internal */
-  take(context: string): Assembly | undefined {
-    const a = this.assemblies.get(context);
-    this.assemblies.delete(context);
-    return a;
-  }
-
-  /** @internal Keeps the newest two contexts (a dual-stack node has one per family). */
-  keep(context: string, a: Assembly): void {
-    this.assemblies.set(context, a);
-    for (const k of this.assemblies.keys()) {
-      if (this.assemblies.size <= 2) break;
-      this.assemblies.delete(k);
-    }
-  }
+/** A programmed peer's subnet and VTEP MAC. */
+function claimsOf(d: PeerDerivation): PeerClaims | undefined {
+  return d.kind === 'direct' || d.kind === 'tunnel' ? { dst: d.dst, mac: d.vtepMac } : undefined;
 }
 
 /** Every peer in order, with the checks across peers: a subnet or a MAC (for another PublicIP) held earlier. */
-function assembleAll(peers: readonly Lease[], ctx: PeerContext): Assembly {
-  const a: Assembly = {
-    peers,
-    derivations: [],
-    conflicts: undefined,
-    fdbShared: new Set(),
-    subnets: new Set(),
-    macUsers: new Map(),
-  };
+function assembleAll(peers: readonly Lease[], ctx: PeerContext): Assembly<PeerDerivation> {
+  const a = emptyAssembly<PeerDerivation>(peers);
   const subnetOwner = new Map<string, string>();
   const macOwner = new Map<string, Extract<PeerDerivation, { kind: 'tunnel' }>>();
-  const conflict = (i: number, reason: string) => {
-    a.conflicts ??= [];
-    a.conflicts[i] = reason;
-  };
   peers.forEach((peer, i) => {
     const d = derivePeer(peer, ctx);
     a.derivations.push(d);
     if (d.kind === 'self' || d.kind === 'skip') return;
     const earlierSubnet = subnetOwner.get(d.dst);
     if (earlierSubnet !== undefined) {
-      conflict(i, `subnet ${d.dst} is also leased by ${earlierSubnet}`);
+      addConflict(a, i, `subnet ${d.dst} is also leased by ${earlierSubnet}`);
       return;
     }
     const earlierMac = macOwner.get(d.vtepMac);
     if (earlierMac !== undefined && earlierMac.publicIp !== d.publicIp) {
-      conflict(i, `VtepMAC ${d.vtepMac} is also used by ${earlierMac.key} (PublicIP ${earlierMac.publicIp})`);
+      addConflict(
+        a,
+        i,
+        `VtepMAC ${d.vtepMac} is also used by ${earlierMac.key} (PublicIP ${earlierMac.publicIp})`,
+      );
       return;
     }
     subnetOwner.set(d.dst, peer.key);
-    a.subnets.add(d.dst);
-    a.macUsers.set(d.vtepMac, (a.macUsers.get(d.vtepMac) ?? 0) + 1);
+    addClaims(a, { dst: d.dst, mac: d.vtepMac });
     // Two leases of one node (same PublicIP, so same MAC) share one FDB entry.
     if (d.kind !== 'tunnel') return;
     if (earlierMac === undefined) macOwner.set(d.vtepMac, d);
-    else a.fdbShared.add(peer);
+    else a.shared.add(peer);
   });
   return a;
-}
-
-/**
- * The last assembly moved on to `peers` (sorted), deriving only new lease objects; undefined when it cannot be
- * done without the checks across all peers: the last one had a conflict, or a changed peer's subnet or MAC is
- * (or was) shared with another peer. `prev` is consumed.
- */
-function assembleChanged(prev: Assembly, peers: readonly Lease[], ctx: PeerContext): Assembly | undefined {
-  if (prev.conflicts !== undefined) return undefined;
-  const derivations: PeerDerivation[] = [];
-  const removed: Programmed[] = [];
-  const added: Programmed[] = [];
-  const old = prev.peers;
-  let j = 0;
-  for (let i = 0; i < peers.length; i++) {
-    const peer = peers[i]!;
-    if (i > 0 && peers[i - 1]!.key === peer.key) return undefined;
-    // The last peers before this one's key are gone.
-    while (j < old.length && old[j] !== peer && old[j]!.key <= peer.key) {
-      const d = prev.derivations[j]!;
-      if (d.kind === 'direct' || d.kind === 'tunnel') removed.push(d);
-      j++;
-    }
-    if (old[j] === peer) {
-      derivations.push(prev.derivations[j]!);
-      j++;
-      continue;
-    }
-    const d = derivePeer(peer, ctx);
-    derivations.push(d);
-    if (d.kind === 'direct' || d.kind === 'tunnel') added.push(d);
-  }
-  for (; j < old.length; j++) {
-    const d = prev.derivations[j]!;
-    if (d.kind === 'direct' || d.kind === 'tunnel') removed.push(d);
-  }
-  // Only peers whose subnet and MAC no other programmed peer shares (before and after) change alone.
-  const freedSubnets = new Set<string>();
-  const freedMacs = new Set<string>();
-  for (const d of removed) {
-    if (prev.macUsers.get(d.vtepMac) !== 1) return undefined;
-    freedSubnets.add(d.dst);
-    freedMacs.add(d.vtepMac);
-  }
-  const takenSubnets = new Set<string>();
-  const takenMacs = new Set<string>();
-  for (const d of added) {
-    if ((prev.subnets.has(d.dst) && !freedSubnets.has(d.dst)) || takenSubnets.has(d.dst)) return undefined;
-    if ((prev.macUsers.has(d.vtepMac) && !freedMacs.has(d.vtepMac)) || takenMacs.has(d.vtepMac))
-      return undefined;
-    takenSubnets.add(d.dst);
-    takenMacs.add(d.vtepMac);
-  }
-  const { subnets, macUsers } = prev;
-  for (const d of removed) {
-    subnets.delete(d.dst);
-    macUsers.delete(d.vtepMac);
-  }
-  for (const d of added) {
-    subnets.add(d.dst);
-    macUsers.set(d.vtepMac, 1);
-  }
-  // A removed peer's MAC had no other user: none of them is in fdbShared; a kept one stays as it was.
-  return { peers, derivations, conflicts: undefined, fdbShared: prev.fdbShared, subnets, macUsers };
 }
 
 /**
@@ -373,7 +276,9 @@ export function planVxlan(input: VxlanPlanInput, memo?: VxlanPlanMemo): DesiredB
       dev: device.name,
     };
     const prev = memo?.take(ctx.key);
-    const a = (prev && assembleChanged(prev, peers, ctx)) ?? assembleAll(peers, ctx);
+    const a =
+      (prev && assembleChanged(prev, peers, (peer) => derivePeer(peer, ctx), claimsOf)) ??
+      assembleAll(peers, ctx);
     memo?.keep(ctx.key, a);
     // Straight into the state, one family after the other.
     const { routes, neighbors, fdb } = state;
@@ -393,7 +298,7 @@ export function planVxlan(input: VxlanPlanInput, memo?: VxlanPlanMemo): DesiredB
         return;
       }
       neighbors.push(d.neighbor);
-      if (a.fdbShared.size === 0 || !a.fdbShared.has(peers[i]!)) fdb.push(d.fdb);
+      if (a.shared.size === 0 || !a.shared.has(peers[i]!)) fdb.push(d.fdb);
       routes.push(d.route);
     });
   }
