@@ -26,10 +26,11 @@ export interface Assembly<D> {
   macUsers: Map<string, number>;
 }
 
+/** Allocated at its size (the arrays are rebuilt every pass with thousands of peers: no growing copies). */
 export function emptyAssembly<D>(peers: readonly Lease[]): Assembly<D> {
   return {
     peers,
-    derivations: [],
+    derivations: new Array<D>(peers.length),
     conflicts: undefined,
     shared: new Set(),
     subnets: new Set(),
@@ -61,7 +62,7 @@ export function assembleChanged<D>(
   claims: (d: D) => PeerClaims | undefined,
 ): Assembly<D> | undefined {
   if (prev.conflicts !== undefined) return undefined;
-  const derivations: D[] = [];
+  const derivations = new Array<D>(peers.length);
   const removed: PeerClaims[] = [];
   const added: PeerClaims[] = [];
   const old = prev.peers;
@@ -76,12 +77,12 @@ export function assembleChanged<D>(
     // The last peers before this one's key are gone.
     for (; j < old.length && old[j] !== peer && old[j]!.key <= peer.key; j++) drop(j);
     if (old[j] === peer) {
-      derivations.push(prev.derivations[j]!);
+      derivations[i] = prev.derivations[j]!;
       j++;
       continue;
     }
     const d = derive(peer);
-    derivations.push(d);
+    derivations[i] = d;
     const c = claims(d);
     if (c !== undefined) added.push(c);
   }

@@ -120,6 +120,9 @@ describe('incremental lease-event plan = planKernel(desired, remembered, scope)'
             : planHostGw(input);
         expect(planned, `seed ${seed} step ${step}`).toEqual(fresh);
         const desired = planned.state;
+        // The planners allocate the arrays at their counted size: every slot filled.
+        for (const list of [desired.routes, desired.neighbors, desired.fdb])
+          expect(Object.keys(list)).toHaveLength(list.length);
         const plan = planKernelDelta(desired, remembered, scope);
         expect(plan.ops, `seed ${seed} step ${step}`).toEqual(planKernel(desired, remembered.state, scope));
         if (plan.incremental) incremental++;

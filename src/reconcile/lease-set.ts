@@ -46,9 +46,11 @@ export class LeaseSet {
 
   /** All leases except the one with `ownKey`. */
   peers(ownKey: string | undefined): Lease[] {
-    // One array per pass (thousands of peers): no spread-then-filter copy.
-    const out: Lease[] = [];
-    for (const l of this.leases.values()) if (l.key !== ownKey) out.push(l);
+    // One array per pass (thousands of peers), allocated at its size: no growing or filtering copies.
+    const out = new Array<Lease>(this.leases.size);
+    let n = 0;
+    for (const l of this.leases.values()) if (l.key !== ownKey) out[n++] = l;
+    out.length = n;
     return out;
   }
 

@@ -85,7 +85,7 @@ function assembleAll(
   const seen = new Map<string, string>();
   peers.forEach((peer, i) => {
     const d = derive(peer);
-    a.derivations.push(d);
+    a.derivations[i] = d;
     if (d.kind !== 'route') return;
     const earlier = seen.get(d.dst);
     if (earlier !== undefined) {
@@ -109,6 +109,7 @@ export function planHostGw(input: HostGwPlanInput, memo?: HostGwPlanMemo): Desir
   const state: DesiredKernelState = { links: [], addresses: [], routes: [], neighbors: [], fdb: [] };
   const skipped = new SkipList();
   const peers = sortedPeers(input.peers);
+  const assembled: { family: Family; a: Assembly<PeerDerivation> }[] = [];
   for (const [family, network] of enabledFamilies(input.networks)) {
     const ownPublicIp = family === 4 ? iface.publicIp : iface.publicIpv6;
     const context = derivationContext(
@@ -122,13 +123,25 @@ export function planHostGw(input: HostGwPlanInput, memo?: HostGwPlanMemo): Desir
     const prev = memo?.take(context);
     const a = (prev && assembleChanged(prev, peers, derive, claimsOf)) ?? assembleAll(peers, derive);
     memo?.keep(context, a);
+    assembled.push({ family, a });
+  }
+  // The skipped peers, and how many routes the families program: the routes are allocated once.
+  let count = 0;
+  for (const { family, a } of assembled) {
     a.derivations.forEach((d, i) => {
-      if (d.kind === 'self') return;
       const reason = d.kind === 'skip' ? d.reason : a.conflicts?.[i];
       if (reason !== undefined) skipped.add(peers[i]!, family, reason);
-      else if (d.kind === 'route') state.routes.push(d.route);
+      else if (d.kind === 'route') count++;
     });
   }
+  const routes = new Array<RouteEntry>(count);
+  let r = 0;
+  for (const { a } of assembled) {
+    a.derivations.forEach((d, i) => {
+      if (d.kind === 'route' && a.conflicts?.[i] === undefined) routes[r++] = d.route;
+    });
+  }
+  state.routes = routes;
   return { state, skipped: skipped.entries };
 }
 

@@ -205,6 +205,11 @@ function derivePeerUncached(peer: Lease, ctx: PeerContext): PeerDerivation {
  */
 export class VxlanPlanMemo extends PeerPlanMemo<PeerDerivation> {}
 
+/** Whether peer `i`'s FDB entry is programmed (not served by an earlier peer's entry for the same node). */
+function ownsFdb(a: Assembly<PeerDerivation>, i: number): boolean {
+  return a.shared.size === 0 || !a.shared.has(a.peers[i]!);
+}
+
 /** A programmed peer's subnet and VTEP MAC. */
 function claimsOf(d: PeerDerivation): PeerClaims | undefined {
   return d.kind === 'direct' || d.kind === 'tunnel' ? { dst: d.dst, mac: d.vtepMac } : undefined;
@@ -217,7 +222,7 @@ function assembleAll(peers: readonly Lease[], ctx: PeerContext): Assembly<PeerDe
   const macOwner = new Map<string, Extract<PeerDerivation, { kind: 'tunnel' }>>();
   peers.forEach((peer, i) => {
     const d = derivePeer(peer, ctx);
-    a.derivations.push(d);
+    a.derivations[i] = d;
     if (d.kind === 'self' || d.kind === 'skip') return;
     const earlierSubnet = subnetOwner.get(d.dst);
     if (earlierSubnet !== undefined) {
@@ -255,6 +260,7 @@ export function planVxlan(input: VxlanPlanInput, memo?: VxlanPlanMemo): DesiredB
   const state: DesiredKernelState = { links: [], addresses: [], routes: [], neighbors: [], fdb: [] };
   const skipped = new SkipList();
   const peers = sortedPeers(input.peers);
+  const assembled: { family: Family; a: Assembly<PeerDerivation> }[] = [];
 
   for (const [family, network] of enabledFamilies(input.networks)) {
     const ownSubnet = subnetOf(own, family);
@@ -280,28 +286,43 @@ export function planVxlan(input: VxlanPlanInput, memo?: VxlanPlanMemo): DesiredB
       (prev && assembleChanged(prev, peers, (peer) => derivePeer(peer, ctx), claimsOf)) ??
       assembleAll(peers, ctx);
     memo?.keep(ctx.key, a);
-    // Straight into the state, one family after the other.
-    const { routes, neighbors, fdb } = state;
+    assembled.push({ family, a });
+  }
+  // The skipped peers, and how many entries the families program: the state's arrays are allocated once.
+  let routeCount = 0;
+  let neighborCount = 0;
+  let fdbCount = 0;
+  for (const { family, a } of assembled) {
     a.derivations.forEach((d, i) => {
-      if (d.kind === 'self') return;
-      if (d.kind === 'skip') {
-        skipped.add(peers[i]!, family, d.reason);
-        return;
+      const reason = d.kind === 'skip' ? d.reason : a.conflicts?.[i];
+      if (reason !== undefined) skipped.add(peers[i]!, family, reason);
+      else if (d.kind === 'direct') routeCount++;
+      else if (d.kind === 'tunnel') {
+        routeCount++;
+        neighborCount++;
+        if (ownsFdb(a, i)) fdbCount++;
       }
-      const conflict = a.conflicts?.[i];
-      if (conflict !== undefined) {
-        skipped.add(peers[i]!, family, conflict);
-        return;
-      }
-      if (d.kind === 'direct') {
-        routes.push(d.route);
-        return;
-      }
-      neighbors.push(d.neighbor);
-      if (a.shared.size === 0 || !a.shared.has(peers[i]!)) fdb.push(d.fdb);
-      routes.push(d.route);
     });
   }
+  const routes = new Array<RouteEntry>(routeCount);
+  const neighbors = new Array<NeighborEntry>(neighborCount);
+  const fdb = new Array<FdbEntry>(fdbCount);
+  let r = 0;
+  let n = 0;
+  let f = 0;
+  for (const { a } of assembled) {
+    a.derivations.forEach((d, i) => {
+      if ((d.kind !== 'direct' && d.kind !== 'tunnel') || a.conflicts?.[i] !== undefined) return;
+      if (d.kind === 'tunnel') {
+        neighbors[n++] = d.neighbor;
+        if (ownsFdb(a, i)) fdb[f++] = d.fdb;
+      }
+      routes[r++] = d.route;
+    });
+  }
+  state.routes = routes;
+  state.neighbors = neighbors;
+  state.fdb = fdb;
   return { state, skipped: skipped.entries };
 }
 
