@@ -1,5 +1,5 @@
 // planHostGw: the desired kernel state of the host-gw backend — one plain route per peer,
-// `<remote subnet> via <remote PublicIP> dev <external interface>`. Pure.
+// `<remote subnet> via <remote PublicIP> dev <external interface>`. Pure (an optional memo only saves work).
 import { type Cidr, type Family, formatCidr } from '../../ip/index.js';
 import type { DesiredKernelState, KernelScope, RouteEntry, SelectedInterface } from '../../kernel/index.js';
 import type { Lease } from '../../lease/index.js';
