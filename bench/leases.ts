@@ -213,7 +213,10 @@ async function fanout(
     for (let w = 0; w < writes; w++) {
       const key = `10.${1 + (w >> 8)}.${w & 255}.0-24`;
       const t0 = performance.now();
-      await writer.put(`${prefix}/subnets/${key}`).value(encodeLeaseAttrs(attrs(10_000 + w)));
+      await writer.kv.put({
+        key: Buffer.from(`${prefix}/subnets/${key}`),
+        value: Buffer.from(encodeLeaseAttrs(attrs(10_000 + w))),
+      });
       await until(() => seen.every((s) => s.has(key)), 30_000);
       const times = seen.map((s) => (s.get(key) ?? t0) - t0);
       all.push(Math.max(...times));

@@ -1,7 +1,7 @@
 // flannel's etcd subnet manager as a facade over one concept per file: config-poll (the network config),
 // acquire (a subnet), keep (renewal and re-acquisition), list-watch (every lease). Options arrive validated
 // by `config/` (flags) — only settings that exist for tests (TTL, margins in seconds) are checked here.
-import type { Etcd3 } from 'etcd3';
+import type { EtcdRpcClient } from './grpc/index.js';
 import type { NetworkConfig } from '../../config/index.js';
 import { Backoff, errorFields } from '../../core/index.js';
 import type { Lease, LeaseWatchBatch } from '../../lease/index.js';
@@ -61,7 +61,7 @@ export class EtcdSubnetManager implements SubnetManager {
   readonly kind = 'etcd' as const;
   readonly store: EtcdLeaseStore;
   readonly heartbeatPeriods: { leaseKeeperMs: number; leaseWatchMs: number };
-  private readonly client: Etcd3;
+  private readonly client: EtcdRpcClient;
   private readonly logger: Logger;
   private readonly configPollMs: number;
   private readonly onWatchEvent: (event: WatchHealthEvent) => void;

@@ -1,11 +1,11 @@
-import type { Etcd3, IEvent, IWatchRequest, IWatchResponse } from 'etcd3';
+import type { EtcdRpcClient, WatchEvent, WatchRequest, WatchResponse, WatchStream } from './grpc/index.js';
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
 
 /** What a range watch delivers, in order. `revision`: everything up to it has been delivered. */
 export type RangeWatchItem =
   | { type: 'connected'; endpoint: string | undefined }
-  | { type: 'events'; events: IEvent[]; revision: bigint }
+  | { type: 'events'; events: WatchEvent[]; revision: bigint }
   | { type: 'progress'; revision: bigint }
   /** The stream answered a progress request: it is alive (the revision is not a safe resume point on etcd 3.4). */
   | { type: 'alive' }
@@ -33,7 +33,7 @@ export interface RangeWatchOptions {
 }
 
 type StreamSignal =
-  | { kind: 'data'; res: IWatchResponse }
+  | { kind: 'data'; res: WatchResponse }
   | { kind: 'error'; error: Error }
   | { kind: 'abort' };
 
@@ -49,7 +49,7 @@ class WatchStreamEndedError extends Error {
  * header are lost if the stream breaks before they arrive, and it turns compaction into an error event.
  * Ends (returns) after yielding `compacted`, or when `signal` aborts.
  */
-export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): AsyncGenerator<RangeWatchItem> {
+export async function* watchRange(client: EtcdRpcClient, opts: RangeWatchOptions): AsyncGenerator<RangeWatchItem> {
   const backoff = new Backoff({ initialMs: opts.minBackoffMs ?? 100, maxMs: opts.maxBackoffMs ?? 5_000 });
   const createTimeoutMs = opts.createTimeoutMs ?? 10_000;
   let next = opts.startRevision;
@@ -89,7 +89,7 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
     };
     const onAbort = (): void => push({ kind: 'abort' });
     opts.signal.addEventListener('abort', onAbort, { once: true });
-    let stream: Awaited<ReturnType<Etcd3['watchClient']['watch']>> | undefined;
+    let stream: WatchStream | undefined;
     let createTimer: NodeJS.Timeout | undefined;
     let progressTimer: NodeJS.Timeout | undefined;
     try {
@@ -99,10 +99,10 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
         failure = `cannot open watch stream: ${errorMessage(err)}`;
         continue;
       }
-      stream.on('data', (res: IWatchResponse) => push({ kind: 'data', res }));
+      stream.on('data', (res: WatchResponse) => push({ kind: 'data', res }));
       stream.on('error', (error: Error) => push({ kind: 'error', error }));
       stream.on('end', () => push({ kind: 'error', error: new WatchStreamEndedError('watch stream ended') }));
-      const request: IWatchRequest = {
+      const request: WatchRequest = {
         create_request: {
           key: opts.key,
           range_end: opts.rangeEnd,
