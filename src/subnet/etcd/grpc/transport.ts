@@ -157,9 +157,11 @@ export class GrpcStream extends EventEmitter {
     this.req.write(frameMessage(body));
   }
 
-  /** Half-closes the sending side (the server then ends the call). */
-  end(): void {
-    if (!this.req.writableEnded) this.req.end();
+  /** Half-closes the sending side (the server then ends the call), after a last message if given. */
+  end(body?: Buffer): void {
+    if (this.req.writableEnded) return;
+    if (body && !this.finished && !this.req.closed) this.req.end(frameMessage(body));
+    else this.req.end();
   }
 
   /** Cancels the call; emits `error` with CANCELLED unless it already ended. */
@@ -282,8 +284,7 @@ export class GrpcChannel {
       });
       stream.on('error', (err: GrpcError) => settle(err));
       stream.on('end', () => settle(undefined));
-      stream.write(body);
-      stream.end();
+      stream.end(body);
     });
   }
 
