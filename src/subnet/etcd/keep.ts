@@ -1,7 +1,7 @@
 // Keeping the own lease: conditional renewal before expiry, a watch on the own key, a periodic ownership
 // check (the keeper's heartbeat), and re-acquisition after a loss. A renewal whose reply is lost is read
 // back by its grant, never undone blindly: revoking a grant that did attach would delete the own key.
-import type { EtcdRpcClient, WatchEvent } from './grpc/index.js';
+import type { EtcdRpc, WatchEvent } from './grpc/index.js';
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import { formatCidr } from '../../ip/index.js';
 import {
@@ -20,7 +20,7 @@ import type { EtcdLeaseStore, RawLeaseRecord } from './store.js';
 import { watchRange } from './watch.js';
 
 export interface LeaseKeeperOptions {
-  client: EtcdRpcClient;
+  client: EtcdRpc;
   store: EtcdLeaseStore;
   grants: OwnGrants;
   logger: Logger;

@@ -1,6 +1,6 @@
 // Every lease that fits the network config: a list, then a watch from the list's revision. Resumes after a
 // disconnect from the last revision seen; after a compaction lists again and emits the difference.
-import type { EtcdRpcClient, WatchEvent } from './grpc/index.js';
+import type { EtcdRpc, WatchEvent } from './grpc/index.js';
 import type { NetworkConfig } from '../../config/index.js';
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import {
@@ -18,7 +18,7 @@ import type { EtcdLeaseStore, RawLeaseRecord } from './store.js';
 import { watchRange } from './watch.js';
 
 export interface LeaseWatchOptions {
-  client: EtcdRpcClient;
+  client: EtcdRpc;
   store: EtcdLeaseStore;
   logger: Logger;
   onWatchEvent: (event: WatchHealthEvent) => void;

@@ -1,4 +1,4 @@
-import type { EtcdRpcClient, KeyValue } from './grpc/index.js';
+import type { EtcdRpc, KeyValue } from './grpc/index.js';
 
 /** One key under `<prefix>/subnets/` as stored, before any parsing. */
 export interface RawLeaseRecord {
@@ -53,7 +53,7 @@ export class EtcdLeaseStore {
   private readonly ttlCache = new Map<string, Date>();
 
   constructor(
-    readonly client: EtcdRpcClient,
+    readonly client: EtcdRpc,
     readonly prefix: string,
   ) {
     this.configKey = Buffer.from(joinKey(prefix, 'config'));

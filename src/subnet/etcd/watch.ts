@@ -1,4 +1,4 @@
-import type { EtcdRpcClient, WatchEvent, WatchRequest, WatchResponse, WatchStream } from './grpc/index.js';
+import type { EtcdRpc, WatchEvent, WatchRequest, WatchResponse, WatchStream } from './grpc/index.js';
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
 
@@ -49,7 +49,7 @@ class WatchStreamEndedError extends Error {
  * header are lost if the stream breaks before they arrive, and it turns compaction into an error event.
  * Ends (returns) after yielding `compacted`, or when `signal` aborts.
  */
-export async function* watchRange(client: EtcdRpcClient, opts: RangeWatchOptions): AsyncGenerator<RangeWatchItem> {
+export async function* watchRange(client: EtcdRpc, opts: RangeWatchOptions): AsyncGenerator<RangeWatchItem> {
   const backoff = new Backoff({ initialMs: opts.minBackoffMs ?? 100, maxMs: opts.maxBackoffMs ?? 5_000 });
   const createTimeoutMs = opts.createTimeoutMs ?? 10_000;
   let next = opts.startRevision;

@@ -92,6 +92,9 @@ function protocolError(method: string, err: unknown): EtcdProtocolError {
   return new EtcdProtocolError(GrpcStatus.INTERNAL, `${method}: malformed reply from etcd: ${reason}`);
 }
 
+/** What the rest of weft uses of a client (an etcd3 `Etcd3` has the same shape: bench/ compares the two). */
+export type EtcdRpc = Pick<EtcdRpcClient, 'kv' | 'leaseClient' | 'watchClient' | 'close'>;
+
 export class EtcdRpcClient {
   private readonly endpoints: Endpoint[];
   private current = 0;

@@ -1,5 +1,6 @@
 export {
   EtcdEndpointSkippedError,
+  type EtcdRpc,
   EtcdRpcClient,
   type EtcdRpcClientOptions,
   IDEMPOTENT_ETCD_METHODS,

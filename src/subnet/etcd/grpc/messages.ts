@@ -308,13 +308,16 @@ function requireHeader(h: ResponseHeader | undefined, what: string): ResponseHea
   return h;
 }
 
+/** The value of an absent bytes field (shared: decoded messages are read, never written to). */
+const EMPTY = Buffer.alloc(0);
+
 export function decodeKeyValue(buf: Buffer): KeyValue {
   const kv: KeyValue = {
-    key: Buffer.alloc(0),
+    key: EMPTY,
     create_revision: '0',
     mod_revision: '0',
     version: '0',
-    value: Buffer.alloc(0),
+    value: EMPTY,
     lease: '0',
   };
   const r = new ProtoReader(buf, 'KeyValue');

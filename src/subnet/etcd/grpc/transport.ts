@@ -24,13 +24,16 @@ export function frameMessage(body: Buffer): Buffer {
 export class MessageDeframer {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Bytes the message being received needs, prefix included (0 until its prefix is complete). */
+  private needed = 0;
 
   /** Feeds bytes; returns the messages completed by them. Throws a GrpcError on a bad prefix. */
   push(chunk: Buffer): Buffer[] {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     const out: Buffer[] = [];
-    while (this.pendingBytes >= 5) {
+    // Chunks are joined only once a whole message is there (a large reply arrives in many chunks).
+    while (this.pendingBytes >= Math.max(5, this.needed)) {
       const head = this.pending.length === 1 ? (this.pending[0] as Buffer) : this.flatten();
       const flag = head[0];
       if (flag !== 0) {
@@ -40,7 +43,11 @@ export class MessageDeframer {
       if (len > MAX_MESSAGE_BYTES) {
         throw new GrpcError(GrpcStatus.RESOURCE_EXHAUSTED, `gRPC message of ${len} bytes is too large`);
       }
-      if (head.length < 5 + len) break;
+      if (head.length < 5 + len) {
+        this.needed = 5 + len;
+        break;
+      }
+      this.needed = 0;
       out.push(head.subarray(5, 5 + len));
       const rest = head.subarray(5 + len);
       this.pending = rest.length > 0 ? [rest] : [];
