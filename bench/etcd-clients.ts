@@ -1,11 +1,11 @@
 // weft's own etcd client (src/subnet/etcd/grpc/) against the etcd3 package (grpc-js + protobufjs) it replaced,
 // in one run against one local etcd (Debian's /usr/bin/etcd on a free loopback port):
-//   - CPU per call: one client, `--calls` sequential calls of each kind (Range of one key, a keys-only Range
-//     of 100 keys, LeaseGrant, a create-only Txn); this process's CPU per call;
-//   - CPU per acquisition and latency: `--nodes` clients (each its own connection, as that many nodes would)
-//     each doing what an acquisition does (a Range with values of the subnets, a LeaseGrant, a create-only
-//     Txn) all at once; p50/p99 per node, this process's CPU and etcd's per round. Goal (issue 16): the
-//     client's CPU per acquisition clearly below etcd3's, and 1000 concurrent p99 < 1 s.
+//   - CPU per call: one client, `--calls` sequential calls of each kind (Range of one key, Range of 100 keys
+//     with values, LeaseGrant, a create-only Txn); this process's CPU per call;
+//   - CPU per acquisition and latency: `--nodes` clients, each its own connection as that many nodes would
+//     have (etcd3 is told not to share them), each making an acquisition's calls (a Range with values of the
+//     subnets, a LeaseGrant, a create-only Txn) all at once; p50/p99 per node, this process's CPU and etcd's
+//     per round. Goal (issue 16): the client's CPU per acquisition clearly below etcd3's (< 0.5).
 // The two clients alternate round by round so both see the same load.
 //
 //   npm run build:dev && node dist-dev/bench/etcd-clients.js [--nodes 1000] [--rounds 3] [--calls 2000]

@@ -1,5 +1,6 @@
-// The etcd3-package client weft used before its own (src/subnet/etcd/grpc/), kept for bench/etcd-clients.ts to
-// measure against: the same deadlines, endpoint breaker and idempotent-only retry, on grpc-js + protobufjs.
+// The etcd3-package client weft used before its own (src/subnet/etcd/grpc/), kept for the benches to measure
+// against (bench/etcd-clients.ts, bench/leases.ts --client): the same deadlines, endpoint breaker and
+// idempotent-only retry, on grpc-js + protobufjs.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
 import { sleep } from '../src/core/index.js';
@@ -119,6 +120,9 @@ export function createEtcd3Client(options: EtcdClientOptions): Etcd3 {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 2_000,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // grpc-js shares connections between channels to the same target (a process-wide subchannel pool): the
+      // 1000 clients of a bench would share ~3 connections, not the 1000 that 1000 nodes open. Each its own.
+      'grpc.use_local_subchannel_pool': 1,
     },
     faultHandling: {
       host: () => asPolicy(new EndpointBreaker(3, 1_000)),
