@@ -13,7 +13,12 @@ import {
   GrpcStatus,
 } from './errors.js';
 import * as m from './messages.js';
-import { type GrpcChannel, GrpcChannel as Channel, type ChannelOptions, type GrpcStream } from './transport.js';
+import {
+  type GrpcChannel,
+  GrpcChannel as Channel,
+  type ChannelOptions,
+  type GrpcStream,
+} from './transport.js';
 import { ProtoDecodeError } from './wire.js';
 
 /** Thrown instead of calling an endpoint that failed repeatedly in the last second. */

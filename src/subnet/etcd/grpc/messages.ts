@@ -294,10 +294,10 @@ function decodeHeader(buf: Buffer): ResponseHeader {
   const h: ResponseHeader = { cluster_id: '0', member_id: '0', revision: '0', raft_term: '0' };
   const r = new ProtoReader(buf, 'ResponseHeader');
   for (let f = r.next(); f !== 0; f = r.next()) {
-    if (f === 1) h.cluster_id = r.int64();
-    else if (f === 2) h.member_id = r.int64();
+    if (f === 1) h.cluster_id = r.uint64();
+    else if (f === 2) h.member_id = r.uint64();
     else if (f === 3) h.revision = r.int64();
-    else if (f === 4) h.raft_term = r.int64();
+    else if (f === 4) h.raft_term = r.uint64();
     else r.skip();
   }
   return h;

@@ -250,9 +250,13 @@ export class GrpcChannel {
     } catch (err) {
       // The session closed between open() and now: nothing was sent.
       session.destroy();
-      throw new GrpcError(GrpcStatus.UNAVAILABLE, `cannot send to ${this.o.endpoint}: ${(err as Error).message}`, {
-        neverSent: true,
-      });
+      throw new GrpcError(
+        GrpcStatus.UNAVAILABLE,
+        `cannot send to ${this.o.endpoint}: ${(err as Error).message}`,
+        {
+          neverSent: true,
+        },
+      );
     }
     return new GrpcStream(req, this.o.endpoint, () => this.connected && this.session === session);
   }

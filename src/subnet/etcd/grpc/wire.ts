@@ -195,10 +195,12 @@ export class ProtoReader {
     return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo)).toString();
   }
 
-  /** An int64 that must be a safe, non-negative JavaScript number (counts, TTLs). */
-  uint53(): number {
+  /** An unsigned uint64 as a decimal string. */
+  uint64(): string {
     this.expect(WIRE_VARINT, 'integer');
-    return this.varintNumber();
+    const { lo, hi } = this.varintRaw();
+    if (hi < 2 ** 21) return String(hi * 2 ** 32 + lo);
+    return ((BigInt(hi) << 32n) | BigInt(lo)).toString();
   }
 
   bool(): boolean {
