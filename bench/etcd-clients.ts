@@ -179,7 +179,8 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   try {
     const per: Record<Kind, Record<string, number>> = { etcd3: {}, weft: {} };
-    for (const kind of KINDS) per[kind] = await perCall(kind, etcd, Buffer.from(`/bench-clients/per-${kind}/`));
+    for (const kind of KINDS)
+      per[kind] = await perCall(kind, etcd, Buffer.from(`/bench-clients/per-${kind}/`));
     lines.push(`etcd-clients: CPU of this process per call, µs (${calls} sequential calls, one client)`);
     for (const name of Object.keys(per.weft)) {
       const a = per.etcd3[name] ?? Number.NaN;

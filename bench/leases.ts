@@ -18,8 +18,8 @@ import { parseNetworkConfigText } from '../src/config/index.js';
 import { overlaps } from '../src/ip/index.js';
 import { encodeLeaseAttrs, type Lease } from '../src/lease/index.js';
 import { silentLogger } from '../src/log/index.js';
-import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
 import type { EtcdRpc } from '../src/subnet/etcd/grpc/index.js';
+import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
 import { type EtcdServer, etcdctl, startEtcd } from '../testkit/etcd.js';
 import { createEtcd3Client } from './etcd3-client.js';
 

@@ -1,7 +1,7 @@
 // Keeping the own lease: conditional renewal before expiry, a watch on the own key, a periodic ownership
 // check (the keeper's heartbeat), and re-acquisition after a loss. A renewal whose reply is lost is read
 // back by its grant, never undone blindly: revoking a grant that did attach would delete the own key.
-import type { EtcdRpc, WatchEvent } from './grpc/index.js';
+
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import { formatCidr } from '../../ip/index.js';
 import {
@@ -15,6 +15,7 @@ import type { Logger } from '../../log/index.js';
 import type { AcquireRequest, KeepLeaseHooks, LeaseRenewalOutcome, OwnLeaseChange } from '../types.js';
 import { LeaseLostError } from './errors.js';
 import type { OwnGrants } from './grants.js';
+import type { EtcdRpc, WatchEvent } from './grpc/index.js';
 import { describeChange, samePublicAddress } from './records.js';
 import type { EtcdLeaseStore, RawLeaseRecord } from './store.js';
 import { watchRange } from './watch.js';

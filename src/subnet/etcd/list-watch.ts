@@ -1,6 +1,6 @@
 // Every lease that fits the network config: a list, then a watch from the list's revision. Resumes after a
 // disconnect from the last revision seen; after a compaction lists again and emits the difference.
-import type { EtcdRpc, WatchEvent } from './grpc/index.js';
+
 import type { NetworkConfig } from '../../config/index.js';
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import {
@@ -13,6 +13,7 @@ import {
 } from '../../lease/index.js';
 import type { Logger } from '../../log/index.js';
 import type { WatchHealthEvent, WatchLeasesHooks } from '../types.js';
+import type { EtcdRpc, WatchEvent } from './grpc/index.js';
 import { classifyRecords, parseRecord, toLease } from './records.js';
 import type { EtcdLeaseStore, RawLeaseRecord } from './store.js';
 import { watchRange } from './watch.js';

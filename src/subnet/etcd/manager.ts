@@ -1,7 +1,7 @@
 // flannel's etcd subnet manager as a facade over one concept per file: config-poll (the network config),
 // acquire (a subnet), keep (renewal and re-acquisition), list-watch (every lease). Options arrive validated
 // by `config/` (flags) — only settings that exist for tests (TTL, margins in seconds) are checked here.
-import type { EtcdRpc } from './grpc/index.js';
+
 import type { NetworkConfig } from '../../config/index.js';
 import { Backoff, errorFields } from '../../core/index.js';
 import type { Lease, LeaseWatchBatch } from '../../lease/index.js';
@@ -19,6 +19,7 @@ import { createEtcdClient, type EtcdClientOptions } from './client.js';
 import { abortError, pollNetworkConfig } from './config-poll.js';
 import { EtcdSubnetManagerConfigError, SubnetManagerClosedError } from './errors.js';
 import { OwnGrants } from './grants.js';
+import type { EtcdRpc } from './grpc/index.js';
 import { LeaseKeeper, reacquireRequest } from './keep.js';
 import { watchLeaseSet } from './list-watch.js';
 import { classifyRecords, type LeaseListing } from './records.js';

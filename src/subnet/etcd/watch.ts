@@ -1,6 +1,6 @@
-import type { EtcdRpc, WatchEvent, WatchRequest, WatchResponse, WatchStream } from './grpc/index.js';
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
+import type { EtcdRpc, WatchEvent, WatchRequest, WatchResponse, WatchStream } from './grpc/index.js';
 
 /** What a range watch delivers, in order. `revision`: everything up to it has been delivered. */
 export type RangeWatchItem =

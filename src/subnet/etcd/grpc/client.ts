@@ -14,9 +14,9 @@ import {
 } from './errors.js';
 import * as m from './messages.js';
 import {
-  type GrpcChannel,
   GrpcChannel as Channel,
   type ChannelOptions,
+  type GrpcChannel,
   type GrpcStream,
 } from './transport.js';
 import { ProtoDecodeError } from './wire.js';
