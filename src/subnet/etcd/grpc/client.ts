@@ -114,13 +114,6 @@ export class EtcdRpcClient {
       this.call('range', '/etcdserverpb.KV/Range', m.encodeRangeRequest(req), m.decodeRangeResponse),
     put: (req: m.PutRequest): Promise<m.PutResponse> =>
       this.call('put', '/etcdserverpb.KV/Put', m.encodePutRequest(req), m.decodePutResponse),
-    deleteRange: (req: m.DeleteRangeRequest): Promise<m.DeleteRangeResponse> =>
-      this.call(
-        'deleteRange',
-        '/etcdserverpb.KV/DeleteRange',
-        m.encodeDeleteRangeRequest(req),
-        m.decodeDeleteRangeResponse,
-      ),
     txn: (req: m.TxnRequest): Promise<m.TxnResponse> =>
       this.call('txn', '/etcdserverpb.KV/Txn', m.encodeTxnRequest(req), m.decodeTxnResponse),
   };

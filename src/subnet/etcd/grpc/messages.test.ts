@@ -192,8 +192,6 @@ describe('decoders: bytes protobufjs wrote', () => {
     expect(m.decodeLeaseRevokeResponse(fromProto('etcdserverpb.LeaseRevokeResponse', { header }))).toEqual({
       header,
     });
-    const ka = { header, ID: '5', TTL: '30' };
-    expect(m.decodeLeaseKeepAliveResponse(fromProto('etcdserverpb.LeaseKeepAliveResponse', ka))).toEqual(ka);
   });
 
   it('WatchResponse: events, compaction, cancel reason and the -1 watch id of a progress answer', () => {

@@ -133,12 +133,6 @@ export interface LeaseTimeToLiveResponse {
   grantedTTL: string;
 }
 
-export interface LeaseKeepAliveResponse {
-  header: ResponseHeader;
-  ID: string;
-  TTL: string;
-}
-
 export interface WatchCreateRequest {
   key: Buffer;
   range_end?: Buffer | undefined;
@@ -256,7 +250,7 @@ export function encodeLeaseGrantRequest(r: LeaseGrantRequest): Buffer {
   return new ProtoWriter().int64(1, r.TTL).int64(2, r.ID).finish();
 }
 
-/** LeaseRevokeRequest, LeaseTimeToLiveRequest (without keys) and LeaseKeepAliveRequest: `ID = 1`. */
+/** LeaseRevokeRequest and LeaseTimeToLiveRequest (without keys): `ID = 1`. */
 export function encodeLeaseIdRequest(r: LeaseIdRequest): Buffer {
   return new ProtoWriter().int64(1, r.ID).finish();
 }
@@ -438,19 +432,6 @@ export function decodeLeaseTimeToLiveResponse(buf: Buffer): LeaseTimeToLiveRespo
     else r.skip(); // keys (never asked for)
   }
   return { header: requireHeader(header, 'LeaseTimeToLiveResponse'), ...out };
-}
-
-export function decodeLeaseKeepAliveResponse(buf: Buffer): LeaseKeepAliveResponse {
-  let header: ResponseHeader | undefined;
-  const out = { ID: '0', TTL: '0' };
-  const r = new ProtoReader(buf, 'LeaseKeepAliveResponse');
-  for (let f = r.next(); f !== 0; f = r.next()) {
-    if (f === 1) header = decodeHeader(r.bytes());
-    else if (f === 2) out.ID = r.int64();
-    else if (f === 3) out.TTL = r.int64();
-    else r.skip();
-  }
-  return { header: requireHeader(header, 'LeaseKeepAliveResponse'), ...out };
 }
 
 function decodeEvent(buf: Buffer): WatchEvent {
