@@ -44,9 +44,9 @@ class WatchStreamEndedError extends Error {
 /**
  * Watches a key range from `startRevision`, resuming after any disconnect from the last revision
  * delivered + 1 (never from a "created" header, which may be ahead of the events still to come).
- * Built on the raw gRPC watch stream rather than etcd3's Watcher: that one advances its resume revision
- * to the header revision of the create response, so events between the requested start and that
- * header are lost if the stream breaks before they arrive, and it turns compaction into an error event.
+ * Built on the raw gRPC watch stream (as it was with the etcd3 package, whose Watcher advanced its resume
+ * revision to the header revision of the create response, so events between the requested start and that
+ * header were lost if the stream broke before they arrived, and turned compaction into an error event).
  * Ends (returns) after yielding `compacted`, or when `signal` aborts.
  */
 export async function* watchRange(client: EtcdRpc, opts: RangeWatchOptions): AsyncGenerator<RangeWatchItem> {

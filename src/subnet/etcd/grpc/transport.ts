@@ -226,10 +226,15 @@ export class GrpcChannel {
       PING_TIMEOUT_MS,
     );
     timer.unref();
-    const sent = session.ping((err) => {
-      clearTimeout(timer);
-      if (err && !session.destroyed) session.destroy(err);
-    });
+    let sent = false;
+    try {
+      sent = session.ping((err) => {
+        clearTimeout(timer);
+        if (err && !session.destroyed) session.destroy(err);
+      });
+    } catch {
+      // closing meanwhile: its calls fail on their own
+    }
     if (!sent) clearTimeout(timer);
   }
 
