@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as tls from 'node:tls';
 import { redactTlsSetting, redactUrlCredentials } from '../../config/redact.js';
 import { EtcdRpcClient, type EtcdRpcClientOptions } from './grpc/index.js';
 
@@ -105,6 +106,26 @@ export function checkEndpoints(endpoints: readonly string[]): string[] {
 }
 
 /**
+ * The TLS context every connection shares, built once: material that OpenSSL cannot use fails here, at
+ * start, naming the setting (OpenSSL's reason never quotes the material).
+ */
+function secureContextFor(
+  ca: Buffer | undefined,
+  pair: { cert: Buffer; key: Buffer } | undefined,
+): { secureContext: tls.SecureContext } {
+  try {
+    return { secureContext: tls.createSecureContext({ ...(ca ? { ca } : {}), ...(pair ?? {}) }) };
+  } catch (err) {
+    const reason = (err as Error).message;
+    if (!pair) throw new EtcdClientConfigError('etcd-cafile', `not a usable CA certificate (${reason})`);
+    throw new EtcdClientConfigError(
+      'etcd-keyfile',
+      `the client key and certificate (--etcd-certfile) are not a usable pair (${reason})`,
+    );
+  }
+}
+
+/**
  * Builds weft's etcd client (grpc/): every unary call gets a deadline; idempotent calls that fail on the
  * transport retry on another endpoint (two attempts) and a failing endpoint is skipped for one second;
  * HTTP/2 pings detect a dead server under a long-lived watch; a broken connection is opened again on the
@@ -125,14 +146,14 @@ export function createEtcdClient(options: EtcdClientOptions): EtcdRpcClient {
       );
     }
     // Without a CA, Node's own roots verify the server.
-    config.tls = {
-      ...(tls.ca ? { ca: readTlsMaterial('etcd-cafile', tls.ca) } : {}),
-      ...(tls.cert && tls.key
+    config.tls = secureContextFor(
+      tls.ca ? readTlsMaterial('etcd-cafile', tls.ca) : undefined,
+      tls.cert && tls.key
         ? { cert: readTlsMaterial('etcd-certfile', tls.cert), key: readTlsMaterial('etcd-keyfile', tls.key) }
-        : {}),
-    };
+        : undefined,
+    );
   } else if (endpoints.some((e) => e.startsWith('https:'))) {
-    config.tls = {};
+    config.tls = secureContextFor(undefined, undefined);
   }
   if (options.username !== undefined && options.username !== '') {
     config.auth = { username: options.username, password: options.password ?? '' };

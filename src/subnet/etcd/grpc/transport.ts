@@ -4,6 +4,7 @@
 // endpoint, opened on first use and again after it fails; pings detect a dead peer under a quiet stream.
 import { EventEmitter } from 'node:events';
 import * as http2 from 'node:http2';
+import type { SecureContext } from 'node:tls';
 import { GrpcError, GrpcStatus } from './errors.js';
 
 /** Largest message accepted from etcd (a long lease list is a few MiB). */
@@ -92,8 +93,8 @@ function statusOf(headers: http2.IncomingHttpHeaders): GrpcError | null | undefi
 export interface ChannelOptions {
   /** `http://host:port` or `https://host:port`. */
   endpoint: string;
-  /** TLS material (PEM); the server name is the endpoint's host. */
-  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined;
+  /** TLS (CA, client certificate and key), shared by every connection; the server name is the endpoint's host. */
+  tls?: { secureContext: SecureContext } | undefined;
 }
 
 /** A server-streaming or bidi call: `message` for each response, then `end` (status OK) or `error`. */
