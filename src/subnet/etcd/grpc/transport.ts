@@ -4,7 +4,8 @@
 // endpoint, opened on first use and again after it fails; pings detect a dead peer under a quiet stream.
 import { EventEmitter } from 'node:events';
 import * as http2 from 'node:http2';
-import type { SecureContext } from 'node:tls';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { GrpcError, GrpcStatus } from './errors.js';
 
 /** Largest message accepted from etcd (a long lease list is a few MiB). */
@@ -94,7 +95,7 @@ export interface ChannelOptions {
   /** `http://host:port` or `https://host:port`. */
   endpoint: string;
   /** TLS (CA, client certificate and key), shared by every connection; the server name is the endpoint's host. */
-  tls?: { secureContext: SecureContext } | undefined;
+  tls?: { secureContext: tls.SecureContext } | undefined;
 }
 
 /** A server-streaming or bidi call: `message` for each response, then `end` (status OK) or `error`. */
@@ -194,9 +195,9 @@ export class GrpcChannel {
   private open(): http2.ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
     const session = http2.connect(this.o.endpoint, {
-      ...(this.o.tls ?? {}),
       settings: { enablePush: false },
       maxSessionMemory: 64,
+      createConnection: (authority: URL) => this.connectSocket(authority),
     });
     this.session = session;
     this.connected = false;
@@ -218,6 +219,26 @@ export class GrpcChannel {
     this.pingTimer = setInterval(() => this.ping(session), PING_INTERVAL_MS);
     this.pingTimer.unref();
     return session;
+  }
+
+  /**
+   * The TCP (or TLS, ALPN h2) connection under a session, with Nagle off as grpc-js has it: a request is a
+   * HEADERS and a DATA frame, and the second must not wait for the first one's ACK.
+   */
+  private connectSocket(authority: URL): net.Socket {
+    const host = authority.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(authority.port);
+    const socket = this.o.tls
+      ? tls.connect({
+          host,
+          port,
+          secureContext: this.o.tls.secureContext,
+          ALPNProtocols: ['h2'],
+          ...(net.isIP(host) === 0 ? { servername: host } : {}),
+        })
+      : net.connect({ host, port });
+    socket.setNoDelay(true);
+    return socket;
   }
 
   private ping(session: http2.ClientHttp2Session): void {
