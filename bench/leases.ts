@@ -21,7 +21,6 @@ import { silentLogger } from '../src/log/index.js';
 import type { EtcdRpc } from '../src/subnet/etcd/grpc/index.js';
 import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
 import { type EtcdServer, etcdctl, startEtcd } from '../testkit/etcd.js';
-import { createEtcd3Client } from './etcd3-client.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +31,9 @@ const { values } = parseArgs({
   },
 });
 type ClientKind = 'weft' | 'etcd3';
+// Loaded only when asked for: its module (grpc-js, and the AsyncLocalStorage weft's old client used, which turns
+// on async hooks for the whole process) would otherwise tax weft's own client too.
+const etcd3Client = values.client === 'weft' ? undefined : await import('./etcd3-client.js');
 const clients: ClientKind[] =
   values.client === 'both' ? ['weft', 'etcd3'] : values.client === 'etcd3' ? ['etcd3'] : ['weft'];
 if (!['weft', 'etcd3', 'both'].includes(values.client ?? ''))
@@ -138,8 +140,8 @@ async function acquireRound(
         logger: silentLogger(),
         // etcd3's Etcd3 has the raw-call shape weft uses (kv, leaseClient, watchClient, close).
         client:
-          kind === 'etcd3'
-            ? (createEtcd3Client({ endpoints: [etcd.endpoint] }) as unknown as EtcdRpc)
+          kind === 'etcd3' && etcd3Client
+            ? (etcd3Client.createEtcd3Client({ endpoints: [etcd.endpoint] }) as unknown as EtcdRpc)
             : undefined,
       }),
   );

@@ -11,6 +11,9 @@ import { GrpcError, GrpcStatus } from './errors.js';
 /** Largest message accepted from etcd (a long lease list is a few MiB). */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const PING_INTERVAL_MS = 10_000;
+/** HTTP/2 flow-control windows: per stream, and for the whole connection. */
+const STREAM_WINDOW_BYTES = 1024 * 1024;
+const SESSION_WINDOW_BYTES = 4 * 1024 * 1024;
 const PING_TIMEOUT_MS = 5_000;
 
 /** A message with its 5-byte gRPC prefix. */
@@ -195,7 +198,8 @@ export class GrpcChannel {
   private open(): http2.ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
     const session = http2.connect(this.o.endpoint, {
-      settings: { enablePush: false },
+      // A lease list of a few hundred KiB arrives without waiting for window updates.
+      settings: { enablePush: false, initialWindowSize: STREAM_WINDOW_BYTES },
       maxSessionMemory: 64,
       createConnection: (authority: URL) => this.connectSocket(authority),
     });
@@ -203,6 +207,7 @@ export class GrpcChannel {
     this.connected = false;
     session.on('connect', () => {
       if (this.session === session) this.connected = true;
+      session.setLocalWindowSize(SESSION_WINDOW_BYTES);
     });
     const drop = (): void => {
       if (this.session !== session) return;
