@@ -13,12 +13,7 @@ import {
   GrpcStatus,
 } from './errors.js';
 import * as m from './messages.js';
-import {
-  GrpcChannel as Channel,
-  type ChannelOptions,
-  type GrpcChannel,
-  type GrpcStream,
-} from './transport.js';
+import { type ChannelOptions, GrpcChannel, type GrpcStream } from './transport.js';
 import { ProtoDecodeError } from './wire.js';
 
 /** Thrown instead of calling an endpoint that failed repeatedly in the last second. */
@@ -106,7 +101,7 @@ export class EtcdRpcClient {
 
   constructor(private readonly o: EtcdRpcClientOptions) {
     if (o.endpoints.length === 0) throw new RangeError('at least one endpoint is required');
-    this.endpoints = o.endpoints.map((endpoint) => new Endpoint(new Channel({ endpoint, tls: o.tls })));
+    this.endpoints = o.endpoints.map((endpoint) => new Endpoint(new GrpcChannel({ endpoint, tls: o.tls })));
   }
 
   readonly kv = {

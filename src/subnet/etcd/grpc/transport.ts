@@ -207,7 +207,11 @@ export class GrpcChannel {
     this.connected = false;
     session.on('connect', () => {
       if (this.session === session) this.connected = true;
-      session.setLocalWindowSize(SESSION_WINDOW_BYTES);
+      try {
+        session.setLocalWindowSize(SESSION_WINDOW_BYTES);
+      } catch {
+        // closed at once: its calls fail on their own
+      }
     });
     const drop = (): void => {
       if (this.session !== session) return;
