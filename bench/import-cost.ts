@@ -15,7 +15,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 // dist-dev/bench/.
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+const dist = (file: string) => pathToFileURL(join(REPO_ROOT, 'dist', file)).href;
+/** weft's own etcd client (node:http2 and hand-written protobuf) beside the etcd3 package it replaced. */
+const ETCD_CLIENT = dist('src/subnet/etcd/grpc/index.js');
 const PACKAGES = [
+  ETCD_CLIENT,
   'etcd3',
   '@grpc/grpc-js',
   '@kubernetes/client-node',
@@ -26,7 +30,6 @@ const PACKAGES = [
   'raw-socket',
   'js-yaml',
 ];
-const dist = (file: string) => pathToFileURL(join(REPO_ROOT, 'dist', file)).href;
 /** weftd's own import order: flags and the CLI, yargs, the logger, metrics, the daemon, then one lease source. */
 const WEFTD_ORDER = [
   dist('src/config/options.js'),
@@ -35,7 +38,7 @@ const WEFTD_ORDER = [
   'pino',
   'prom-client',
   dist('src/daemon.js'),
-  'etcd3',
+  ETCD_CLIENT,
   dist('src/subnet/etcd/index.js'),
   dist('src/subnet/kube/index.js'),
   '@kubernetes/client-node',
@@ -78,7 +81,7 @@ function main(): void {
     const [before, after] = run([], [spec]);
     if (!before || !after) throw new Error(`no reading for ${spec}`);
     lines.push(
-      `    ${spec.padEnd(30)} ${f(after.rss)}  +${f(after.rss - before.rss)}  (bare ${f(before.rss)})`,
+      `    ${name(spec).padEnd(36)} ${f(after.rss)}  +${f(after.rss - before.rss)}  (bare ${f(before.rss)})`,
     );
   }
   lines.push("  in weftd's order, one process, --max-semi-space-size=1:");
@@ -86,7 +89,7 @@ function main(): void {
   for (const [i, r] of rows.entries()) {
     const delta = i === 0 ? '' : `+${f(r.rss - rows[i - 1]!.rss)}`;
     lines.push(
-      `    ${name(r.spec).padEnd(30)} ${f(r.rss)}  ${delta.padEnd(7)}  anonymous ${f(r.anon)}, file-backed ${f(r.rss - r.anon)}`,
+      `    ${name(r.spec).padEnd(36)} ${f(r.rss)}  ${delta.padEnd(7)}  anonymous ${f(r.anon)}, file-backed ${f(r.rss - r.anon)}`,
     );
   }
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -6,7 +6,10 @@
 //   - watch fan-out: 100 nodes watching, one new lease written; the time until every watcher has seen it.
 //
 //   npm run build:dev && node dist-dev/bench/leases.js [--concurrency 100] [--rounds 3] [--fanout-writes 20]
-//   (the goal's size: --concurrency 1000; the default 100 is the quick variant)
+//     [--client weft|etcd3|both]
+//   (the goal's size: --concurrency 1000; the default 100 is the quick variant). `--client` picks the etcd client
+//   of the concurrent acquisitions: weft's own (default), the etcd3 package it replaced, or both, alternating
+//   round by round in one run so both see the same machine load.
 //
 // Loopback traffic only; the etcd process and its data dir are removed at the end (also on failure).
 import { readFileSync } from 'node:fs';
@@ -15,6 +18,7 @@ import { parseNetworkConfigText } from '../src/config/index.js';
 import { overlaps } from '../src/ip/index.js';
 import { encodeLeaseAttrs, type Lease } from '../src/lease/index.js';
 import { silentLogger } from '../src/log/index.js';
+import type { EtcdRpc } from '../src/subnet/etcd/grpc/index.js';
 import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
 import { type EtcdServer, etcdctl, startEtcd } from '../testkit/etcd.js';
 
@@ -23,8 +27,17 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
     'fanout-writes': { type: 'string', default: '20' },
+    client: { type: 'string', default: 'weft' },
   },
 });
+type ClientKind = 'weft' | 'etcd3';
+// Loaded only when asked for: its module (grpc-js, and the AsyncLocalStorage weft's old client used, which turns
+// on async hooks for the whole process) would otherwise tax weft's own client too.
+const etcd3Client = values.client === 'weft' ? undefined : await import('./etcd3-client.js');
+const clients: ClientKind[] =
+  values.client === 'both' ? ['weft', 'etcd3'] : values.client === 'etcd3' ? ['etcd3'] : ['weft'];
+if (!['weft', 'etcd3', 'both'].includes(values.client ?? ''))
+  throw new Error('--client must be weft|etcd3|both');
 const concurrency = Number(values.concurrency);
 const rounds = Number(values.rounds);
 const fanoutWrites = Number(values['fanout-writes']);
@@ -107,6 +120,7 @@ function duplicates(leases: Lease[]): number {
 async function acquireRound(
   etcd: EtcdServer,
   nodes: number,
+  kind: ClientKind,
 ): Promise<{
   latencies: number[];
   wallMs: number;
@@ -119,7 +133,17 @@ async function acquireRound(
   const managers = Array.from(
     { length: nodes },
     () =>
-      new EtcdSubnetManager({ endpoints: [etcd.endpoint], prefix, renewMargin: 60, logger: silentLogger() }),
+      new EtcdSubnetManager({
+        endpoints: [etcd.endpoint],
+        prefix,
+        renewMargin: 60,
+        logger: silentLogger(),
+        // etcd3's Etcd3 has the raw-call shape weft uses (kv, leaseClient, watchClient, close).
+        client:
+          kind === 'etcd3' && etcd3Client
+            ? (etcd3Client.createEtcd3Client({ endpoints: [etcd.endpoint] }) as unknown as EtcdRpc)
+            : undefined,
+      }),
   );
   try {
     // Warm each client's connection so the timing is etcd work, not TCP/HTTP2 setup: the KV service and
@@ -213,7 +237,10 @@ async function fanout(
     for (let w = 0; w < writes; w++) {
       const key = `10.${1 + (w >> 8)}.${w & 255}.0-24`;
       const t0 = performance.now();
-      await writer.put(`${prefix}/subnets/${key}`).value(encodeLeaseAttrs(attrs(10_000 + w)));
+      await writer.kv.put({
+        key: Buffer.from(`${prefix}/subnets/${key}`),
+        value: Buffer.from(encodeLeaseAttrs(attrs(10_000 + w))),
+      });
       await until(() => seen.every((s) => s.has(key)), 30_000);
       const times = seen.map((s) => (s.get(key) ?? t0) - t0);
       all.push(Math.max(...times));
@@ -245,52 +272,78 @@ async function main(): Promise<void> {
   try {
     const rows: string[][] = [];
     const goals: string[] = [];
+    const perClient = new Map<ClientKind, { walls: number[]; clientCpu: number[] }>();
     for (const nodes of [1, concurrency]) {
-      const latencies: number[] = [];
-      const walls: number[] = [];
-      const etcdCpu: number[] = [];
-      const clientCpu: number[] = [];
-      let dup = 0;
-      // A single node is measured many times; concurrent rounds are repeated `rounds` times.
+      const kinds = nodes === 1 ? (['weft'] as ClientKind[]) : clients;
+      const runs = new Map(
+        kinds.map((k) => [
+          k,
+          {
+            latencies: [] as number[],
+            walls: [] as number[],
+            etcdCpu: [] as number[],
+            clientCpu: [] as number[],
+            dup: 0,
+          },
+        ]),
+      );
+      // A single node is measured many times; concurrent rounds are repeated `rounds` times, the clients
+      // alternating (and swapping order each round) when both are measured.
       const repeat = nodes === 1 ? Math.max(20, rounds * 10) : rounds;
       for (let r = 0; r < repeat; r++) {
-        const round = await acquireRound(etcd, nodes);
-        latencies.push(...round.latencies);
-        walls.push(round.wallMs);
-        etcdCpu.push(round.etcdCpuMs);
-        clientCpu.push(round.clientCpuMs);
-        dup += round.duplicates;
+        for (const kind of r % 2 === 0 ? kinds : [...kinds].reverse()) {
+          const run = runs.get(kind)!;
+          const round = await acquireRound(etcd, nodes, kind);
+          run.latencies.push(...round.latencies);
+          run.walls.push(round.wallMs);
+          run.etcdCpu.push(round.etcdCpuMs);
+          run.clientCpu.push(round.clientCpuMs);
+          run.dup += round.duplicates;
+        }
       }
-      const s = stats(latencies);
-      rows.push([
-        `acquire, ${nodes} concurrent`,
-        ms(s.p50),
-        ms(s.p99),
-        ms(s.max),
-        ms(stats(walls).p50),
-        String(dup),
-        String(s.n),
-      ]);
-      if (nodes > 1) {
+      for (const [kind, run] of runs) {
+        const { latencies, walls, etcdCpu, clientCpu, dup } = run;
+        const label = kinds.length > 1 || kind !== 'weft' ? ` (${kind})` : '';
+        const s = stats(latencies);
+        rows.push([
+          `acquire, ${nodes} concurrent${label}`,
+          ms(s.p50),
+          ms(s.p99),
+          ms(s.max),
+          ms(stats(walls).p50),
+          String(dup),
+          String(s.n),
+        ]);
+        if (nodes === 1) continue;
+        perClient.set(kind, { walls, clientCpu });
         // Where a round's wall time goes: etcd's CPU, and this process's, which runs every node's client.
         const etcdMs = stats(etcdCpu).p50;
         goals.push(
-          `cpu per round of ${nodes} (median): wall ${ms(stats(walls).p50)}; etcd ${ms(etcdMs)} ` +
+          `cpu per round of ${nodes}${label} (median): wall ${ms(stats(walls).p50)}; etcd ${ms(etcdMs)} ` +
             `(${(etcdMs / nodes).toFixed(2)} ms per acquisition); this process, all ${nodes} clients, ` +
             `${ms(stats(clientCpu).p50)} (one node's client costs its own machine ${(stats(clientCpu).p50 / nodes).toFixed(2)} ms)`,
         );
         const atGoalSize = nodes >= GOAL_CONCURRENCY;
         goals.push(
-          `goal: ${GOAL_CONCURRENCY} concurrent acquisitions p99 < ${GOAL_P99_MS} ms: p99 ${ms(s.p99)} at ${nodes} → ${
+          `goal: ${GOAL_CONCURRENCY} concurrent acquisitions p99 < ${GOAL_P99_MS} ms${label}: p99 ${ms(s.p99)} at ${nodes} → ${
             atGoalSize
               ? verdict(s.p99 < GOAL_P99_MS)
               : `${verdict(s.p99 < GOAL_P99_MS)} (below the goal's size; run --concurrency ${GOAL_CONCURRENCY})`
           }`,
         );
         goals.push(
-          `goal: 0 duplicate subnets: ${dup} in ${rounds} round(s) of ${nodes} → ${verdict(dup === 0)}`,
+          `goal: 0 duplicate subnets${label}: ${dup} in ${rounds} round(s) of ${nodes} → ${verdict(dup === 0)}`,
         );
       }
+    }
+    const weft = perClient.get('weft');
+    const etcd3 = perClient.get('etcd3');
+    if (weft && etcd3) {
+      const ratio = stats(weft.clientCpu).p50 / stats(etcd3.clientCpu).p50;
+      goals.push(
+        `client CPU per acquisition, weft's client / etcd3 (same run): ${ratio.toFixed(2)}; round wall ` +
+          `${(stats(weft.walls).p50 / stats(etcd3.walls).p50).toFixed(2)}`,
+      );
     }
     const f = await fanout(etcd, 100, fanoutWrites);
     const all = stats(f.all);

@@ -1,5 +1,6 @@
-// What a mode does not use is never loaded (docs/memory.md): importing etcd3 costs a weftd ~16 MiB of RSS and
-// @kubernetes/client-node ~42 MiB, so each is reached only through the dynamic import of the mode that needs it.
+// What a mode does not use is never loaded (docs/memory.md): @kubernetes/client-node costs a weftd ~42 MiB of RSS,
+// so it is reached only through the dynamic import of kube mode; etcd mode uses weft's own etcd client
+// (src/subnet/etcd/grpc, node:http2) and src/ never imports the etcd3 package (a devDependency for tests).
 // Checked on the static import graph as TypeScript emits it (imports used only as types are erased).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -36,6 +37,20 @@ function staticPackages(entry: string): Set<string> {
 }
 
 describe('lazy imports', () => {
+  it('src/ never imports the etcd3 package or grpc-js (weft has its own etcd client); tests may', () => {
+    const importing: string[] = [];
+    let scanned = 0;
+    for (const entry of fs.readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile() || entry.name.endsWith('.test.ts') || !entry.name.endsWith('.ts')) continue;
+      scanned += 1;
+      const text = fs.readFileSync(path.join(entry.parentPath, entry.name), 'utf8');
+      // Static, type-only and dynamic imports alike.
+      if (/(?:from|import)\s*\(?\s*['"](?:etcd3|@grpc\/[^'"]+)['"]/.test(text)) importing.push(entry.name);
+    }
+    expect(scanned).toBeGreaterThan(100);
+    expect(importing).toEqual([]);
+  });
+
   it('the daemon loads neither lease client library before its mode is chosen', () => {
     const packages = staticPackages('src/daemon.ts');
     expect(packages).toContain('pino'); // the walk works
@@ -46,7 +61,7 @@ describe('lazy imports', () => {
   it('kube mode never loads etcd3, etcd mode never loads the kubernetes client', () => {
     expect(staticPackages('src/subnet/kube/index.ts')).not.toContain('etcd3');
     expect(staticPackages('src/subnet/kube/index.ts')).not.toContain('@kubernetes/client-node');
-    expect(staticPackages('src/subnet/etcd/index.ts')).toContain('etcd3');
+    expect(staticPackages('src/subnet/etcd/index.ts')).toContain('pino'); // the walk reaches the logger
     expect(staticPackages('src/subnet/etcd/index.ts')).not.toContain('@kubernetes/client-node');
   });
 });

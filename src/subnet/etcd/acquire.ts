@@ -1,6 +1,6 @@
 // Acquiring the own lease: reuse the lease of this public IP, else the previous subnet, else a free subnet
 // picked uniformly at random over the whole range, created with flannel's create-only transaction.
-import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from 'etcd3';
+
 import type { FamilyNetwork } from '../../config/index.js';
 import { Backoff, errorFields } from '../../core/index.js';
 import { bitsOf, type Cidr, type Family, formatCidr, overlaps, parseCidr } from '../../ip/index.js';
@@ -18,6 +18,7 @@ import { EtcdClientConfigError } from './client.js';
 import { abortError } from './config-poll.js';
 import { OutOfSubnetsError } from './errors.js';
 import type { OwnGrants } from './grants.js';
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } from './grpc/index.js';
 import {
   blocking,
   type ParsedRecord,

@@ -1,8 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import * as fs from 'node:fs';
-import { Etcd3, type IOptions, isRecoverableError } from 'etcd3';
+import * as tls from 'node:tls';
 import { redactTlsSetting, redactUrlCredentials } from '../../config/redact.js';
-import { sleep } from '../../core/index.js';
+import { EtcdRpcClient, type EtcdRpcClientOptions } from './grpc/index.js';
+
+export { EtcdEndpointSkippedError, IDEMPOTENT_ETCD_METHODS } from './grpc/index.js';
 
 /** TLS material: each entry is a file path or the PEM text itself. */
 export interface EtcdTlsOptions {
@@ -39,111 +40,6 @@ export class EtcdClientConfigError extends Error {
 
 export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 
-/** Thrown instead of calling an endpoint that failed repeatedly in the last second. */
-export class EtcdEndpointSkippedError extends Error {
-  override name = 'EtcdEndpointSkippedError';
-}
-
-type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
-
-/**
- * etcd3 only calls `execute` on its fault-handling policies; these two small ones replace cockatiel's
- * (which weft does not depend on directly) with the behaviour weft wants.
- */
-interface ExecutePolicy {
-  execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T>;
-}
-
-function asPolicy(policy: ExecutePolicy): Policy {
-  return policy as unknown as Policy;
-}
-
-const NEVER_ABORTED = new AbortController().signal;
-
-/** Skips an endpoint for `openMs` after `threshold` consecutive transport failures. */
-class EndpointBreaker implements ExecutePolicy {
-  private failures = 0;
-  private openUntil = 0;
-  constructor(
-    private readonly threshold: number,
-    private readonly openMs: number,
-  ) {}
-
-  async execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> {
-    if (Date.now() < this.openUntil)
-      throw new EtcdEndpointSkippedError('etcd endpoint failed recently; skipped');
-    try {
-      const result = await fn({ signal: NEVER_ABORTED });
-      this.failures = 0;
-      return result;
-    } catch (err) {
-      if (err instanceof Error && isRecoverableError(err)) {
-        this.failures += 1;
-        if (this.failures >= this.threshold) {
-          this.failures = 0;
-          this.openUntil = Date.now() + this.openMs;
-        }
-      }
-      throw err;
-    }
-  }
-}
-
-/**
- * Calls that read only (or whose repetition changes nothing) and may be sent again after a transport error.
- * `Txn`, `Put`, `DeleteRange` and `LeaseGrant` are not here: a write whose reply was lost may have
- * committed, and sending it again either fails its compare (and the caller would act on a false "lost") or
- * writes twice (an orphan lease). Their callers read back and decide (see acquire.ts and keep.ts).
- */
-export const IDEMPOTENT_ETCD_METHODS: ReadonlySet<string> = new Set([
-  'range',
-  'leaseTimeToLive',
-  'leaseRevoke',
-  'leaseLeases',
-  'status',
-  'memberList',
-  'authenticate',
-]);
-
-/**
- * The transport failed before the request left this process (no connection to that member): sending it
- * to another member cannot write twice. A dropped connection or a deadline is not this: the request may
- * have reached etcd.
- */
-function neverSent(err: Error): boolean {
-  return /No connection established|ECONNREFUSED|Name resolution failed/.test(err.message);
-}
-
-/** The method of the call in flight, set by `defaultCallOptions` inside the policy's async context. */
-const callInFlight = new AsyncLocalStorage<{ method?: string }>();
-
-/**
- * Retries a call that failed on the transport (etcd3 picks another endpoint for each attempt), but only an
- * idempotent one: a write is never sent twice blindly.
- */
-class RetryIdempotentOnAnotherEndpoint implements ExecutePolicy {
-  constructor(
-    private readonly attempts: number,
-    private readonly delayMs: number,
-  ) {}
-
-  async execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const call: { method?: string } = {};
-      try {
-        return await callInFlight.run(call, () => fn({ signal: NEVER_ABORTED }));
-      } catch (err) {
-        const retryable =
-          err instanceof Error &&
-          isRecoverableError(err) &&
-          ((call.method !== undefined && IDEMPOTENT_ETCD_METHODS.has(call.method)) || neverSent(err));
-        if (attempt >= this.attempts || !retryable) throw err;
-        await sleep(this.delayMs * attempt);
-      }
-    }
-  }
-}
-
 function looksLikePem(text: string): boolean {
   return text.includes('-----BEGIN ');
 }
@@ -173,7 +69,7 @@ export function readTlsMaterial(setting: string, pathOrPem: string): Buffer {
   return data;
 }
 
-/** Validates endpoints and turns them into `host:port` URLs etcd3 accepts. */
+/** Validates endpoints and turns them into `http(s)://host:port` URLs. */
 export function checkEndpoints(endpoints: readonly string[]): string[] {
   if (endpoints.length === 0)
     throw new EtcdClientConfigError('etcd-endpoints', 'at least one endpoint is required');
@@ -210,32 +106,36 @@ export function checkEndpoints(endpoints: readonly string[]): string[] {
 }
 
 /**
- * Builds the etcd3 client. Every unary call gets a deadline; idempotent calls that fail on the transport
- * retry on another endpoint (two attempts) and a failing endpoint is skipped for one second; gRPC keepalives detect a dead server
- * under a long-lived watch; reconnect backoff is capped at 2 s so a restarted etcd is found quickly.
+ * The TLS context every connection shares, built once: material that OpenSSL cannot use fails here, at
+ * start, naming the setting (OpenSSL's reason never quotes the material).
  */
-export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
-  const hosts = checkEndpoints(options.endpoints);
-  const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-  const config: IOptions = {
-    hosts,
-    dialTimeout: callTimeoutMs,
-    defaultCallOptions: (ctx) => {
-      const call = callInFlight.getStore();
-      if (call) call.method = ctx.method;
-      return ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs };
-    },
-    grpcOptions: {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 2_000,
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    },
-    faultHandling: {
-      host: () => asPolicy(new EndpointBreaker(3, 1_000)),
-      global: asPolicy(new RetryIdempotentOnAnotherEndpoint(2, 50)),
-    },
+function secureContextFor(
+  ca: Buffer | undefined,
+  pair: { cert: Buffer; key: Buffer } | undefined,
+): { secureContext: tls.SecureContext } {
+  try {
+    return { secureContext: tls.createSecureContext({ ...(ca ? { ca } : {}), ...(pair ?? {}) }) };
+  } catch (err) {
+    const reason = (err as Error).message;
+    if (!pair) throw new EtcdClientConfigError('etcd-cafile', `not a usable CA certificate (${reason})`);
+    throw new EtcdClientConfigError(
+      'etcd-keyfile',
+      `the client key and certificate (--etcd-certfile) are not a usable pair (${reason})`,
+    );
+  }
+}
+
+/**
+ * Builds weft's etcd client (grpc/): every unary call gets a deadline; idempotent calls that fail on the
+ * transport retry on another endpoint (two attempts) and a failing endpoint is skipped for one second;
+ * HTTP/2 pings detect a dead server under a long-lived watch; a broken connection is opened again on the
+ * next call.
+ */
+export function createEtcdClient(options: EtcdClientOptions): EtcdRpcClient {
+  const endpoints = checkEndpoints(options.endpoints);
+  const config: EtcdRpcClientOptions = {
+    endpoints,
+    callTimeoutMs: options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
   };
   const tls = options.tls;
   if (tls && (tls.ca || tls.cert || tls.key)) {
@@ -245,20 +145,22 @@ export function createEtcdClient(options: EtcdClientOptions): Etcd3 {
         'a client certificate needs both --etcd-certfile and --etcd-keyfile',
       );
     }
-    const credentials: NonNullable<IOptions['credentials']> = {
-      // grpc-js falls back to the system roots when no CA is given.
-      rootCertificate: tls.ca ? readTlsMaterial('etcd-cafile', tls.ca) : (null as unknown as Buffer),
-    };
-    if (tls.cert && tls.key) {
-      credentials.certChain = readTlsMaterial('etcd-certfile', tls.cert);
-      credentials.privateKey = readTlsMaterial('etcd-keyfile', tls.key);
-    }
-    config.credentials = credentials;
+    // Without a CA, Node's own roots verify the server.
+    config.tls = secureContextFor(
+      tls.ca ? readTlsMaterial('etcd-cafile', tls.ca) : undefined,
+      tls.cert && tls.key
+        ? { cert: readTlsMaterial('etcd-certfile', tls.cert), key: readTlsMaterial('etcd-keyfile', tls.key) }
+        : undefined,
+    );
+  } else if (endpoints.some((e) => e.startsWith('https:'))) {
+    config.tls = secureContextFor(undefined, undefined);
   }
   if (options.username !== undefined && options.username !== '') {
     config.auth = { username: options.username, password: options.password ?? '' };
   } else if (options.password) {
     throw new EtcdClientConfigError('etcd-password', 'given without --etcd-username');
   }
-  return new Etcd3(config);
+  // TLS material means TLS, whatever the scheme says (as etcd3 and flannel do).
+  if (config.tls) config.endpoints = endpoints.map((e) => e.replace(/^http:/, 'https:'));
+  return new EtcdRpcClient(config);
 }

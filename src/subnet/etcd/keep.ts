@@ -1,7 +1,7 @@
 // Keeping the own lease: conditional renewal before expiry, a watch on the own key, a periodic ownership
 // check (the keeper's heartbeat), and re-acquisition after a loss. A renewal whose reply is lost is read
 // back by its grant, never undone blindly: revoking a grant that did attach would delete the own key.
-import type { Etcd3, IEvent } from 'etcd3';
+
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import { formatCidr } from '../../ip/index.js';
 import {
@@ -15,12 +15,13 @@ import type { Logger } from '../../log/index.js';
 import type { AcquireRequest, KeepLeaseHooks, LeaseRenewalOutcome, OwnLeaseChange } from '../types.js';
 import { LeaseLostError } from './errors.js';
 import type { OwnGrants } from './grants.js';
+import type { EtcdRpc, WatchEvent } from './grpc/index.js';
 import { describeChange, samePublicAddress } from './records.js';
 import type { EtcdLeaseStore, RawLeaseRecord } from './store.js';
 import { watchRange } from './watch.js';
 
 export interface LeaseKeeperOptions {
-  client: Etcd3;
+  client: EtcdRpc;
   store: EtcdLeaseStore;
   grants: OwnGrants;
   logger: Logger;
@@ -295,7 +296,7 @@ export class LeaseKeeper {
     return this.adoptOrLose(record, g);
   }
 
-  private async onOwnKeyEvent(ev: IEvent, g: Guarded): Promise<string | undefined> {
+  private async onOwnKeyEvent(ev: WatchEvent, g: Guarded): Promise<string | undefined> {
     const lease = g.get();
     if (ev.type === 'Delete') {
       const expired = lease.expiration != null && Date.now() >= lease.expiration.getTime() - 2_000;

@@ -1,6 +1,6 @@
 // Every lease that fits the network config: a list, then a watch from the list's revision. Resumes after a
 // disconnect from the last revision seen; after a compaction lists again and emits the difference.
-import type { Etcd3, IEvent } from 'etcd3';
+
 import type { NetworkConfig } from '../../config/index.js';
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import {
@@ -13,12 +13,13 @@ import {
 } from '../../lease/index.js';
 import type { Logger } from '../../log/index.js';
 import type { WatchHealthEvent, WatchLeasesHooks } from '../types.js';
+import type { EtcdRpc, WatchEvent } from './grpc/index.js';
 import { classifyRecords, parseRecord, toLease } from './records.js';
 import type { EtcdLeaseStore, RawLeaseRecord } from './store.js';
 import { watchRange } from './watch.js';
 
 export interface LeaseWatchOptions {
-  client: Etcd3;
+  client: EtcdRpc;
   store: EtcdLeaseStore;
   logger: Logger;
   onWatchEvent: (event: WatchHealthEvent) => void;
@@ -117,7 +118,7 @@ class LeaseSetTracker {
   }
 
   /** Applies one watch response. Expiries come only from what is already known (no etcd calls). */
-  apply(events: IEvent[]): LeaseEvent[] {
+  apply(events: WatchEvent[]): LeaseEvent[] {
     const { store } = this.o;
     const puts = events.filter((e) => e.type === 'Put').map((e) => store.toRecord(e.kv));
     const expirations = store.knownExpirations(

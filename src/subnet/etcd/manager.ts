@@ -1,7 +1,7 @@
 // flannel's etcd subnet manager as a facade over one concept per file: config-poll (the network config),
 // acquire (a subnet), keep (renewal and re-acquisition), list-watch (every lease). Options arrive validated
 // by `config/` (flags) — only settings that exist for tests (TTL, margins in seconds) are checked here.
-import type { Etcd3 } from 'etcd3';
+
 import type { NetworkConfig } from '../../config/index.js';
 import { Backoff, errorFields } from '../../core/index.js';
 import type { Lease, LeaseWatchBatch } from '../../lease/index.js';
@@ -19,6 +19,7 @@ import { createEtcdClient, type EtcdClientOptions } from './client.js';
 import { abortError, pollNetworkConfig } from './config-poll.js';
 import { EtcdSubnetManagerConfigError, SubnetManagerClosedError } from './errors.js';
 import { OwnGrants } from './grants.js';
+import type { EtcdRpc } from './grpc/index.js';
 import { LeaseKeeper, reacquireRequest } from './keep.js';
 import { watchLeaseSet } from './list-watch.js';
 import { classifyRecords, type LeaseListing } from './records.js';
@@ -43,6 +44,8 @@ export interface EtcdSubnetManagerOptions extends EtcdClientOptions {
   watchProgressIntervalMs?: number | undefined;
   /** How often a missing config is polled (default 1 s); logged every 30 s. */
   configPollMs?: number | undefined;
+  /** A client built elsewhere (bench/leases.ts passes the etcd3 package's to compare); default: weft's own. */
+  client?: EtcdRpc | undefined;
   /** Random source for the subnet pick (tests). */
   random?: (() => number) | undefined;
 }
@@ -61,7 +64,7 @@ export class EtcdSubnetManager implements SubnetManager {
   readonly kind = 'etcd' as const;
   readonly store: EtcdLeaseStore;
   readonly heartbeatPeriods: { leaseKeeperMs: number; leaseWatchMs: number };
-  private readonly client: Etcd3;
+  private readonly client: EtcdRpc;
   private readonly logger: Logger;
   private readonly configPollMs: number;
   private readonly onWatchEvent: (event: WatchHealthEvent) => void;
@@ -88,7 +91,7 @@ export class EtcdSubnetManager implements SubnetManager {
     this.configPollMs = options.configPollMs ?? 1_000;
     this.logger = options.logger ?? silentLogger();
     this.onWatchEvent = options.onWatchEvent ?? (() => undefined);
-    this.client = createEtcdClient(options);
+    this.client = options.client ?? createEtcdClient(options);
     this.store = new EtcdLeaseStore(this.client, options.prefix);
     this.heartbeatPeriods = {
       leaseKeeperMs: options.leaseCheckIntervalMs ?? DEFAULT_LEASE_CHECK_INTERVAL_MS,

@@ -1,4 +1,4 @@
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { EtcdRpc, KeyValue } from './grpc/index.js';
 
 /** One key under `<prefix>/subnets/` as stored, before any parsing. */
 export interface RawLeaseRecord {
@@ -53,7 +53,7 @@ export class EtcdLeaseStore {
   private readonly ttlCache = new Map<string, Date>();
 
   constructor(
-    readonly client: Etcd3,
+    readonly client: EtcdRpc,
     readonly prefix: string,
   ) {
     this.configKey = Buffer.from(joinKey(prefix, 'config'));
@@ -76,7 +76,7 @@ export class EtcdLeaseStore {
     return key.subarray(this.subnetsPrefix.length).toString('utf8');
   }
 
-  toRecord(kv: IKeyValue): RawLeaseRecord | undefined {
+  toRecord(kv: KeyValue): RawLeaseRecord | undefined {
     const key = this.suffixOf(kv.key);
     if (key === undefined) return undefined;
     return {
@@ -101,9 +101,7 @@ export class EtcdLeaseStore {
 
   /** A cheap call that tells whether etcd answers (and refreshes an expired auth token). */
   async ping(): Promise<void> {
-    await this.client.kv.range({ key: this.configKey, count_only: true } as Parameters<
-      Etcd3['kv']['range']
-    >[0]);
+    await this.client.kv.range({ key: this.configKey, count_only: true });
   }
 
   /**

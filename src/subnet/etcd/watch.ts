@@ -1,11 +1,11 @@
-import type { Etcd3, IEvent, IWatchRequest, IWatchResponse } from 'etcd3';
 import { Backoff, errorFields, errorMessage } from '../../core/index.js';
 import type { Logger } from '../../log/index.js';
+import type { EtcdRpc, WatchEvent, WatchRequest, WatchResponse, WatchStream } from './grpc/index.js';
 
 /** What a range watch delivers, in order. `revision`: everything up to it has been delivered. */
 export type RangeWatchItem =
   | { type: 'connected'; endpoint: string | undefined }
-  | { type: 'events'; events: IEvent[]; revision: bigint }
+  | { type: 'events'; events: WatchEvent[]; revision: bigint }
   | { type: 'progress'; revision: bigint }
   /** The stream answered a progress request: it is alive (the revision is not a safe resume point on etcd 3.4). */
   | { type: 'alive' }
@@ -33,7 +33,7 @@ export interface RangeWatchOptions {
 }
 
 type StreamSignal =
-  | { kind: 'data'; res: IWatchResponse }
+  | { kind: 'data'; res: WatchResponse }
   | { kind: 'error'; error: Error }
   | { kind: 'abort' };
 
@@ -44,12 +44,12 @@ class WatchStreamEndedError extends Error {
 /**
  * Watches a key range from `startRevision`, resuming after any disconnect from the last revision
  * delivered + 1 (never from a "created" header, which may be ahead of the events still to come).
- * Built on the raw gRPC watch stream rather than etcd3's Watcher: that one advances its resume revision
- * to the header revision of the create response, so events between the requested start and that
- * header are lost if the stream breaks before they arrive, and it turns compaction into an error event.
+ * Built on the raw gRPC watch stream (as it was with the etcd3 package, whose Watcher advanced its resume
+ * revision to the header revision of the create response, so events between the requested start and that
+ * header were lost if the stream broke before they arrived, and turned compaction into an error event).
  * Ends (returns) after yielding `compacted`, or when `signal` aborts.
  */
-export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): AsyncGenerator<RangeWatchItem> {
+export async function* watchRange(client: EtcdRpc, opts: RangeWatchOptions): AsyncGenerator<RangeWatchItem> {
   const backoff = new Backoff({ initialMs: opts.minBackoffMs ?? 100, maxMs: opts.maxBackoffMs ?? 5_000 });
   const createTimeoutMs = opts.createTimeoutMs ?? 10_000;
   let next = opts.startRevision;
@@ -89,7 +89,7 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
     };
     const onAbort = (): void => push({ kind: 'abort' });
     opts.signal.addEventListener('abort', onAbort, { once: true });
-    let stream: Awaited<ReturnType<Etcd3['watchClient']['watch']>> | undefined;
+    let stream: WatchStream | undefined;
     let createTimer: NodeJS.Timeout | undefined;
     let progressTimer: NodeJS.Timeout | undefined;
     try {
@@ -99,10 +99,10 @@ export async function* watchRange(client: Etcd3, opts: RangeWatchOptions): Async
         failure = `cannot open watch stream: ${errorMessage(err)}`;
         continue;
       }
-      stream.on('data', (res: IWatchResponse) => push({ kind: 'data', res }));
+      stream.on('data', (res: WatchResponse) => push({ kind: 'data', res }));
       stream.on('error', (error: Error) => push({ kind: 'error', error }));
       stream.on('end', () => push({ kind: 'error', error: new WatchStreamEndedError('watch stream ended') }));
-      const request: IWatchRequest = {
+      const request: WatchRequest = {
         create_request: {
           key: opts.key,
           range_end: opts.rangeEnd,
