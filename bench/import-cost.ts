@@ -19,7 +19,6 @@ const PACKAGES = [
   'etcd3',
   '@grpc/grpc-js',
   '@kubernetes/client-node',
-  'yargs',
   'prom-client',
   'pino',
   'pino-pretty',
@@ -27,11 +26,10 @@ const PACKAGES = [
   'js-yaml',
 ];
 const dist = (file: string) => pathToFileURL(join(REPO_ROOT, 'dist', file)).href;
-/** weftd's own import order: flags and the CLI, yargs, the logger, metrics, the daemon, then one lease source. */
+/** weftd's own import order: flags and the CLI (its parser is node:util's), the logger, metrics, the daemon, then one lease source. */
 const WEFTD_ORDER = [
   dist('src/config/options.js'),
   dist('daemon/cli.js'),
-  'yargs',
   'pino',
   'prom-client',
   dist('src/daemon.js'),
