@@ -55,7 +55,8 @@ FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 iptables nftables \
  && rm -rf /var/lib/apt/lists/*
-# weftd's memory settings (docs/memory.md), also in its shebang: here for `node dist/daemon/weftd.js` too.
+# weftd's memory settings (docs/memory.md), all in its shebang; the part NODE_OPTIONS allows is here for
+# `node dist/daemon/weftd.js` too.
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=1
 WORKDIR /opt/weft

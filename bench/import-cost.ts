@@ -23,18 +23,16 @@ const PACKAGES = [
   'etcd3',
   '@grpc/grpc-js',
   '@kubernetes/client-node',
-  'yargs',
   'prom-client',
   'pino',
   'pino-pretty',
   'raw-socket',
   'js-yaml',
 ];
-/** weftd's own import order: flags and the CLI, yargs, the logger, metrics, the daemon, then one lease source. */
+/** weftd's own import order: flags and the CLI (its parser is node:util's), the logger, metrics, the daemon, then one lease source. */
 const WEFTD_ORDER = [
   dist('src/config/options.js'),
   dist('daemon/cli.js'),
-  'yargs',
   'pino',
   'prom-client',
   dist('src/daemon.js'),

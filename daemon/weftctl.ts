@@ -1,27 +1,20 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { describeError, packageVersion, usageExit } from './cli.js';
-import { configCommand } from './commands/config.js';
+import { describeError, helpWidth } from './cli.js';
+import { configCommands } from './commands/config.js';
+import { runWeftctl } from './commands/dispatch.js';
+import { processIo } from './commands/io.js';
 import { leasesCommand } from './commands/leases.js';
 import { statusCommand } from './commands/status.js';
 
 /** weftctl: inspect leases and config in etcd, and a running weftd's status. */
 async function main(): Promise<void> {
-  await yargs(hideBin(process.argv))
-    .scriptName('weftctl')
-    .usage('weftctl <command> [flags]')
-    .command(leasesCommand())
-    .command(configCommand())
-    .command(statusCommand())
-    .demandCommand(1, 'weftctl: name a command (leases, config, status)')
-    .version(packageVersion())
-    .help()
-    .alias('h', 'help')
-    .strict()
-    .wrap(Math.min(120, process.stdout.columns || 100))
-    .fail((msg, err) => usageExit(`weftctl: ${msg || describeError(err)}`))
-    .parseAsync();
+  process.exitCode = await runWeftctl(
+    process.argv.slice(2),
+    processIo,
+    [leasesCommand(), ...configCommands(), statusCommand()],
+    { config: 'read or write the network config in etcd' },
+    helpWidth(),
+  );
 }
 
 main().catch((err: unknown) => {

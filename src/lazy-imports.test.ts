@@ -64,4 +64,14 @@ describe('lazy imports', () => {
     expect(staticPackages('src/subnet/etcd/index.ts')).toContain('pino'); // the walk reaches the logger
     expect(staticPackages('src/subnet/etcd/index.ts')).not.toContain('@kubernetes/client-node');
   });
+
+  it("weftd's command line loads none of the packages before the daemon (its parser is node:util's parseArgs)", () => {
+    for (const entry of ['daemon/weftd.ts', 'daemon/commands/dispatch.ts']) {
+      const packages = staticPackages(entry);
+      for (const pkg of ['yargs', 'pino', 'prom-client', 'etcd3', '@kubernetes/client-node', 'js-yaml']) {
+        expect(packages).not.toContain(pkg);
+      }
+    }
+    expect(staticPackages('daemon/commands/leases.ts')).toContain('pino'); // the walk reaches packages from daemon/
+  });
 });

@@ -2,10 +2,16 @@
 // parser weftd uses and writes it only when it is valid (a bad file is refused with the reason and nothing
 // is written). Both take weftd's --etcd-* flags.
 import * as fs from 'node:fs';
-import type { Argv, CommandModule } from 'yargs';
 import { type NetworkConfig, networkConfigToJson, parseNetworkConfigText } from '../../src/config/index.js';
-import { type EtcdArgs, withEtcdManager, withEtcdOptions } from './etcd-options.js';
-import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';
+import { ETCD_OPTIONS, type EtcdArgs, withEtcdManager } from './etcd-options.js';
+import {
+  type CommandIo,
+  EXIT_OK,
+  EXIT_UNAVAILABLE,
+  EXIT_USAGE,
+  processIo,
+  type WeftctlCommand,
+} from './io.js';
 
 /** `config set` refuses a bad file with this code (nothing written). */
 export const EXIT_INVALID = 3;
@@ -82,42 +88,29 @@ export async function runConfigSet(args: ConfigSetArgs, io: CommandIo): Promise<
   });
 }
 
-/** `weftctl config get|set`; `io` defaults to the process's streams and environment. */
-export function configCommand(io: CommandIo = processIo): CommandModule<object, EtcdArgs> {
-  const get: CommandModule<object, ConfigGetArgs> = {
-    command: 'get',
-    describe: 'print the network config stored in etcd (<etcd-prefix>/config)',
-    builder: (y: Argv<object>) =>
-      withEtcdOptions(y).option('effective', {
-        type: 'boolean',
-        default: false,
-        describe: 'print the config with defaults filled in (SubnetLen, SubnetMin, SubnetMax, Backend)',
-      }),
-    handler: async (argv) => {
-      process.exitCode = await runConfigGet(argv, io);
+/** `weftctl config get` and `weftctl config set <file>`; `io` defaults to the process's streams and environment. */
+export function configCommands(io: CommandIo = processIo): WeftctlCommand[] {
+  return [
+    {
+      path: ['config', 'get'],
+      describe: 'print the network config stored in etcd (<etcd-prefix>/config)',
+      options: [
+        ...ETCD_OPTIONS,
+        {
+          name: 'effective',
+          type: 'boolean',
+          default: false,
+          describe: 'print the config with defaults filled in (SubnetLen, SubnetMin, SubnetMax, Backend)',
+        },
+      ],
+      run: (values) => runConfigGet(values as unknown as ConfigGetArgs, io),
     },
-  };
-  const set: CommandModule<object, ConfigSetArgs> = {
-    command: 'set <file>',
-    describe: 'validate a network config file and write it to etcd (refused with the reason when invalid)',
-    builder: (y: Argv<object>) =>
-      withEtcdOptions(y).positional('file', {
-        type: 'string',
-        demandOption: true,
-        describe: 'net-conf JSON file',
-      }),
-    handler: async (argv) => {
-      process.exitCode = await runConfigSet(argv as ConfigSetArgs, io);
+    {
+      path: ['config', 'set'],
+      describe: 'validate a network config file and write it to etcd (refused with the reason when invalid)',
+      options: ETCD_OPTIONS,
+      positionals: [{ name: 'file', describe: 'net-conf JSON file' }],
+      run: (values, positionals) => runConfigSet({ ...(values as EtcdArgs), file: positionals[0] ?? '' }, io),
     },
-  };
-  return {
-    command: 'config',
-    describe: 'read or write the network config in etcd',
-    builder: (y: Argv<object>) =>
-      y
-        .command(get as unknown as CommandModule<object, object>)
-        .command(set as unknown as CommandModule<object, object>)
-        .demandCommand(1, 'say "get" or "set FILE"') as unknown as Argv<EtcdArgs>,
-    handler: () => undefined,
-  };
+  ];
 }

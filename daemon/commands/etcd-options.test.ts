@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import yargs from 'yargs';
 import { OptionError } from '../../src/config/options.js';
-import { type EtcdArgs, etcdConnectionFromArgs, withEtcdOptions } from './etcd-options.js';
+import { parseFlags } from '../flags.js';
+import { ETCD_OPTIONS, type EtcdArgs, etcdConnectionFromArgs } from './etcd-options.js';
 
 async function parse(argv: string[]): Promise<EtcdArgs> {
-  return (await withEtcdOptions(yargs(argv)).strict().parseAsync()) as EtcdArgs;
+  return parseFlags(argv, ETCD_OPTIONS, { withDefaults: true }).values as EtcdArgs;
 }
 
 describe('etcd options', () => {

@@ -1,6 +1,5 @@
 // The `--etcd-*` flags weftctl's etcd commands share with weftd (same names, defaults and FLANNELD_*/WEFT_*
 // environment fallback), and their translation into etcd client options.
-import type { Argv, Options } from 'yargs';
 import {
   DEFAULT_ETCD_ENDPOINTS,
   DEFAULT_ETCD_PREFIX,
@@ -16,6 +15,7 @@ import {
   type EtcdClientOptions,
   EtcdSubnetManager,
 } from '../../src/subnet/index.js';
+import type { CliOption } from '../flags.js';
 import { type CommandIo, EXIT_UNAVAILABLE, EXIT_USAGE } from './io.js';
 
 /** The parsed `--etcd-*` flags (undefined: not given on the command line). */
@@ -30,27 +30,19 @@ export interface EtcdArgs {
 }
 
 /**
- * yargs option definitions for the `--etcd-*` flags. Defaults are applied by `etcdConnectionFromArgs`
- * (after the environment), not by yargs, so FLANNELD_ETCD_* can fill a flag that was not given.
+ * The `--etcd-*` flags. Defaults are applied by `etcdConnectionFromArgs` (after the environment), not by the
+ * parser, so FLANNELD_ETCD_* can fill a flag that was not given.
  */
-export const ETCD_OPTIONS: Record<keyof EtcdArgs, Options> = Object.fromEntries(
-  ETCD_FLAGS.map((f) => {
-    const env = `FLANNELD_${f.name.toUpperCase().replace(/-/g, '_')}`;
-    const shownDefault =
-      f.default !== undefined && !f.secret ? ` (default ${JSON.stringify(f.default)})` : '';
-    const option: Options = {
-      type: 'string',
-      group: 'etcd:',
-      describe: `${f.describe}${shownDefault} [env ${env}]`,
-    };
-    return [f.name, option];
-  }),
-) as Record<keyof EtcdArgs, Options>;
-
-/** Adds the `--etcd-*` options to a yargs instance. */
-export function withEtcdOptions<T>(y: Argv<T>): Argv<T & EtcdArgs> {
-  return y.options(ETCD_OPTIONS) as unknown as Argv<T & EtcdArgs>;
-}
+export const ETCD_OPTIONS: readonly CliOption[] = ETCD_FLAGS.map((f) => {
+  const env = `FLANNELD_${f.name.toUpperCase().replace(/-/g, '_')}`;
+  const shownDefault = f.default !== undefined && !f.secret ? ` (default ${JSON.stringify(f.default)})` : '';
+  return {
+    name: f.name,
+    type: 'string',
+    group: 'etcd:',
+    describe: `${f.describe}${shownDefault} [env ${env}]`,
+  };
+});
 
 /** Where and how to reach etcd, and under which prefix flannel's keys live. */
 export interface EtcdConnection {

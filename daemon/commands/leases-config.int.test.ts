@@ -1,11 +1,11 @@
-// `weftctl leases` and `weftctl config get|set` against a real etcd, driven through yargs like the CLI.
+// `weftctl leases` and `weftctl config get|set` against a real etcd, driven through weftctl's dispatcher like the CLI.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import yargs from 'yargs';
 import { type EtcdServer, etcdctl, startEtcd } from '../../testkit/etcd.js';
 import { makeRunTempDir, removeRunTempDir } from '../../testkit/run.js';
-import { configCommand, EXIT_INVALID } from './config.js';
+import { configCommands, EXIT_INVALID } from './config.js';
+import { runWeftctl } from './dispatch.js';
 import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, leasesCommand } from './leases.js';
 
 let etcd: EtcdServer;
@@ -39,21 +39,7 @@ async function weftctl(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Run
     env,
     now: () => new Date(),
   };
-  const before = process.exitCode;
-  process.exitCode = 0;
-  await yargs(argv)
-    .command(leasesCommand(io))
-    .command(configCommand(io))
-    .demandCommand(1)
-    .strict()
-    .exitProcess(false)
-    .fail((msg, err) => {
-      stderr += msg ?? err?.message;
-      process.exitCode = 2;
-    })
-    .parseAsync();
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = before;
+  const code = await runWeftctl(argv, io, [leasesCommand(io), ...configCommands(io)]);
   return { code, stdout, stderr };
 }
 

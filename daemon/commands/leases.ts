@@ -1,12 +1,11 @@
 // `weftctl leases`: lists the leases under <etcd-prefix>/subnets/ as a table or JSON. Takes the same
 // --etcd-* flags (and FLANNELD_ETCD_* variables) as weftd. Keys or values that cannot be used are listed on
 // stderr with the reason; they never stop the listing.
-import type { Argv, CommandModule } from 'yargs';
 import { type NetworkConfig, parseNetworkConfigText } from '../../src/config/index.js';
 import { errorMessage } from '../../src/core/index.js';
 import type { LeaseListing } from '../../src/subnet/index.js';
-import { type EtcdArgs, withEtcdManager, withEtcdOptions } from './etcd-options.js';
-import { type CommandIo, EXIT_OK, processIo } from './io.js';
+import { ETCD_OPTIONS, type EtcdArgs, withEtcdManager } from './etcd-options.js';
+import { type CommandIo, EXIT_OK, OUTPUT_OPTION, processIo, type WeftctlCommand } from './io.js';
 import { leaseToJson, renderLeaseTable, sortLeases } from './render/index.js';
 
 export interface LeasesArgs extends EtcdArgs {
@@ -53,21 +52,13 @@ export function runLeases(args: LeasesArgs, io: CommandIo): Promise<number> {
   });
 }
 
-/** The yargs command; `io` defaults to the process's streams and environment. */
-export function leasesCommand(io: CommandIo = processIo): CommandModule<object, LeasesArgs> {
+/** The command; `io` defaults to the process's streams and environment. */
+export function leasesCommand(io: CommandIo = processIo): WeftctlCommand {
   return {
-    command: 'leases',
+    path: ['leases'],
     describe: 'list the subnet leases in etcd: subnet, public IP, backend, VTEP MAC, expiry or reservation',
-    builder: (y: Argv<object>) =>
-      withEtcdOptions(y).option('output', {
-        alias: 'o',
-        choices: ['table', 'json'] as const,
-        default: 'table' as const,
-        describe: 'output format',
-      }),
-    handler: async (argv) => {
-      process.exitCode = await runLeases(argv, io);
-    },
+    options: [...ETCD_OPTIONS, OUTPUT_OPTION],
+    run: (values) => runLeases(values as unknown as LeasesArgs, io),
   };
 }
 

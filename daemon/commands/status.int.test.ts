@@ -2,7 +2,6 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import yargs from 'yargs';
 import { parseCidr } from '../../src/ip/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { HealthState } from '../../src/observe/health.js';
@@ -10,6 +9,7 @@ import { WeftMetrics } from '../../src/observe/metrics.js';
 import { PeerHealthTracker } from '../../src/observe/probe/index.js';
 import { type ObserveServer, startObserveServer } from '../../src/observe/server.js';
 import { buildStatusDoc } from '../../src/observe/status.js';
+import { runWeftctl } from './dispatch.js';
 import { parseStatusDoc } from './render/index.js';
 import {
   EXIT_OK,
@@ -145,20 +145,11 @@ describe('weftctl status', () => {
     expect(out.stdout).toContain('Backend:    vxlan device flannel.1 via eth0  MTU 1450');
   });
 
-  it('runs through yargs as the `status` command with -o', async () => {
+  it("runs through weftctl's dispatcher as the `status` command with -o", async () => {
     const server = await startDaemonLike();
     const { out, io } = capture();
-    const saved = process.exitCode;
-    try {
-      await yargs(['status', '--healthz-port', String(server.port), '-o', 'json'])
-        .command(statusCommand(io))
-        .strict()
-        .exitProcess(false)
-        .parseAsync();
-      expect(process.exitCode).toBe(EXIT_OK);
-    } finally {
-      process.exitCode = saved;
-    }
+    const argv = ['status', '--healthz-port', String(server.port), '-o', 'json'];
+    expect(await runWeftctl(argv, io, [statusCommand(io)])).toBe(EXIT_OK);
     expect(parseStatusDoc(JSON.parse(out.stdout)).version).toBe('0.1.0');
   });
 

@@ -3,11 +3,18 @@
 // src/observe/status.ts, parsed and rendered in ./render/; this file parses flags, fetches, and turns failures
 // into one clear line.
 import * as http from 'node:http';
-import type { Argv, CommandModule } from 'yargs';
 import { flagsFromEnv, HEALTH_FLAGS } from '../../src/config/options.js';
 import { isIp } from '../../src/ip/index.js';
 import type { StatusDoc } from '../../src/observe/status.js';
-import { type CommandIo, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, processIo } from './io.js';
+import {
+  type CommandIo,
+  EXIT_OK,
+  EXIT_UNAVAILABLE,
+  EXIT_USAGE,
+  OUTPUT_OPTION,
+  processIo,
+  type WeftctlCommand,
+} from './io.js';
 import { parseStatusDoc, renderStatusTable, StatusDocumentError } from './render/index.js';
 
 export interface StatusArgs {
@@ -164,34 +171,30 @@ export async function runStatus(args: StatusArgs, io: StatusIo): Promise<number>
   return EXIT_OK;
 }
 
-export function statusCommand(io: StatusIo = processIo): CommandModule<object, StatusArgs> {
+export function statusCommand(io: StatusIo = processIo): WeftctlCommand {
   return {
-    command: 'status',
+    path: ['status'],
     describe: "show this node's lease, backend and peers (with probe health) from the local weftd",
-    builder: (y: Argv<object>) =>
-      y
-        .option('healthz-ip', {
-          type: 'string',
-          describe: "weftd's --healthz-ip (0.0.0.0 means ask 127.0.0.1) [env FLANNELD_HEALTHZ_IP]",
-        })
-        .option('healthz-port', {
-          type: 'number',
-          describe: "weftd's --healthz-port (0: the server is off) [env FLANNELD_HEALTHZ_PORT]",
-        })
-        .option('output', {
-          alias: 'o',
-          choices: ['table', 'json'] as const,
-          default: 'table' as const,
-          describe: 'output format',
-        })
-        .option('limit', {
-          type: 'number',
-          describe: 'show at most this many peers (weftd sends 500 unless asked; the summary counts all)',
-        })
-        .option('offset', { type: 'number', describe: 'show peers from this index on (sorted by subnet)' })
-        .option('timeout-ms', { type: 'number', default: 5000, describe: 'how long to wait for weftd' }),
-    handler: async (argv) => {
-      process.exitCode = await runStatus(argv, io);
-    },
+    options: [
+      {
+        name: 'healthz-ip',
+        type: 'string',
+        describe: "weftd's --healthz-ip (0.0.0.0 means ask 127.0.0.1) [env FLANNELD_HEALTHZ_IP]",
+      },
+      {
+        name: 'healthz-port',
+        type: 'number',
+        describe: "weftd's --healthz-port (0: the server is off) [env FLANNELD_HEALTHZ_PORT]",
+      },
+      OUTPUT_OPTION,
+      {
+        name: 'limit',
+        type: 'number',
+        describe: 'show at most this many peers (weftd sends 500 unless asked; the summary counts all)',
+      },
+      { name: 'offset', type: 'number', describe: 'show peers from this index on (sorted by subnet)' },
+      { name: 'timeout-ms', type: 'number', default: 5000, describe: 'how long to wait for weftd' },
+    ],
+    run: (values) => runStatus(values as unknown as StatusArgs, io),
   };
 }

@@ -3,7 +3,7 @@ import { redactUrlCredentials } from './redact.js';
 
 /**
  * weftd's flags: flannel's names and defaults, plus weft's own (marked `weft: true`). One table drives the
- * yargs CLI, the env-var fallback (`FLANNELD_<FLAG>` / `WEFT_<FLAG>`) and `--help` grouping.
+ * CLI (daemon/flags.ts), the env-var fallback (`FLANNELD_<FLAG>` / `WEFT_<FLAG>`) and `--help` grouping.
  */
 export interface FlagSpec {
   name: string;
