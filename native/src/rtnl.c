@@ -82,6 +82,7 @@ static int transact(void *arg) {
       end = rtnl_next(call->buf, end);
       last++;
     }
+    if (end > call->len) end = call->len;  // an unpadded last message
     ssize_t sent;
     do {
       sent = sendto(fd, call->buf + offset, end - offset, 0, (struct sockaddr *)&kernel, sizeof(kernel));

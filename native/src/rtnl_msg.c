@@ -11,7 +11,8 @@ long rtnl_number(uint8_t *buf, size_t len, uint32_t first_seq) {
     struct nlmsghdr hdr;
     memcpy(&hdr, buf + offset, sizeof(hdr));
     if (hdr.nlmsg_len < sizeof(struct nlmsghdr) || hdr.nlmsg_len > len - offset) return -1;
-    if (NLMSG_ALIGN(hdr.nlmsg_len) != hdr.nlmsg_len && offset + hdr.nlmsg_len != len) return -1;
+    // Padding after a message must be in the buffer, except after the last one.
+    if (NLMSG_ALIGN(hdr.nlmsg_len) > len - offset && offset + hdr.nlmsg_len != len) return -1;
     hdr.nlmsg_seq = first_seq + (uint32_t)count;
     hdr.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
     hdr.nlmsg_pid = 0;
