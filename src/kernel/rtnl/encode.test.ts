@@ -10,7 +10,10 @@ const hex = (text: string) => text.replace(/#[^\n]*/g, '').replace(/\s+/g, '');
 describe('encodeEntryOp', () => {
   it('route replace via onlink (IPv4): RTM_NEWROUTE, CREATE|REPLACE, main, boot, universe, RTNH_F_ONLINK', () => {
     const bytes = encodeEntryOp(
-      { kind: 'route-replace', route: { dst: '10.5.2.0/24', via: '10.5.2.0', dev: 'flannel.1', onlink: true } },
+      {
+        kind: 'route-replace',
+        route: { dst: '10.5.2.0/24', via: '10.5.2.0', dev: 'flannel.1', onlink: true },
+      },
       7,
     );
     expect(bytes.toString('hex')).toBe(
@@ -25,7 +28,10 @@ describe('encodeEntryOp', () => {
   });
 
   it('route replace without gateway has scope link; metric is RTA_PRIORITY', () => {
-    const bytes = encodeEntryOp({ kind: 'route-replace', route: { dst: '10.5.3.7/24', dev: 'eth0', metric: 100 } }, 2);
+    const bytes = encodeEntryOp(
+      { kind: 'route-replace', route: { dst: '10.5.3.7/24', dev: 'eth0', metric: 100 } },
+      2,
+    );
     expect(bytes.toString('hex')).toBe(
       hex(`
         34000000 1800 0105 00000000 00000000
@@ -41,7 +47,13 @@ describe('encodeEntryOp', () => {
     const bytes = encodeEntryOp(
       {
         kind: 'route-delete',
-        route: { dst: 'fd00:5:0:4::/64', via: 'fd00:5:0:4::', dev: 'flannel-v6.1', onlink: true, metric: 1024 },
+        route: {
+          dst: 'fd00:5:0:4::/64',
+          via: 'fd00:5:0:4::',
+          dev: 'flannel-v6.1',
+          onlink: true,
+          metric: 1024,
+        },
       },
       3,
     );
@@ -103,7 +115,10 @@ describe('encodeEntryOp', () => {
   });
 
   it('rejects what render.ts rejects, a gateway of the other family and a bad interface index', () => {
-    const route = (r: object) => ({ kind: 'route-replace', route: { dst: '10.5.2.0/24', dev: 'flannel.1', ...r } });
+    const route = (r: object) => ({
+      kind: 'route-replace',
+      route: { dst: '10.5.2.0/24', dev: 'flannel.1', ...r },
+    });
     const bad: Array<[object, number, RegExp]> = [
       [route({ dev: 'bad name' }), 1, /not a valid device name/],
       [route({ dst: '10.5.2.0/33' }), 1, /route dst/],
@@ -111,18 +126,29 @@ describe('encodeEntryOp', () => {
       [route({ metric: -1 }), 1, /metric -1/],
       [route({}), 0, /interface index 0/],
       [{ kind: 'fdb-replace', fdb: { dev: 'flannel.1', mac: 'zz', dst: '192.168.0.2' } }, 1, /fdb mac/],
-      [{ kind: 'neighbor-replace', neighbor: { dev: 'flannel.1', ip: '10.5.2', mac: '02:00:00:00:00:01' } }, 1, /ip/],
+      [
+        { kind: 'neighbor-replace', neighbor: { dev: 'flannel.1', ip: '10.5.2', mac: '02:00:00:00:00:01' } },
+        1,
+        /ip/,
+      ],
     ];
     for (const [op, index, message] of bad) {
-      expect(() => encodeEntryOp(op as Parameters<typeof encodeEntryOp>[0], index)).toThrow(InvalidKernelOpError);
+      expect(() => encodeEntryOp(op as Parameters<typeof encodeEntryOp>[0], index)).toThrow(
+        InvalidKernelOpError,
+      );
       expect(() => encodeEntryOp(op as Parameters<typeof encodeEntryOp>[0], index)).toThrow(message);
     }
   });
 
   it('tells entry ops from link and address ops, and names their device', () => {
     expect(isEntryOp({ kind: 'link-delete', name: 'flannel.1', reason: 'x' })).toBe(false);
-    expect(isEntryOp({ kind: 'address-add', address: { dev: 'flannel.1', cidr: '10.5.1.0/32' } })).toBe(false);
-    const fdb = { kind: 'fdb-delete', fdb: { dev: 'flannel.1', mac: '02:00:00:00:00:02', dst: '192.168.0.2' } } as const;
+    expect(isEntryOp({ kind: 'address-add', address: { dev: 'flannel.1', cidr: '10.5.1.0/32' } })).toBe(
+      false,
+    );
+    const fdb = {
+      kind: 'fdb-delete',
+      fdb: { dev: 'flannel.1', mac: '02:00:00:00:00:02', dst: '192.168.0.2' },
+    } as const;
     expect(isEntryOp(fdb)).toBe(true);
     expect(entryDevice(fdb)).toBe('flannel.1');
   });

@@ -16,7 +16,15 @@ import type { KernelOp } from '../types.js';
 
 export type EntryOp = Extract<
   KernelOp,
-  { kind: 'route-replace' | 'route-delete' | 'neighbor-replace' | 'neighbor-delete' | 'fdb-replace' | 'fdb-delete' }
+  {
+    kind:
+      | 'route-replace'
+      | 'route-delete'
+      | 'neighbor-replace'
+      | 'neighbor-delete'
+      | 'fdb-replace'
+      | 'fdb-delete';
+  }
 >;
 
 const ENTRY_KINDS: ReadonlySet<KernelOp['kind']> = new Set([
@@ -107,7 +115,11 @@ function addressBytes(text: string, what: string): { family: Family; bytes: Buff
 }
 
 function macBytes(text: string, what: string): Buffer {
-  return Buffer.from(mac(text, what).split(':').map((h) => Number.parseInt(h, 16)));
+  return Buffer.from(
+    mac(text, what)
+      .split(':')
+      .map((h) => Number.parseInt(h, 16)),
+  );
 }
 
 function ifindexOf(value: number): number {

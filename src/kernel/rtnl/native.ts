@@ -28,7 +28,10 @@ export function loadRtnl(): RtnlLoad {
     cached =
       typeof addon.rtnlTransact === 'function' && typeof addon.rtnlIfindexes === 'function'
         ? { ok: true, addon: addon as RtnlAddon }
-        : { ok: false, reason: `${load.path} has no rtnetlink functions (an older build: npm run build:native)` };
+        : {
+            ok: false,
+            reason: `${load.path} has no rtnetlink functions (an older build: npm run build:native)`,
+          };
   }
   return cached;
 }

@@ -100,7 +100,10 @@ async function rawDump(ns: ScratchNamespace): Promise<Record<string, unknown[]>>
 }
 
 describe.skipIf(process.getuid?.() !== 0)('entry ops over rtnetlink vs iproute2 batches', () => {
-  const spaces: Record<EntryWriter, ScratchNamespace | undefined> = { netlink: undefined, iproute2: undefined };
+  const spaces: Record<EntryWriter, ScratchNamespace | undefined> = {
+    netlink: undefined,
+    iproute2: undefined,
+  };
   const scope: KernelScope = {
     devices: [V4, V6],
     networks: [parseCidr('10.0.0.0/8'), parseCidr('fd00:5::/32')],
@@ -109,7 +112,11 @@ describe.skipIf(process.getuid?.() !== 0)('entry ops over rtnetlink vs iproute2 
     const out: Partial<Record<EntryWriter, Awaited<ReturnType<typeof applyKernelOps>>>> = {};
     for (const writer of ['netlink', 'iproute2'] as const) {
       // Small chunks, so the chunked path (and its yields) runs even in a small plan.
-      out[writer] = await applyKernelOps(ops, { netns: spaces[writer]!.name, entryWriter: writer, chunkOps: 7 });
+      out[writer] = await applyKernelOps(ops, {
+        netns: spaces[writer]!.name,
+        entryWriter: writer,
+        chunkOps: 7,
+      });
     }
     return out as Record<EntryWriter, Awaited<ReturnType<typeof applyKernelOps>>>;
   };
@@ -185,7 +192,10 @@ describe.skipIf(process.getuid?.() !== 0)('entry ops over rtnetlink vs iproute2 
 
   it('maps each failing op to its own message, as iproute2 prints it, while the others apply', async () => {
     const ops: KernelOp[] = [
-      { kind: 'route-replace', route: { dst: '10.30.1.0/24', via: '10.30.1.0', dev: 'wknodev0', onlink: true } },
+      {
+        kind: 'route-replace',
+        route: { dst: '10.30.1.0/24', via: '10.30.1.0', dev: 'wknodev0', onlink: true },
+      },
       { kind: 'route-replace', route: { dst: '10.30.2.0/24', via: '10.30.2.0', dev: V4, onlink: true } },
       // Unreachable gateway without onlink: the kernel's extended ack names it.
       { kind: 'route-replace', route: { dst: '10.30.3.0/24', via: '172.31.0.1', dev: V4 } },

@@ -40,7 +40,9 @@ export async function writeEntries(
   try {
     ns = netnsPath(opts);
     const indexes = names.length > 0 ? rtnl.rtnlIfindexes(names, ns) : [];
-    names.forEach((name, i) => indexOf.set(name, indexes[i] ?? 0));
+    names.forEach((name, i) => {
+      indexOf.set(name, indexes[i] ?? 0);
+    });
   } catch (err) {
     const message = messageOf(err);
     return ops.map((_, i) => errors[i] ?? message);
