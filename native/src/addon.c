@@ -501,11 +501,14 @@ static napi_value rtnl_ifindexes_js(napi_env env, napi_callback_info info) {
       throw_type(env, "%s", "rtnlIfindexes: names must be an array of strings");
       goto done;
     }
-    if (napi_get_value_string_utf8(env, item, names[i], IF_NAMESIZE, &copied) != napi_ok) goto napi_fail;
-    if (copied == 0 || copied >= IF_NAMESIZE - 1) {
+    // One byte more than a name may have, so a longer one shows as longer instead of silently cut.
+    char name[IF_NAMESIZE + 1];
+    if (napi_get_value_string_utf8(env, item, name, sizeof(name), &copied) != napi_ok) goto napi_fail;
+    if (copied == 0 || copied > IF_NAMESIZE - 1) {
       throw_type(env, "%s", "rtnlIfindexes: a name is empty or longer than 15 bytes");
       goto done;
     }
+    memcpy(names[i], name, copied + 1);
     pointers[i] = names[i];
   }
   char err[ERR_LEN];

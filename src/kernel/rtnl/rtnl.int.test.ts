@@ -206,11 +206,13 @@ describe.skipIf(process.getuid?.() !== 0)('entry ops over rtnetlink vs iproute2 
       { kind: 'neighbor-delete', neighbor: { dev: V4, ip: '10.30.9.0', mac: '02:00:00:00:30:09' } },
       { kind: 'route-replace', route: { dst: '10.30.4.0/24', dev: 'bad name' } },
       { kind: 'route-replace', route: { dst: '10.30.5.0/24', dev: V4, metric: 7 } },
+      // A name of the longest length there is (15 bytes), on no device.
+      { kind: 'neighbor-replace', neighbor: { dev: 'wknodev01234567', ip: '10.30.6.0', mac: '02:00:00:00:30:06' } },
       // Last: iproute2 stops its batch at a gateway of the wrong family (the ops after it go unconfirmed).
       { kind: 'route-replace', route: { dst: 'fd00:5:30::/64', via: '10.30.2.0', dev: V6, onlink: true } },
     ];
     const out = await both(ops);
-    const oks = [false, true, false, true, false, true, false, false, false, true, false];
+    const oks = [false, true, false, true, false, true, false, false, false, true, false, false];
     expect(out.netlink.map((r) => r.ok)).toEqual(oks);
     // iproute2 cannot confirm the ops after the last failure it names once its batch stopped early.
     expect(out.iproute2.slice(0, 9).map((r) => r.ok)).toEqual(oks.slice(0, 9));
@@ -221,7 +223,8 @@ describe.skipIf(process.getuid?.() !== 0)('entry ops over rtnetlink vs iproute2 
     expect(nl[6]).toBe('RTNETLINK answers: No such process');
     expect(nl[7]).toMatch(/^RTNETLINK answers: No such file or directory$/);
     expect(nl[8]).toMatch(/not a valid device name/);
-    expect(nl[10]).toMatch(/route via 10\.30\.2\.0 is not of the family/);
+    expect(nl[10]).toBe('Cannot find device "wknodev01234567"');
+    expect(nl[11]).toMatch(/route via 10\.30\.2\.0 is not of the family/);
     // The kernel's answers read as iproute2 prints them.
     for (const i of [0, 2, 4, 6, 7]) expect(out.iproute2[i]!.error).toContain(nl[i]!);
     // The ops around the failures are in the kernel (iproute2's batch stopped before the metric-7 route).
