@@ -207,7 +207,10 @@ describe.skipIf(process.getuid?.() !== 0)('entry ops over rtnetlink vs iproute2 
       { kind: 'route-replace', route: { dst: '10.30.4.0/24', dev: 'bad name' } },
       { kind: 'route-replace', route: { dst: '10.30.5.0/24', dev: V4, metric: 7 } },
       // A name of the longest length there is (15 bytes), on no device.
-      { kind: 'neighbor-replace', neighbor: { dev: 'wknodev01234567', ip: '10.30.6.0', mac: '02:00:00:00:30:06' } },
+      {
+        kind: 'neighbor-replace',
+        neighbor: { dev: 'wknodev01234567', ip: '10.30.6.0', mac: '02:00:00:00:30:06' },
+      },
       // Last: iproute2 stops its batch at a gateway of the wrong family (the ops after it go unconfirmed).
       { kind: 'route-replace', route: { dst: 'fd00:5:30::/64', via: '10.30.2.0', dev: V6, onlink: true } },
     ];
