@@ -3,12 +3,16 @@
 // same entries, each in a fresh namespace, side by side in one run. Also the steady-state pass (dump + plan,
 // nothing to do) that every resync costs, and a lease event's pass with N peers present (plan of N + 1 peers,
 // diff against the remembered state, apply of one peer's 3 entries), its apply as two batches (a small plan,
-// SMALL_PLAN_OPS) and as the three staged ones, interleaved; and that event's diff by the full planner
-// (planKernel) next to the incremental one weftd uses (planKernelDelta), same events, same run.
+// SMALL_PLAN_OPS) and as the three staged ones, interleaved; that event's diff by the full planner (planKernel)
+// next to the incremental one weftd uses (planKernelDelta), same events, same run. Entries are written over
+// rtnetlink by the native addon (weft's default when it loads) and by the iproute2 batches, interleaved in one
+// run: the first pass of all entries, and a lease event's 3 ops; the event loop's longest stall during the
+// netlink first pass too.
 //
 //   npm run build:dev && node dist-dev/bench/converge-kernel.js [--peers 1000] [--rounds 5] [--events 40]
 //
 // Needs root and iproute2. No packets are sent. Namespaces are `wk<4 hex>`, removed after each round.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { planVxlan, VxlanPlanMemo } from '../src/backend/index.js';
 import { parseCidr } from '../src/ip/index.js';
@@ -17,6 +21,8 @@ import {
   applyKernelOps,
   type DeltaPlan,
   dumpKernelState,
+  type EntryWriter,
+  entryWriter,
   type KernelOp,
   type KernelScope,
   planKernel,
@@ -41,8 +47,8 @@ const rounds = Number(values.rounds);
 const eventCount = Number(values.events);
 if (!Number.isInteger(peerCount) || peerCount < 1 || peerCount > 10_000)
   throw new Error('--peers must be 1..10000');
-if (!Number.isInteger(eventCount) || eventCount < 2 || eventCount > 1000)
-  throw new Error('--events must be 2..1000');
+if (!Number.isInteger(eventCount) || eventCount < 3 || eventCount > 1000)
+  throw new Error('--events must be 3..1000');
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error('--rounds must be 1..50');
 
 const vxlan = DEFAULT_VXLAN_CONFIG;
@@ -77,12 +83,14 @@ function scopeOf(ext: string): KernelScope {
   };
 }
 
-async function weftPath(): Promise<{
+async function weftPath(writer: EntryWriter): Promise<{
   total: number;
   plan: number;
   dump: number;
   apply: number;
   steady: number;
+  /** The event loop's longest stall during apply (ms). */
+  stall: number;
 }> {
   const ns = await createScratchNamespace('192.168.0.1/16');
   try {
@@ -93,8 +101,11 @@ async function weftPath(): Promise<{
     const observed = await dumpKernelState(scope, { netns: ns.name });
     const t2 = performance.now();
     const ops = planKernel(desired, observed, scope);
-    const results = await applyKernelOps(ops, { netns: ns.name });
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const results = await applyKernelOps(ops, { netns: ns.name, entryWriter: writer });
     const t3 = performance.now();
+    loop.disable();
     const failed = results.filter((r) => !r.ok);
     if (failed.length > 0)
       throw new Error(`weft path: ${failed.length} ops failed, first: ${failed[0]?.error}`);
@@ -102,7 +113,14 @@ async function weftPath(): Promise<{
     const again = planKernel(desired, await dumpKernelState(scope, { netns: ns.name }), scope);
     const s1 = performance.now();
     if (again.length !== 0) throw new Error(`weft path: not converged, ${again.length} ops left`);
-    return { total: t3 - t0, plan: t1 - t0, dump: t2 - t1, apply: t3 - t2, steady: s1 - s0 };
+    return {
+      total: t3 - t0,
+      plan: t1 - t0,
+      dump: t2 - t1,
+      apply: t3 - t2,
+      steady: s1 - s0,
+      stall: loop.max / 1e6,
+    };
   } finally {
     ns.destroy();
   }
@@ -151,12 +169,15 @@ interface EventFigures {
   apply: number;
 }
 
+type EventMode = 'netlink' | 'small' | 'staged';
+const EVENT_MODES: EventMode[] = ['netlink', 'small', 'staged'];
+
 /**
  * Lease events with every peer programmed: each a new peer, planned against the state the last pass left (as
  * weftd's lease passes do) by the full planner and by the incremental one (alternately first; same ops
- * checked), applied as a small plan (two batches) or staged (three), alternately.
+ * checked), applied over rtnetlink, as a small plan (two batches) or staged (three), in turn.
  */
-async function eventPasses(): Promise<{ small: EventFigures[]; staged: EventFigures[] }> {
+async function eventPasses(): Promise<Record<EventMode, EventFigures[]>> {
   const ns = await createScratchNamespace('192.168.0.1/16');
   try {
     const scope = scopeOf(ns.ext);
@@ -171,9 +192,9 @@ async function eventPasses(): Promise<{ small: EventFigures[]; staged: EventFigu
       { netns: ns.name },
     );
     if (first.some((r) => !r.ok)) throw new Error('events: programming the peers failed');
-    const small: EventFigures[] = [];
-    const staged: EventFigures[] = [];
+    const figures: Record<EventMode, EventFigures[]> = { netlink: [], small: [], staged: [] };
     for (let k = 0; k < eventCount; k++) {
+      const mode = EVENT_MODES[k % EVENT_MODES.length]!;
       current.push(lease(peerCount + 2 + k));
       const t0 = performance.now();
       const desired = planVxlan({ vxlan, networks, iface, own, peers: current }, memo).state;
@@ -205,19 +226,20 @@ async function eventPasses(): Promise<{ small: EventFigures[]; staged: EventFigu
       const t2 = performance.now();
       const results = await applyKernelOps(ops, {
         netns: ns.name,
-        ...(k % 2 === 1 ? { smallPlanOps: 0 } : {}),
+        entryWriter: mode === 'netlink' ? 'netlink' : 'iproute2',
+        ...(mode === 'staged' ? { smallPlanOps: 0 } : {}),
       });
       const t3 = performance.now();
       if (ops.length !== 3 || results.some((r) => !r.ok)) throw new Error(`event ${k}: ${ops.length} ops`);
       remembered = delta!.next();
-      (k % 2 === 1 ? staged : small).push({
+      figures[mode].push({
         plan: t1 - t0,
         fullDiff: fullDiff!,
         diff: diff!,
         apply: t3 - t2,
       });
     }
-    return { small, staged };
+    return figures;
   } finally {
     ns.destroy();
   }
@@ -228,44 +250,65 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)] ?? Number.NaN;
 };
 
+const met = (ok: boolean) => (ok ? 'met' : 'NOT met');
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (creates network namespaces)');
-  const weft: Awaited<ReturnType<typeof weftPath>>[] = [];
+  const writers: EntryWriter[] = ['netlink', 'iproute2'];
+  if (entryWriter().writer !== 'netlink')
+    throw new Error(`the native addon does not load: ${entryWriter().reason}`);
+  const weft: Record<EntryWriter, Awaited<ReturnType<typeof weftPath>>[]> = { netlink: [], iproute2: [] };
   const raw: number[] = [];
-  // One warm-up of each, not counted.
-  await weftPath();
+  // One warm-up of each, not counted; then the three interleaved, round by round.
+  for (const w of writers) await weftPath(w);
   await rawPath();
   for (let r = 0; r < rounds; r++) {
-    weft.push(await weftPath());
+    for (const w of writers) weft[w].push(await weftPath(w));
     raw.push(await rawPath());
   }
-  const m = (f: (x: (typeof weft)[number]) => number) => median(weft.map(f)).toFixed(1);
-  const weftTotal = median(weft.map((w) => w.total));
   const rawTotal = median(raw);
-  console.log(`converge ${peerCount} vxlan peers (${peerCount * 3} entries), median of ${rounds} rounds`);
+  console.log(
+    `converge ${peerCount} vxlan peers (${peerCount * 3} entries), median of ${rounds} rounds, interleaved`,
+  );
   console.log(`  raw ip -batch + bridge -batch:          ${rawTotal.toFixed(1)} ms`);
+  for (const w of writers) {
+    const m = (f: (x: (typeof weft)[EntryWriter][number]) => number) => median(weft[w].map(f)).toFixed(1);
+    const total = median(weft[w].map((x) => x.total));
+    const ratio = total / rawTotal;
+    console.log(
+      `  weft, entries by ${w.padEnd(8)} plan+dump+diff+apply: ${total.toFixed(1)} ms  (ratio ${ratio.toFixed(2)}x; goal <= 1.2x: ${met(ratio <= 1.2)})`,
+    );
+    console.log(
+      `    planVxlan ${m((x) => x.plan)} ms, dump ${m((x) => x.dump)} ms, planKernel+apply ${m((x) => x.apply)} ms, ` +
+        `longest event-loop stall during apply ${m((x) => x.stall)} ms (max ${Math.max(...weft[w].map((x) => x.stall)).toFixed(1)})`,
+    );
+  }
+  const applyRatio = median(weft.netlink.map((x) => x.apply)) / median(weft.iproute2.map((x) => x.apply));
+  console.log(`  planKernel+apply, netlink / iproute2 batches: ${applyRatio.toFixed(2)}x`);
   console.log(
-    `  weft plan+dump+diff+apply:              ${weftTotal.toFixed(1)} ms  (ratio ${(weftTotal / rawTotal).toFixed(2)}x)`,
+    `  steady-state pass (dump + plan, 0 ops): ${median(weft.netlink.map((x) => x.steady)).toFixed(1)} ms`,
   );
-  console.log(
-    `    planVxlan ${m((w) => w.plan)} ms, dump ${m((w) => w.dump)} ms, planKernel+apply ${m((w) => w.apply)} ms`,
-  );
-  console.log(`  steady-state pass (dump + plan, 0 ops): ${m((w) => w.steady)} ms`);
   const events = await eventPasses();
   const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(0.99 * xs.length) - 1] ?? Number.NaN;
   const row = (label: string, fs: EventFigures[]) => {
     const total = fs.map((f) => f.plan + f.diff + f.apply);
     console.log(
-      `    ${label.padEnd(34)} plan ${median(fs.map((f) => f.plan)).toFixed(1)} + diff ${median(fs.map((f) => f.diff)).toFixed(2)} + apply ${median(fs.map((f) => f.apply)).toFixed(1)} ms; ` +
-        `total p50 ${median(total).toFixed(1)}, p99 ${p99(total).toFixed(1)} ms`,
+      `    ${label.padEnd(34)} plan ${median(fs.map((f) => f.plan)).toFixed(1)} + diff ${median(fs.map((f) => f.diff)).toFixed(1)} + apply ${median(fs.map((f) => f.apply)).toFixed(1)} ms; ` +
+        `total p50 ${median(total).toFixed(1)}, p99 ${p99(total).toFixed(1)} ms (goal p99 < 50 ms: ${met(p99(total) < 50)})`,
     );
   };
-  const all = [...events.small, ...events.staged];
+  const all = [...events.netlink, ...events.small, ...events.staged];
   console.log(
-    `  a lease event's pass with ${peerCount} peers present (${eventCount / 2} events each, interleaved):`,
+    `  a lease event's pass with ${peerCount} peers present (${Math.floor(eventCount / 3)} events each, interleaved):`,
   );
+  row('netlink: 3 requests, one socket', events.netlink);
   row('small plan: bridge, then ip', events.small);
   row('staged: bridge + ip, then ip', events.staged);
+  const applyOf = (fs: EventFigures[]) => median(fs.map((f) => f.apply));
+  console.log(
+    `  a lease event's apply, netlink / two batches: ${(applyOf(events.netlink) / applyOf(events.small)).toFixed(3)}x ` +
+      `(${applyOf(events.netlink).toFixed(2)} vs ${applyOf(events.small).toFixed(1)} ms)`,
+  );
   const plans = all.map((f) => f.plan);
   const fullDiffs = all.map((f) => f.fullDiff);
   const diffs = all.map((f) => f.diff);
@@ -282,9 +325,9 @@ async function main(): Promise<void> {
     `    diff full / incremental: ${(median(fullDiffs) / median(diffs)).toFixed(0)}x (p50); plan (planVxlan, changed peers only) ${median(plans).toFixed(1)} ms p50, ${p99(plans).toFixed(1)} ms p99`,
   );
   // Issue 16's goal is end to end (bench/converge); this is weft's own share of it, without etcd and weftd.
-  const pass = all.map((f) => f.plan + f.diff + f.apply);
+  const pass = events.netlink.map((f) => f.plan + f.diff + f.apply);
   console.log(
-    `  goal (issue 16): one new lease → its route p99 < 50 ms: weft's pass alone (plan + diff + apply) p99 ${p99(pass).toFixed(1)} ms → ${p99(pass) < 50 ? 'met' : 'NOT met'} (end to end: bench/converge)`,
+    `  goal (issue 16): one new lease → its route p99 < 50 ms: weft's pass alone (plan + diff + netlink apply) p99 ${p99(pass).toFixed(1)} ms → ${p99(pass) < 50 ? 'met' : 'NOT met'} (end to end: bench/converge)`,
   );
 }
 

@@ -9,6 +9,8 @@
         "src/netns.c",
         "src/offload.c",
         "src/peer_table.c",
+        "src/rtnl.c",
+        "src/rtnl_msg.c",
         "src/tun.c"
       ],
       "cflags": ["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"],

@@ -16,7 +16,7 @@ import { weftVersion } from './config/version.js';
 import { errorFields, type Task, TaskSupervisor, untilAborted } from './core/index.js';
 import { type NodeFirewall, nodeFirewallFor } from './firewall/index.js';
 import { type Cidr, formatCidr } from './ip/index.js';
-import { applyKernelOps, dumpKernelState, ensureForwarding } from './kernel/index.js';
+import { applyKernelOps, dumpKernelState, ensureForwarding, entryWriter } from './kernel/index.js';
 import type { Lease } from './lease/index.js';
 import { createLogger, type Logger } from './log/index.js';
 import {
@@ -164,6 +164,8 @@ class Daemon {
         logger.error({ err: errorFields(err) }, 'could not install the firewall rules; retrying'),
       );
 
+    const writer = entryWriter();
+    logger.info(writer, `kernel routes, neighbours and FDB entries are written by ${writer.writer}`);
     const node = new NodeReconciler({
       backend,
       own: () => own.current,

@@ -5,14 +5,21 @@
 //   setPeers(handle, [{subnet: 'a.b.c.d/len', address: 'a.b.c.d', port}])
 //   stats(handle) -> {counters..., drops: {...}, features: {...}}
 //   stop(handle)
+// and the rtnetlink writer, typed in src/kernel/rtnl/native.ts:
+//   rtnlTransact(requests: Uint8Array, netns?) -> per request 0 or {errno, text, message}
+//   rtnlIfindexes(names: string[], netns?) -> number[] (0 = no such device)
 #include <arpa/inet.h>
 #include <limits.h>
+#include <net/if.h>
 #include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "engine.h"
+#include "rtnl.h"
 #include "tun.h"
 
 #define ERR_LEN 512
@@ -384,6 +391,149 @@ static napi_value stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Reads the optional netns path argument (argv[i] a string, or absent/undefined). Returns 1 when given,
+// 0 when not, -1 with a pending exception.
+static int optional_netns(napi_env env, size_t argc, napi_value *argv, size_t i, char *out, size_t len) {
+  if (argc <= i) return 0;
+  napi_valuetype type = napi_undefined;
+  napi_typeof(env, argv[i], &type);
+  if (type == napi_undefined) return 0;
+  if (type != napi_string) {
+    throw_type(env, "%s", "netns must be a string (a path such as /run/netns/NAME)");
+    return -1;
+  }
+  size_t copied = 0;
+  if (napi_get_value_string_utf8(env, argv[i], out, len, &copied) != napi_ok) return -1;
+  if (copied == 0 || copied >= len - 1) {
+    throw_type(env, "%s", "netns path is empty or too long");
+    return -1;
+  }
+  return 1;
+}
+
+static napi_value rtnl_transact_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is_typed = false;
+  if (argc >= 1) napi_is_typedarray(env, argv[0], &is_typed);
+  if (!is_typed) return throw_type(env, "%s", "rtnlTransact: requests must be a Uint8Array");
+  napi_typedarray_type ttype;
+  size_t length = 0, byte_offset = 0;
+  void *data = NULL;
+  napi_value arraybuffer;
+  CHECK(env, napi_get_typedarray_info(env, argv[0], &ttype, &length, &data, &arraybuffer, &byte_offset));
+  if (ttype != napi_uint8_array) return throw_type(env, "%s", "rtnlTransact: requests must be a Uint8Array");
+  char netns[PATH_MAX];
+  int has_netns = optional_netns(env, argc, argv, 1, netns, sizeof(netns));
+  if (has_netns < 0) return NULL;
+  long count = length == 0 ? 0 : rtnl_number(data, length, 1);
+  if (count < 0) return throw_type(env, "%s", "rtnlTransact: requests are not a run of whole netlink messages");
+  napi_value result;
+  CHECK(env, napi_create_array_with_length(env, (size_t)count, &result));
+  if (count == 0) return result;
+  struct rtnl_ack *acks = calloc((size_t)count, sizeof(*acks));
+  if (!acks) {
+    napi_throw_error(env, "ERR_WEFT_RTNL", "out of memory");
+    return NULL;
+  }
+  char err[ERR_LEN];
+  if (rtnl_transact(has_netns ? netns : NULL, data, length, (uint32_t)count, acks, err, sizeof(err)) != 0) {
+    free(acks);
+    napi_throw_error(env, "ERR_WEFT_RTNL", err);
+    return NULL;
+  }
+  for (long i = 0; i < count; i++) {
+    napi_value item;
+    if (acks[i].error == 0) {
+      if (napi_create_int32(env, 0, &item) != napi_ok) goto fail;
+    } else {
+      napi_value value;
+      if (napi_create_object(env, &item) != napi_ok) goto fail;
+      if (napi_create_int32(env, acks[i].error, &value) != napi_ok ||
+          napi_set_named_property(env, item, "errno", value) != napi_ok)
+        goto fail;
+      if (napi_create_string_utf8(env, strerror(acks[i].error), NAPI_AUTO_LENGTH, &value) != napi_ok ||
+          napi_set_named_property(env, item, "text", value) != napi_ok)
+        goto fail;
+      if (napi_create_string_utf8(env, acks[i].message, NAPI_AUTO_LENGTH, &value) != napi_ok ||
+          napi_set_named_property(env, item, "message", value) != napi_ok)
+        goto fail;
+    }
+    if (napi_set_element(env, result, (uint32_t)i, item) != napi_ok) goto fail;
+  }
+  free(acks);
+  return result;
+fail:
+  free(acks);
+  throw_last_error(env);
+  return NULL;
+}
+
+static napi_value rtnl_ifindexes_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is_array = false;
+  if (argc >= 1) napi_is_array(env, argv[0], &is_array);
+  if (!is_array) return throw_type(env, "%s", "rtnlIfindexes: names must be an array of strings");
+  char netns[PATH_MAX];
+  int has_netns = optional_netns(env, argc, argv, 1, netns, sizeof(netns));
+  if (has_netns < 0) return NULL;
+  uint32_t n = 0;
+  CHECK(env, napi_get_array_length(env, argv[0], &n));
+  if (n > 4096) return throw_type(env, "%s", "rtnlIfindexes: more than 4096 names");
+  char(*names)[IF_NAMESIZE] = calloc(n ? n : 1, IF_NAMESIZE);
+  const char **pointers = calloc(n ? n : 1, sizeof(char *));
+  uint32_t *indexes = calloc(n ? n : 1, sizeof(uint32_t));
+  napi_value result = NULL;
+  if (!names || !pointers || !indexes) {
+    napi_throw_error(env, "ERR_WEFT_RTNL", "out of memory");
+    goto done;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item;
+    napi_valuetype type = napi_undefined;
+    size_t copied = 0;
+    if (napi_get_element(env, argv[0], i, &item) != napi_ok) goto napi_fail;
+    napi_typeof(env, item, &type);
+    if (type != napi_string) {
+      throw_type(env, "%s", "rtnlIfindexes: names must be an array of strings");
+      goto done;
+    }
+    // One byte more than a name may have, so a longer one shows as longer instead of silently cut.
+    char name[IF_NAMESIZE + 1];
+    if (napi_get_value_string_utf8(env, item, name, sizeof(name), &copied) != napi_ok) goto napi_fail;
+    if (copied == 0 || copied > IF_NAMESIZE - 1) {
+      throw_type(env, "%s", "rtnlIfindexes: a name is empty or longer than 15 bytes");
+      goto done;
+    }
+    memcpy(names[i], name, copied + 1);
+    pointers[i] = names[i];
+  }
+  char err[ERR_LEN];
+  if (rtnl_ifindexes(has_netns ? netns : NULL, pointers, n, indexes, err, sizeof(err)) != 0) {
+    napi_throw_error(env, "ERR_WEFT_RTNL", err);
+    goto done;
+  }
+  if (napi_create_array_with_length(env, n, &result) != napi_ok) goto napi_fail;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value value;
+    if (napi_create_uint32(env, indexes[i], &value) != napi_ok ||
+        napi_set_element(env, result, i, value) != napi_ok)
+      goto napi_fail;
+  }
+  goto done;
+napi_fail:
+  result = NULL;
+  throw_last_error(env);
+done:
+  free(names);
+  free(pointers);
+  free(indexes);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openTun", NULL, open_tun, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -391,6 +541,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setPeers", NULL, set_peers, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stop", NULL, stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rtnlTransact", NULL, rtnl_transact_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rtnlIfindexes", NULL, rtnl_ifindexes_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   return exports;

@@ -2,6 +2,8 @@
 // with ASan and UBSan by `make -C native/test unit` and run by src/backend/udp/native.test.ts.
 // Output: one line per case, "ok <name>" or "not ok <name>: <file>:<line> <failed check>", then
 // "# passed N failed M". Exit status 1 when a case failed.
+#include <errno.h>
+#include <linux/netlink.h>
 #include <linux/virtio_net.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "offload.h"
 #include "packet.h"
 #include "peer_table.h"
+#include "rtnl_msg.h"
 #include "testlib.h"
 
 static char failure[512];
@@ -527,6 +530,93 @@ struct test_case {
   void (*run)(void);
 };
 
+// ---------------------------------------------------------------------------------------------------------
+// rtnl_msg (the rtnetlink writer's numbering and ack parsing)
+
+static size_t put_msg(uint8_t *at, uint16_t type, uint16_t flags, uint32_t seq, const void *payload, size_t len) {
+  struct nlmsghdr hdr = {.nlmsg_len = (uint32_t)(NLMSG_HDRLEN + len), .nlmsg_type = type, .nlmsg_flags = flags,
+                         .nlmsg_seq = seq};
+  memcpy(at, &hdr, sizeof(hdr));
+  if (len) memcpy(at + NLMSG_HDRLEN, payload, len);
+  return NLMSG_ALIGN(hdr.nlmsg_len);
+}
+
+static void rtnl_number_numbers_whole_messages_and_rejects_torn_ones(void) {
+  uint8_t msgs[128] = {0};
+  uint8_t body[12] = {0};
+  size_t len = put_msg(msgs, 24, NLM_F_REQUEST, 0, body, sizeof(body));
+  len += put_msg(msgs + len, 29, NLM_F_REQUEST, 0, body, 10);  // 26 bytes, padded to 28
+  CHECK(rtnl_number(msgs, len, 1) == 2);
+  struct nlmsghdr a, b;
+  memcpy(&a, msgs, sizeof(a));
+  memcpy(&b, msgs + 28, sizeof(b));
+  CHECK(a.nlmsg_seq == 1 && b.nlmsg_seq == 2);
+  CHECK((a.nlmsg_flags & NLM_F_ACK) && (b.nlmsg_flags & NLM_F_ACK) && a.nlmsg_pid == 0);
+  CHECK(rtnl_next(msgs, 0) == 28 && rtnl_next(msgs, 28) == 56);
+  CHECK(rtnl_number(msgs, len - 1, 1) == -1);  // the second message runs past the end
+  CHECK(rtnl_number(msgs, 8, 1) == -1);        // shorter than a header
+  struct nlmsghdr tiny = {.nlmsg_len = 4};
+  memcpy(msgs, &tiny, sizeof(tiny));
+  CHECK(rtnl_number(msgs, len, 1) == -1);  // a length below the header's
+}
+
+// An ack for seq with `error` (negative errno or 0), capped, optionally with an extended ack message.
+static size_t put_ack(uint8_t *at, uint32_t seq, int error, const char *ext) {
+  uint8_t payload[256] = {0};
+  struct nlmsgerr err = {.error = error, .msg = {.nlmsg_len = 28, .nlmsg_type = 24, .nlmsg_seq = seq}};
+  memcpy(payload, &err, sizeof(err));
+  size_t len = sizeof(err);
+  uint16_t flags = NLM_F_CAPPED;
+  if (ext) {
+    struct nlattr attr = {.nla_len = (uint16_t)(NLA_HDRLEN + strlen(ext) + 1), .nla_type = NLMSGERR_ATTR_MSG};
+    memcpy(payload + len, &attr, sizeof(attr));
+    memcpy(payload + len + NLA_HDRLEN, ext, strlen(ext) + 1);
+    len += NLA_ALIGN(attr.nla_len);
+    flags |= NLM_F_ACK_TLVS;
+  }
+  return put_msg(at, NLMSG_ERROR, flags, seq, payload, len);
+}
+
+static void rtnl_read_acks_records_errors_and_extended_messages_per_sequence(void) {
+  uint8_t acks_buf[1024] = {0};
+  size_t len = put_ack(acks_buf, 2, -EINVAL, "Nexthop has invalid gateway");
+  len += put_ack(acks_buf + len, 1, 0, NULL);
+  len += put_ack(acks_buf + len, 99, -ENOENT, NULL);  // not ours: ignored
+  len += put_ack(acks_buf + len, 3, -ESRCH, NULL);
+  struct rtnl_ack acks[3];
+  memset(acks, 0, sizeof(acks));
+  CHECK(rtnl_read_acks(acks_buf, len, 1, 3, acks) == 3);
+  CHECK(acks[0].acked && acks[0].error == 0 && acks[0].message[0] == 0);
+  CHECK(acks[1].acked && acks[1].error == EINVAL && strcmp(acks[1].message, "Nexthop has invalid gateway") == 0);
+  CHECK(acks[2].acked && acks[2].error == ESRCH);
+  // A second copy of an ack is not counted again.
+  CHECK(rtnl_read_acks(acks_buf, len, 1, 3, acks) == 0);
+  // A torn buffer is an error, not a read past its end.
+  struct rtnl_ack fresh[3];
+  memset(fresh, 0, sizeof(fresh));
+  CHECK(rtnl_read_acks(acks_buf, 20, 1, 3, fresh) == -1);
+  CHECK(rtnl_read_acks(acks_buf, 10, 1, 3, fresh) == -1);
+}
+
+static void rtnl_read_acks_bounds_an_overlong_or_unterminated_message(void) {
+  uint8_t acks_buf[1024] = {0};
+  char longer[400];
+  memset(longer, 'x', sizeof(longer) - 1);
+  longer[sizeof(longer) - 1] = 0;
+  // put_ack's payload is 256 bytes: build the oversize TLV by hand.
+  struct nlmsgerr err = {.error = -EINVAL, .msg = {.nlmsg_len = 28, .nlmsg_seq = 1}};
+  uint8_t payload[600] = {0};
+  memcpy(payload, &err, sizeof(err));
+  struct nlattr attr = {.nla_len = (uint16_t)(NLA_HDRLEN + 300), .nla_type = NLMSGERR_ATTR_MSG};
+  memcpy(payload + sizeof(err), &attr, sizeof(attr));
+  memcpy(payload + sizeof(err) + NLA_HDRLEN, longer, 300);  // no terminating NUL
+  size_t len = put_msg(acks_buf, NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, 1, payload, sizeof(err) + NLA_HDRLEN + 300);
+  struct rtnl_ack ack;
+  memset(&ack, 0, sizeof(ack));
+  CHECK(rtnl_read_acks(acks_buf, len, 1, 1, &ack) == 1);
+  CHECK(ack.error == EINVAL && strlen(ack.message) == RTNL_MSG_LEN - 1);
+}
+
 #define TEST(fn) {#fn, fn}
 static const struct test_case cases[] = {
     TEST(ipv4_parse_accepts_a_valid_header_and_reads_its_fields),
@@ -554,6 +644,9 @@ static const struct test_case cases[] = {
     TEST(decide_tun_packet_routes_or_reports_no_route),
     TEST(decide_peer_packet_checks_source_destination_and_ttl),
     TEST(gso_backoff_falls_back_for_a_while_then_retries),
+    TEST(rtnl_number_numbers_whole_messages_and_rejects_torn_ones),
+    TEST(rtnl_read_acks_records_errors_and_extended_messages_per_sequence),
+    TEST(rtnl_read_acks_bounds_an_overlong_or_unterminated_message),
 };
 
 int main(void) {

@@ -13,6 +13,7 @@ export {
   runCommandChecked,
 } from './command.js';
 export { type ErrorFields, errorFields, errorMessage } from './errors.js';
+export { loadNativeAddon, NATIVE_ADDON_PATH, type NativeAddonLoad } from './native-addon.js';
 export { sleep, untilAborted } from './sleep.js';
 export type { Task, TaskContext } from './task.js';
 export {

@@ -1,8 +1,11 @@
-// applyKernelOps: runs a plan as few iproute2 processes as possible — the ops of one stage and tool form one
-// `ip -force -batch -` / `bridge -force -batch -` fed on stdin, a stage's `ip` and `bridge` batches run side by
-// side — and maps every failure back to its op.
+// applyKernelOps: runs a plan in order and maps every failure back to its op. Entry ops (routes, neighbours,
+// FDB entries) are written over rtnetlink by the native addon (rtnl/) whenever it loads: no process per pass.
+// Links and addresses — and every op when the addon cannot load — run as few iproute2 processes as possible:
+// the ops of one stage and tool form one `ip -force -batch -` / `bridge -force -batch -` fed on stdin, a
+// stage's `ip` and `bridge` batches run side by side.
 import { type IprouteTool, KernelToolError, runTool } from './exec.js';
 import { renderKernelOp } from './render.js';
+import { isEntryOp, loadRtnl, writeEntries } from './rtnl/index.js';
 import type { KernelCallOptions, KernelOp, KernelOpResult } from './types.js';
 
 /** What a batch's stderr says: the message per failed line (1-based) and text after the last failure. */
@@ -133,14 +136,60 @@ export function groupBatches(
   return { groups, unrenderable };
 }
 
+/** Who writes routes, neighbours and FDB entries: the addon over rtnetlink, or `ip`/`bridge` batches. */
+export type EntryWriter = 'netlink' | 'iproute2';
+
+export interface ApplyOptions extends KernelCallOptions, GroupOptions {
+  /** Default: `netlink` when the native addon loads (see `entryWriter()`), else `iproute2`. */
+  entryWriter?: EntryWriter;
+  /** Netlink requests per native call (default RTNL_CHUNK_OPS); the event loop runs between calls. */
+  chunkOps?: number;
+}
+
+/** Which writer entry ops get by default, and why iproute2 when it is iproute2 (for the start-up log). */
+export function entryWriter(): { writer: EntryWriter; reason?: string } {
+  const rtnl = loadRtnl();
+  return rtnl.ok ? { writer: 'netlink' } : { writer: 'iproute2', reason: rtnl.reason };
+}
+
 /**
  * Applies ops in order and returns one result per op, in the same order. A failing op never stops the others
- * (`-force`); ops that cannot be rendered are reported and skipped.
+ * (`-force`, or one netlink answer per request); ops that cannot be rendered are reported and skipped. With
+ * the netlink writer, each run of consecutive entry ops is one netlink exchange and each run of link/address
+ * ops is iproute2 batches, in plan order.
  */
 export async function applyKernelOps(
   ops: readonly KernelOp[],
-  opts: KernelCallOptions & GroupOptions = {},
+  opts: ApplyOptions = {},
 ): Promise<KernelOpResult[]> {
+  const writer = opts.entryWriter ?? entryWriter().writer;
+  if (writer === 'iproute2') return applyBatches(ops, opts);
+  const rtnl = loadRtnl();
+  const results: KernelOpResult[] = ops.map((op) => ({ op, ok: true }));
+  for (let start = 0; start < ops.length; ) {
+    const entries = isEntryOp(ops[start]!);
+    let end = start + 1;
+    while (end < ops.length && isEntryOp(ops[end]!) === entries) end++;
+    const run = ops.slice(start, end);
+    if (!entries) {
+      (await applyBatches(run, opts)).forEach((r, k) => {
+        results[start + k] = r;
+      });
+    } else if (!rtnl.ok) {
+      for (let k = start; k < end; k++) results[k] = { op: ops[k]!, ok: false, error: rtnl.reason };
+    } else {
+      const errors = await writeEntries(run.filter(isEntryOp), rtnl.addon, opts);
+      errors.forEach((error, k) => {
+        if (error !== undefined) results[start + k] = { op: ops[start + k]!, ok: false, error };
+      });
+    }
+    start = end;
+  }
+  return results;
+}
+
+/** Applies ops as iproute2 batches only. */
+async function applyBatches(ops: readonly KernelOp[], opts: ApplyOptions): Promise<KernelOpResult[]> {
   const results: KernelOpResult[] = ops.map((op) => ({ op, ok: true }));
   const { groups, unrenderable } = groupBatches(ops, opts);
   for (const [i, error] of unrenderable) results[i] = { op: ops[i]!, ok: false, error };

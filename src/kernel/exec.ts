@@ -30,13 +30,22 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 /** What `ip netns add` accepts, minus characters that would need quoting. */
 const NETNS_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+function checkNetnsName(name: string): string {
+  if (!NETNS_NAME.test(name) || name === '.' || name === '..') {
+    throw new KernelToolError(`network namespace name ${JSON.stringify(name)} is not valid`);
+  }
+  return name;
+}
+
 /** The argv for a tool call, with `-n <netns>` first when given. */
 export function toolArgs(args: readonly string[], opts: KernelCallOptions = {}): string[] {
   if (opts.netns === undefined) return [...args];
-  if (!NETNS_NAME.test(opts.netns) || opts.netns === '.' || opts.netns === '..') {
-    throw new KernelToolError(`network namespace name ${JSON.stringify(opts.netns)} is not valid`);
-  }
-  return ['-n', opts.netns, ...args];
+  return ['-n', checkNetnsName(opts.netns), ...args];
+}
+
+/** The path of a named namespace as `ip netns` keeps it (`/run/netns/NAME`), undefined for the current one. */
+export function netnsPath(opts: KernelCallOptions = {}): string | undefined {
+  return opts.netns === undefined ? undefined : `/run/netns/${checkNetnsName(opts.netns)}`;
 }
 
 export function describeCommand(tool: IprouteTool, args: readonly string[]): string {

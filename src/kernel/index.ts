@@ -1,5 +1,14 @@
-// The only code in weft that talks to the Linux kernel: iproute2 `-json` reads, `-force -batch -` writes.
-export { applyKernelOps, type GroupOptions, parseBatchErrors, SMALL_PLAN_OPS } from './apply.js';
+// The only code in weft that talks to the Linux kernel: iproute2 `-json` reads, `-force -batch -` writes of
+// links and addresses, rtnetlink writes of routes, neighbours and FDB entries (rtnl/, the native addon).
+export {
+  type ApplyOptions,
+  applyKernelOps,
+  type EntryWriter,
+  entryWriter,
+  type GroupOptions,
+  parseBatchErrors,
+  SMALL_PLAN_OPS,
+} from './apply.js';
 export {
   canonicalInterfaceAddress,
   canonicalMacText,

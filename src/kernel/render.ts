@@ -22,7 +22,8 @@ export interface RenderedOp {
   lines: string[];
 }
 
-function dev(name: string, what: string): string {
+/** A valid device name, or InvalidKernelOpError naming `what`. */
+export function dev(name: string, what: string): string {
   if (!isValidDeviceName(name)) {
     throw new InvalidKernelOpError(
       `${what} ${JSON.stringify(name)} is not a valid device name (1-15 of [A-Za-z0-9_.@+=-])`,
@@ -39,16 +40,17 @@ function wrap<T>(what: string, value: string, fn: (v: string) => T): T {
   }
 }
 
-function int(value: number, what: string, min: number, max: number): string {
+/** An integer in min..max as text, or InvalidKernelOpError naming `what`. */
+export function int(value: number, what: string, min: number, max: number): string {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new InvalidKernelOpError(`${what} ${value} is not an integer in ${min}..${max}`);
   }
   return String(value);
 }
 
-const ip = (v: string, what: string) => wrap(what, v, canonicalIp);
-const mac = (v: string, what: string) => wrap(what, v, canonicalMacText);
-const network = (v: string, what: string) => wrap(what, v, canonicalNetwork);
+export const ip = (v: string, what: string) => wrap(what, v, canonicalIp);
+export const mac = (v: string, what: string) => wrap(what, v, canonicalMacText);
+export const network = (v: string, what: string) => wrap(what, v, canonicalNetwork);
 
 /** The batch line(s) and tool for one op; throws InvalidKernelOpError. */
 export function renderKernelOp(op: KernelOp): RenderedOp {

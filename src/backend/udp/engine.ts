@@ -1,14 +1,11 @@
 // TypeScript face of the native udp data path (native/, built by node-gyp into native/build/Release).
 // The per-packet work runs on the addon's own threads; this module validates input, converts types and
 // names the counters.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon, NATIVE_ADDON_PATH } from '../../core/index.js';
 import { InvalidAddressError, parseCidr, parseIp } from '../../ip/index.js';
 import type { UdpEngineDrops } from './counters.js';
 
-const ADDON_PATH = path.join('native', 'build', 'Release', 'weft_udp.node');
+const ADDON_PATH = NATIVE_ADDON_PATH;
 /** flannel's udp device name (`flannel%d`, the first one). */
 export const UDP_DEVICE_NAME = 'flannel0';
 /** The flannel udp backend's default port. */
@@ -85,30 +82,11 @@ export class UdpEngineStoppedError extends Error {
   }
 }
 
-let addon: NativeAddon | undefined;
-
-/** Loads the addon once; walks up from this module so it works from src/ (vitest) and dist/ (built). */
+/** Loads the addon once (core's loader); throws UdpAddonNotBuiltError when it cannot be loaded. */
 export function loadUdpAddon(): NativeAddon {
-  if (addon) return addon;
-  const require = createRequire(import.meta.url);
-  const searched: string[] = [];
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = path.join(dir, ADDON_PATH);
-    searched.push(dir);
-    if (existsSync(candidate)) {
-      try {
-        addon = require(candidate) as NativeAddon;
-        return addon;
-      } catch (error) {
-        throw new UdpAddonNotBuiltError([candidate], error);
-      }
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  throw new UdpAddonNotBuiltError(searched);
+  const load = loadNativeAddon();
+  if (load.ok) return load.addon as NativeAddon;
+  throw new UdpAddonNotBuiltError(load.searched, load.error);
 }
 
 export interface TunDevice {
