@@ -299,6 +299,13 @@ async function main(): Promise<void> {
           run.etcdCpu.push(round.etcdCpuMs);
           run.clientCpu.push(round.clientCpuMs);
           run.dup += round.duplicates;
+          if (nodes > 1) {
+            const rs = stats(round.latencies);
+            console.log(
+              `  round ${r + 1} (${kind}): wall ${ms(round.wallMs)}, p50 ${ms(rs.p50)}, p99 ${ms(rs.p99)}, ` +
+                `etcd CPU ${ms(round.etcdCpuMs)}, this process ${ms(round.clientCpuMs)}`,
+            );
+          }
         }
       }
       for (const [kind, run] of runs) {
