@@ -6,21 +6,25 @@
 //   - watch fan-out: 100 nodes watching, one new lease written; the time until every watcher has seen it.
 //
 //   npm run build:dev && node dist-dev/bench/leases.js [--concurrency 100] [--rounds 3] [--fanout-writes 20]
-//     [--client weft|etcd3|both]
+//     [--client weft|etcd3|both] [--workers 1]
 //   (the goal's size: --concurrency 1000; the default 100 is the quick variant). `--client` picks the etcd client
 //   of the concurrent acquisitions: weft's own (default), the etcd3 package it replaced, or both, alternating
-//   round by round in one run so both see the same machine load.
+//   round by round in one run so both see the same machine load. `--workers K` (weft's client) spreads the N
+//   simulated nodes over K processes (bench/leases-worker.ts), as a cluster's nodes are separate machines: with
+//   one process, that process's CPU for all N clients is most of a round on this 2-core machine.
 //
 // Loopback traffic only; the etcd process and its data dir are removed at the end (also on failure).
+import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseNetworkConfigText } from '../src/config/index.js';
-import { overlaps } from '../src/ip/index.js';
-import { encodeLeaseAttrs, type Lease } from '../src/lease/index.js';
+import { type Cidr, overlaps, parseCidr } from '../src/ip/index.js';
+import { encodeLeaseAttrs } from '../src/lease/index.js';
 import { silentLogger } from '../src/log/index.js';
 import type { EtcdRpc } from '../src/subnet/etcd/grpc/index.js';
 import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
 import { type EtcdServer, etcdctl, startEtcd } from '../testkit/etcd.js';
+import { LEASES_CONFIG, leaseAttrs, type WorkerReply, type WorkerRequest } from './leases-shared.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'fanout-writes': { type: 'string', default: '20' },
     client: { type: 'string', default: 'weft' },
+    workers: { type: 'string', default: '1' },
   },
 });
 type ClientKind = 'weft' | 'etcd3';
@@ -41,6 +46,9 @@ if (!['weft', 'etcd3', 'both'].includes(values.client ?? ''))
 const concurrency = Number(values.concurrency);
 const rounds = Number(values.rounds);
 const fanoutWrites = Number(values['fanout-writes']);
+const workers = Number(values.workers);
+if (!Number.isInteger(workers) || workers < 1 || workers > 16) throw new Error('--workers must be 1..16');
+if (workers > 1 && values.client !== 'weft') throw new Error("--workers > 1 runs weft's client only");
 if (!Number.isInteger(concurrency) || concurrency < 2 || concurrency > 5000) {
   throw new Error('--concurrency must be 2..5000');
 }
@@ -49,7 +57,7 @@ if (!Number.isInteger(fanoutWrites) || fanoutWrites < 1 || fanoutWrites > 200) {
   throw new Error('--fanout-writes must be 1..200');
 }
 
-const CONFIG = '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}';
+const CONFIG = LEASES_CONFIG;
 let prefixCounter = 0;
 
 function percentile(sorted: number[], p: number): number {
@@ -83,17 +91,6 @@ function cpuMs(usage: NodeJS.CpuUsage): number {
   return (usage.user + usage.system) / 1000;
 }
 
-function attrs(i: number) {
-  return {
-    publicIP: `192.${168 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
-    backendType: 'vxlan',
-    backendData: {
-      VNI: 1,
-      VtepMAC: `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
-    },
-  };
-}
-
 async function newPrefix(etcd: EtcdServer): Promise<string> {
   prefixCounter += 1;
   const prefix = `/weft-bench-${prefixCounter}/network`;
@@ -101,10 +98,9 @@ async function newPrefix(etcd: EtcdServer): Promise<string> {
   return prefix;
 }
 
-/** Pairs of leases whose IPv4 subnets overlap (0 = every node got its own subnet). */
-function duplicates(leases: Lease[]): number {
-  const sorted = leases
-    .map((l) => l.subnet)
+/** Pairs of IPv4 subnets handed out that overlap (0 = every node got its own subnet). */
+function duplicates(subnets: ReadonlyArray<Cidr | undefined>): number {
+  const sorted = subnets
     .filter((s) => s !== undefined)
     .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
   let dup = 0;
@@ -161,7 +157,7 @@ async function acquireRound(
     const results = await Promise.all(
       managers.map(async (m, i) => {
         const t0 = performance.now();
-        const lease = await m.acquireLease({ config, attrs: attrs(i + 1) });
+        const lease = await m.acquireLease({ config, attrs: leaseAttrs(i + 1) });
         return { lease, ms: performance.now() - t0 };
       }),
     );
@@ -170,10 +166,92 @@ async function acquireRound(
       wallMs: performance.now() - start,
       etcdCpuMs: cpuMsOf(etcd.pid) - etcdCpu0,
       clientCpuMs: cpuMs(process.cpuUsage(clientCpu0)),
-      duplicates: duplicates(results.map((r) => r.lease)),
+      duplicates: duplicates(results.map((r) => r.lease.subnet)),
     };
   } finally {
     await Promise.all(managers.map((m) => m.close()));
+  }
+}
+
+/**
+ * One round with the nodes spread over `count` worker processes (bench/leases-worker.ts), as a cluster's nodes are
+ * separate machines: each worker warms its nodes' connections; once all are ready they get "go" together, and each
+ * acquisition's latency counts from its worker's start. Workers are ended by PID if anything fails.
+ */
+async function acquireRoundInWorkers(
+  etcd: EtcdServer,
+  nodes: number,
+  count: number,
+): Promise<{
+  latencies: number[];
+  wallMs: number;
+  duplicates: number;
+  etcdCpuMs: number;
+  clientCpuMs: number;
+}> {
+  const prefix = await newPrefix(etcd);
+  const script = new URL('./leases-worker.js', import.meta.url);
+  const share = Math.ceil(nodes / count);
+  const children = Array.from({ length: count }, (_, w) => {
+    const first = 1 + w * share;
+    const request: WorkerRequest = {
+      endpoint: etcd.endpoint,
+      prefix,
+      first,
+      count: Math.max(0, Math.min(share, nodes - w * share)),
+    };
+    const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const replies: WorkerReply[] = [];
+    let wake: (() => void) | undefined;
+    let exited = false;
+    child.on('message', (m: WorkerReply) => {
+      replies.push(m);
+      wake?.();
+    });
+    child.on('exit', () => {
+      exited = true;
+      wake?.();
+    });
+    const next = async (deadlineMs: number): Promise<WorkerReply> => {
+      const deadline = Date.now() + deadlineMs;
+      while (replies.length === 0) {
+        if (exited) throw new Error(`leases worker ${w} exited early`);
+        if (Date.now() > deadline) throw new Error(`leases worker ${w}: no reply within ${deadlineMs} ms`);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 200);
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+      const reply = replies.shift()!;
+      if (reply.type === 'error') throw new Error(`leases worker ${w}: ${reply.message}`);
+      return reply;
+    };
+    child.send(request);
+    return { child, next };
+  });
+  try {
+    for (const c of children) await c.next(60_000);
+    const etcdCpu0 = cpuMsOf(etcd.pid);
+    const start = performance.now();
+    for (const c of children) c.child.send('go');
+    const done = await Promise.all(children.map((c) => c.next(60_000)));
+    const wallMs = performance.now() - start;
+    const etcdCpuMs = cpuMsOf(etcd.pid) - etcdCpu0;
+    const latencies: number[] = [];
+    const subnets: Cidr[] = [];
+    let clientCpuMs = 0;
+    for (const d of done) {
+      if (d.type !== 'done') throw new Error('leases worker: unexpected reply');
+      latencies.push(...d.latencies);
+      clientCpuMs += d.cpuMs;
+      for (const subnet of d.subnets) if (subnet) subnets.push(parseCidr(subnet));
+    }
+    return { latencies, wallMs, etcdCpuMs, clientCpuMs, duplicates: duplicates(subnets) };
+  } finally {
+    for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill();
   }
 }
 
@@ -239,7 +317,7 @@ async function fanout(
       const t0 = performance.now();
       await writer.kv.put({
         key: Buffer.from(`${prefix}/subnets/${key}`),
-        value: Buffer.from(encodeLeaseAttrs(attrs(10_000 + w))),
+        value: Buffer.from(encodeLeaseAttrs(leaseAttrs(10_000 + w))),
       });
       await until(() => seen.every((s) => s.has(key)), 30_000);
       const times = seen.map((s) => (s.get(key) ?? t0) - t0);
@@ -293,7 +371,10 @@ async function main(): Promise<void> {
       for (let r = 0; r < repeat; r++) {
         for (const kind of r % 2 === 0 ? kinds : [...kinds].reverse()) {
           const run = runs.get(kind)!;
-          const round = await acquireRound(etcd, nodes, kind);
+          const round =
+            workers > 1 && nodes > 1
+              ? await acquireRoundInWorkers(etcd, nodes, workers)
+              : await acquireRound(etcd, nodes, kind);
           run.latencies.push(...round.latencies);
           run.walls.push(round.wallMs);
           run.etcdCpu.push(round.etcdCpuMs);
@@ -303,7 +384,7 @@ async function main(): Promise<void> {
             const rs = stats(round.latencies);
             console.log(
               `  round ${r + 1} (${kind}): wall ${ms(round.wallMs)}, p50 ${ms(rs.p50)}, p99 ${ms(rs.p99)}, ` +
-                `etcd CPU ${ms(round.etcdCpuMs)}, this process ${ms(round.clientCpuMs)}`,
+                `etcd CPU ${ms(round.etcdCpuMs)}, ${workers > 1 ? `${workers} workers` : 'this process'} ${ms(round.clientCpuMs)}`,
             );
           }
         }
@@ -327,7 +408,7 @@ async function main(): Promise<void> {
         const etcdMs = stats(etcdCpu).p50;
         goals.push(
           `cpu per round of ${nodes}${label} (median): wall ${ms(stats(walls).p50)}; etcd ${ms(etcdMs)} ` +
-            `(${(etcdMs / nodes).toFixed(2)} ms per acquisition); this process, all ${nodes} clients, ` +
+            `(${(etcdMs / nodes).toFixed(2)} ms per acquisition); ${workers > 1 && nodes > 1 ? `${workers} worker processes` : 'this process'}, all ${nodes} clients, ` +
             `${ms(stats(clientCpu).p50)} (one node's client costs its own machine ${(stats(clientCpu).p50 / nodes).toFixed(2)} ms)`,
         );
         const atGoalSize = nodes >= GOAL_CONCURRENCY;
