@@ -216,7 +216,7 @@ describe('udp: 3 nodes × 2 pods with real weftd, etcd and CNI plugins', () => {
     expect(receiver.packets.rx).toBeGreaterThan(1000);
   });
 
-  it('answers a destination no lease holds with ICMP net-unreachable (a TCP connect fails at once, a ping says so) and counts no_route', async () => {
+  it('answers a destination no lease holds with ICMP net-unreachable (a TCP connect fails with ENETUNREACH, a ping says so) and counts no_route', async () => {
     const before = (await udpCounters(c, 0)).drops.no_route ?? 0;
     expect(await tcpConnect(pods[0]!, '10.244.254.9', 80)).toBe('ENETUNREACH');
     // Unlike flannel, an echo request is answered too (never an ICMP error): ping reports it at once.

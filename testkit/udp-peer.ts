@@ -119,7 +119,10 @@ function connect(host: string, toPort: number): void {
     process.exit(0);
   };
   const socket = tcpConnect({ host, port: toPort });
-  socket.setTimeout(3_000, () => done('timeout'));
+  // 10 s: Linux sends a SYN at 0, 1, 3 and 7 s. An ICMP error that arrives while connect() still holds the socket
+  // lock is kept as a soft error only (tcp_v4_err), and the connect then fails on a retransmission's ICMP; a 3 s
+  // limit raced the third SYN (seen once per few CI runs as 'timeout').
+  socket.setTimeout(10_000, () => done('timeout'));
   socket.once('connect', () => done('ok'));
   socket.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
 }
