@@ -1,5 +1,6 @@
 // What bench/leases.ts and its worker processes (bench/leases-worker.ts) share: the network, each simulated
-// node's lease attributes, and the messages between them.
+// node's lease attributes, the connection warm-up, and the messages between them.
+import type { EtcdSubnetManager } from '../src/subnet/index.js';
 
 /** The network every round leases from: 65536 /24 subnets. */
 export const LEASES_CONFIG = '{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}';
@@ -27,3 +28,16 @@ export type WorkerReply =
   | { type: 'ready' }
   | { type: 'done'; latencies: number[]; subnets: string[]; cpuMs: number }
   | { type: 'error'; message: string };
+
+/**
+ * Warms each node's connection so a round times etcd work, not TCP/HTTP2 setup: the KV service and the Lease
+ * service (etcd3 makes one gRPC client per service; the first Lease call sets its channel up).
+ */
+export async function warmConnections(managers: readonly EtcdSubnetManager[]): Promise<void> {
+  await Promise.all(
+    managers.map(async (m) => {
+      await m.store.ping();
+      await m.store.revokeQuietly((await m.store.grant(60)).id);
+    }),
+  );
+}

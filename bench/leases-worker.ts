@@ -6,7 +6,13 @@ import { parseNetworkConfigText } from '../src/config/index.js';
 import { formatCidr } from '../src/ip/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { EtcdSubnetManager } from '../src/subnet/index.js';
-import { LEASES_CONFIG, leaseAttrs, type WorkerReply, type WorkerRequest } from './leases-shared.js';
+import {
+  LEASES_CONFIG,
+  leaseAttrs,
+  type WorkerReply,
+  type WorkerRequest,
+  warmConnections,
+} from './leases-shared.js';
 
 function send(message: WorkerReply): void {
   process.send?.(message);
@@ -25,12 +31,7 @@ async function run(request: WorkerRequest): Promise<void> {
       }),
   );
   try {
-    await Promise.all(
-      managers.map(async (m) => {
-        await m.store.ping();
-        await m.store.revokeQuietly((await m.store.grant(60)).id);
-      }),
-    );
+    await warmConnections(managers);
     await new Promise<void>((resolve) => {
       process.once('message', () => resolve());
       send({ type: 'ready' });

@@ -15,7 +15,6 @@
 //
 // Loopback traffic only; the etcd process and its data dir are removed at the end (also on failure).
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseNetworkConfigText } from '../src/config/index.js';
 import { type Cidr, overlaps, parseCidr } from '../src/ip/index.js';
@@ -24,7 +23,14 @@ import { silentLogger } from '../src/log/index.js';
 import type { EtcdRpc } from '../src/subnet/etcd/grpc/index.js';
 import { createEtcdClient, EtcdSubnetManager } from '../src/subnet/index.js';
 import { type EtcdServer, etcdctl, startEtcd } from '../testkit/etcd.js';
-import { LEASES_CONFIG, leaseAttrs, type WorkerReply, type WorkerRequest } from './leases-shared.js';
+import { procCpuMs } from '../testkit/proc-memory.js';
+import {
+  LEASES_CONFIG,
+  leaseAttrs,
+  type WorkerReply,
+  type WorkerRequest,
+  warmConnections,
+} from './leases-shared.js';
 
 const { values } = parseArgs({
   options: {
@@ -75,18 +81,6 @@ function stats(samples: number[]): { p50: number; p99: number; max: number; n: n
   };
 }
 
-/** CPU time (user + system) a process has used, in ms, from /proc (NaN when it cannot be read). */
-function cpuMsOf(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
-}
-/** USER_HZ: 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS = 100;
-
 function cpuMs(usage: NodeJS.CpuUsage): number {
   return (usage.user + usage.system) / 1000;
 }
@@ -112,18 +106,19 @@ function duplicates(subnets: ReadonlyArray<Cidr | undefined>): number {
   return dup;
 }
 
-/** One round: `nodes` managers call acquireLease at once; returns each call's latency (ms). */
-async function acquireRound(
-  etcd: EtcdServer,
-  nodes: number,
-  kind: ClientKind,
-): Promise<{
+/** What one round of concurrent acquisitions measured. */
+interface RoundResult {
+  /** Each acquisition's latency (ms). */
   latencies: number[];
   wallMs: number;
   duplicates: number;
   etcdCpuMs: number;
+  /** CPU of every simulated node's client (this process's, or the workers' summed). */
   clientCpuMs: number;
-}> {
+}
+
+/** One round: `nodes` managers call acquireLease at once; returns each call's latency (ms). */
+async function acquireRound(etcd: EtcdServer, nodes: number, kind: ClientKind): Promise<RoundResult> {
   const prefix = await newPrefix(etcd);
   const config = parseNetworkConfigText(CONFIG);
   const managers = Array.from(
@@ -142,16 +137,9 @@ async function acquireRound(
       }),
   );
   try {
-    // Warm each client's connection so the timing is etcd work, not TCP/HTTP2 setup: the KV service and
-    // the Lease service (etcd3 makes one gRPC client per service; the first Lease call sets its channel up,
-    // ~1 ms of CPU per node — spread over the nodes in a real cluster, all in this one process here).
-    await Promise.all(
-      managers.map(async (m) => {
-        await m.store.ping();
-        await m.store.revokeQuietly((await m.store.grant(60)).id);
-      }),
-    );
-    const etcdCpu0 = cpuMsOf(etcd.pid);
+    // ~1 ms of CPU per node: spread over the nodes in a real cluster, all in this one process here.
+    await warmConnections(managers);
+    const etcdCpu0 = procCpuMs(etcd.pid);
     const clientCpu0 = process.cpuUsage();
     const start = performance.now();
     const results = await Promise.all(
@@ -164,7 +152,7 @@ async function acquireRound(
     return {
       latencies: results.map((r) => r.ms),
       wallMs: performance.now() - start,
-      etcdCpuMs: cpuMsOf(etcd.pid) - etcdCpu0,
+      etcdCpuMs: procCpuMs(etcd.pid) - etcdCpu0,
       clientCpuMs: cpuMs(process.cpuUsage(clientCpu0)),
       duplicates: duplicates(results.map((r) => r.lease.subnet)),
     };
@@ -178,17 +166,7 @@ async function acquireRound(
  * separate machines: each worker warms its nodes' connections; once all are ready they get "go" together, and each
  * acquisition's latency counts from its worker's start. Workers are ended by PID if anything fails.
  */
-async function acquireRoundInWorkers(
-  etcd: EtcdServer,
-  nodes: number,
-  count: number,
-): Promise<{
-  latencies: number[];
-  wallMs: number;
-  duplicates: number;
-  etcdCpuMs: number;
-  clientCpuMs: number;
-}> {
+async function acquireRoundInWorkers(etcd: EtcdServer, nodes: number, count: number): Promise<RoundResult> {
   const prefix = await newPrefix(etcd);
   const script = new URL('./leases-worker.js', import.meta.url);
   const share = Math.ceil(nodes / count);
@@ -234,12 +212,12 @@ async function acquireRoundInWorkers(
   });
   try {
     for (const c of children) await c.next(60_000);
-    const etcdCpu0 = cpuMsOf(etcd.pid);
+    const etcdCpu0 = procCpuMs(etcd.pid);
     const start = performance.now();
     for (const c of children) c.child.send('go');
     const done = await Promise.all(children.map((c) => c.next(60_000)));
     const wallMs = performance.now() - start;
-    const etcdCpuMs = cpuMsOf(etcd.pid) - etcdCpu0;
+    const etcdCpuMs = procCpuMs(etcd.pid) - etcdCpu0;
     const latencies: number[] = [];
     const subnets: Cidr[] = [];
     let clientCpuMs = 0;

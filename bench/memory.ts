@@ -17,7 +17,7 @@
 //
 // Needs root. Traffic stays in the run's namespaces; the synthetic peers' addresses are never contacted (no pods,
 // no probes). Everything is removed at the end, also on failure.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -37,7 +37,7 @@ import {
 import { registeredNode } from '../testkit/kube-apiserver/registered-node.js';
 import { type RemoteApiServer, startRemoteApiServer } from '../testkit/kube-apiserver/remote.js';
 import { makeNode } from '../testkit/kube-apiserver/server.js';
-import { type ProcMemory, procMemory } from '../testkit/proc-memory.js';
+import { type ProcMemory, procCpuMs, procMemory } from '../testkit/proc-memory.js';
 import {
   isEnvAssignment,
   weftdShebangFlags as shebangFlags,
@@ -61,7 +61,6 @@ const RESYNC_S = 10;
 /** Goals of issue 16, MiB of RSS. */
 const GOALS = { etcd: { idle: 64, peers: 96 }, kube: { idle: 96, peers: 128 } } as const;
 type Mode = keyof typeof GOALS;
-const TICKS_PER_S = 100; // USER_HZ, what /proc/<pid>/stat counts in on Linux
 
 interface Reading extends ProcMemory {
   heapMiB: number;
@@ -80,10 +79,7 @@ interface Phase {
 }
 
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+  return procCpuMs(pid) / 1000;
 }
 
 async function reading(node: ClusterNode, weftd: ProcessHandle): Promise<Reading> {

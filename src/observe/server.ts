@@ -10,7 +10,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { errorFields } from '../core/index.js';
+import { errorFields, errorMessage } from '../core/index.js';
 import type { HealthState, HealthVerdict } from './health.js';
 import type { WeftMetrics } from './metrics.js';
 import { pageStatusDoc, parseStatusPage, type StatusDoc, StatusQueryError } from './status.js';
@@ -158,7 +158,7 @@ export async function startObserveServer(options: ObserveServerOptions): Promise
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       logger.error({ err: errorFields(err), path: req.url }, 'observe endpoint failed');
       if (!res.headersSent) send(res, req, 500, 'text/plain; charset=utf-8', `internal error: ${message}\n`);
       else res.destroy();

@@ -3,6 +3,7 @@
 // batches, and the kernel's own dumps (`ip -d -json route/neigh`, `bridge -json fdb`) must be identical, as must
 // weft's parsed dump and each op's outcome.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prng } from '../../../testkit/prng.js';
 import { createScratchNamespace, type ScratchNamespace } from '../../../testkit/scratch-netns.js';
 import { parseCidr } from '../../ip/index.js';
 import { applyKernelOps, type EntryWriter } from '../apply.js';
@@ -10,18 +11,6 @@ import { dumpKernelState } from '../dump.js';
 import type { KernelOp, KernelScope, VxlanLinkSpec } from '../types.js';
 
 const hex = (n: number) => n.toString(16).padStart(2, '0');
-
-/** A small deterministic PRNG (mulberry32), so a failing plan can be reproduced from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const V4 = 'flannel.1';
 const V6 = 'flannel-v6.1';

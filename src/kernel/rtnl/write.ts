@@ -3,6 +3,7 @@
 // event loop runs, so a first pass of 15000 entries never holds the JavaScript thread for long. A failing request never
 // stops the others (the kernel answers each one), and its message reads as iproute2 would print it.
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { errorMessage } from '../../core/index.js';
 import { netnsPath } from '../exec.js';
 import type { KernelCallOptions } from '../types.js';
 import { type EntryOp, encodeEntryOp, entryDevice } from './encode.js';
@@ -22,8 +23,6 @@ export function describeRtnlAnswer(answer: Exclude<RtnlAnswer, 0>): string {
   return `RTNETLINK answers: ${answer.text}`;
 }
 
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
 /** Writes the ops in order; returns per op undefined (done) or its error. Never throws. */
 export async function writeEntries(
   ops: readonly EntryOp[],
@@ -36,7 +35,7 @@ export async function writeEntries(
     try {
       return entryDevice(op);
     } catch (err) {
-      errors[i] = messageOf(err);
+      errors[i] = errorMessage(err);
       return undefined;
     }
   });
@@ -49,7 +48,7 @@ export async function writeEntries(
       indexOf.set(name, indexes[i] ?? 0);
     });
   } catch (err) {
-    const message = messageOf(err);
+    const message = errorMessage(err);
     return ops.map((_, i) => errors[i] ?? message);
   }
   // Encoded a chunk at a time, so encoding a first pass is spread between the yields too.
@@ -75,7 +74,7 @@ export async function writeEntries(
         requests.push(encodeEntryOp(ops[next]!, index));
         opOfRequest.push(next);
       } catch (err) {
-        errors[next] = messageOf(err);
+        errors[next] = errorMessage(err);
       }
     }
     if (requests.length === 0) continue;
@@ -83,7 +82,7 @@ export async function writeEntries(
     try {
       answers = rtnl.rtnlTransact(Buffer.concat(requests), ns);
     } catch (err) {
-      const message = messageOf(err);
+      const message = errorMessage(err);
       for (const i of opOfRequest) errors[i] = message;
       continue;
     }

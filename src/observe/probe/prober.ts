@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Backend } from '../../backend/types.js';
-import { errorFields, sleep, type Task, type TaskContext } from '../../core/index.js';
+import { errorFields, errorMessage, sleep, type Task, type TaskContext } from '../../core/index.js';
 import { type Cidr, canonicalIp, containsIp, type Family, formatCidr, parseIp } from '../../ip/index.js';
 import type { Lease } from '../../lease/types.js';
 import { IcmpPinger, ProbeSocketError } from './icmp.js';
@@ -166,7 +166,7 @@ export class PeerProber implements Task {
     try {
       ip = parseIp(target.address);
     } catch (err) {
-      return `probe target address is invalid (${err instanceof Error ? err.message : String(err)}); not probed`;
+      return `probe target address is invalid (${errorMessage(err)}); not probed`;
     }
     const networks = this.options.overlayNetworks;
     if (networks !== undefined && !networks.some((n) => containsIp(n, ip))) {
