@@ -1,19 +1,17 @@
-// gRPC over node:http2 for one endpoint: length-prefixed messages (1 byte compressed flag, 4 bytes length),
-// the status in the `grpc-status`/`grpc-message` trailers (or headers, for a trailers-only answer), deadlines
-// sent as `grpc-timeout` and enforced locally, cancellation as RST_STREAM. One HTTP/2 connection per
-// endpoint, opened on first use and again after it fails; pings detect a dead peer under a quiet stream.
+// gRPC over HTTP/2 (weft's own client, h2/) for one endpoint: length-prefixed messages (1 byte compressed
+// flag, 4 bytes length), the status in the `grpc-status`/`grpc-message` trailers (or headers, for a
+// trailers-only answer), deadlines sent as `grpc-timeout` and enforced locally, cancellation as RST_STREAM.
+// One HTTP/2 connection per endpoint, opened on first use and again after it fails; pings detect a dead peer
+// under a quiet stream.
 import { EventEmitter } from 'node:events';
-import * as http2 from 'node:http2';
-import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { GrpcError, GrpcStatus } from './errors.js';
+import { encodeHeaders, type HeaderList } from './h2/hpack.js';
+import { H2Session, type H2Stream, type H2StreamError, type H2StreamHandler } from './h2/session.js';
 
 /** Largest message accepted from etcd (a long lease list is a few MiB). */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const PING_INTERVAL_MS = 10_000;
-/** HTTP/2 flow-control windows: per stream, and for the whole connection. */
-const STREAM_WINDOW_BYTES = 1024 * 1024;
-const SESSION_WINDOW_BYTES = 4 * 1024 * 1024;
 const PING_TIMEOUT_MS = 5_000;
 
 /** A message with its 5-byte gRPC prefix. */
@@ -82,16 +80,22 @@ function decodeGrpcMessage(raw: unknown): string {
   }
 }
 
+/** The value of header `name` in a decoded header list. */
+function headerValue(headers: HeaderList, name: string): string | undefined {
+  for (const [n, v] of headers) if (n === name) return v;
+  return undefined;
+}
+
 /** The status an answer's headers or trailers carry, or undefined when they carry none. */
-function statusOf(headers: http2.IncomingHttpHeaders): GrpcError | null | undefined {
-  const raw = headers['grpc-status'];
+function statusOf(headers: HeaderList): GrpcError | null | undefined {
+  const raw = headerValue(headers, 'grpc-status');
   if (raw === undefined) return undefined;
   const code = Number(raw);
-  if (!Number.isInteger(code) || code < 0 || code > 16) {
+  if (!/^[0-9]{1,2}$/.test(raw) || code > 16) {
     return new GrpcError(GrpcStatus.UNKNOWN, `invalid grpc-status ${JSON.stringify(raw)}`);
   }
   if (code === GrpcStatus.OK) return null;
-  return new GrpcError(code, decodeGrpcMessage(headers['grpc-message']) || `gRPC status ${code}`);
+  return new GrpcError(code, decodeGrpcMessage(headerValue(headers, 'grpc-message')) || `gRPC status ${code}`);
 }
 
 export interface ChannelOptions {
@@ -101,212 +105,214 @@ export interface ChannelOptions {
   tls?: { secureContext: tls.SecureContext } | undefined;
 }
 
-/** A server-streaming or bidi call: `message` for each response, then `end` (status OK) or `error`. */
-export class GrpcStream extends EventEmitter {
-  private finished = false;
+/** What a call's owner hears: each message, then `end` (status OK) or `error` (exactly one of the two). */
+interface CallListener {
+  message(m: Buffer): void;
+  end(): void;
+  error(err: GrpcError): void;
+}
+
+/**
+ * One gRPC call on an HTTP/2 stream: checks the HTTP status, cuts DATA into messages, and turns the trailers
+ * (or a reset, or a failed connection) into OK or a GrpcError.
+ */
+class GrpcCall implements H2StreamHandler {
+  private readonly deframer = new MessageDeframer();
+  private status: GrpcError | null | undefined;
+  private gotHeaders = false;
+  finished = false;
+  stream: H2Stream | undefined;
 
   constructor(
-    private readonly req: http2.ClientHttp2Stream,
-    readonly peer: string,
-    private readonly wasConnected: () => boolean,
-  ) {
-    super();
-    const deframer = new MessageDeframer();
-    let status: GrpcError | null | undefined;
-    req.on('response', (headers) => {
-      const httpStatus = headers[':status'];
-      if (httpStatus !== 200) {
-        this.fail(new GrpcError(GrpcStatus.UNAVAILABLE, `HTTP status ${httpStatus} from ${peer}`));
+    private readonly peer: string,
+    private readonly listener: CallListener,
+  ) {}
+
+  onHeaders(headers: HeaderList, end: boolean): void {
+    if (this.finished) return;
+    if (!this.gotHeaders) {
+      this.gotHeaders = true;
+      const httpStatus = headerValue(headers, ':status');
+      if (httpStatus !== '200') {
+        this.fail(new GrpcError(GrpcStatus.UNAVAILABLE, `HTTP status ${httpStatus} from ${this.peer}`));
         return;
       }
-      status = statusOf(headers);
-    });
-    req.on('data', (chunk: Buffer) => {
-      if (this.finished) return;
+    }
+    const status = statusOf(headers);
+    if (status !== undefined) this.status = status;
+    if (end) this.close();
+  }
+
+  onData(chunk: Buffer, end: boolean): void {
+    if (this.finished) return;
+    if (chunk.length > 0) {
       let messages: Buffer[];
       try {
-        messages = deframer.push(chunk);
+        messages = this.deframer.push(chunk);
       } catch (err) {
         this.fail(err as GrpcError);
         return;
       }
-      for (const m of messages) this.emit('message', m);
-    });
-    req.on('trailers', (trailers) => {
-      status = statusOf(trailers);
-    });
-    req.on('error', (err: Error) => {
-      const neverSent = !this.wasConnected();
-      this.fail(
-        new GrpcError(GrpcStatus.UNAVAILABLE, `connection to ${peer} failed: ${err.message}`, { neverSent }),
-      );
-    });
-    req.on('close', () => {
-      if (this.finished) return;
-      if (status === null && deframer.leftover === 0) {
-        this.finished = true;
-        this.emit('end');
-      } else if (status) this.fail(status);
-      else if (status === null) this.fail(new GrpcError(GrpcStatus.INTERNAL, 'truncated gRPC message'));
-      else {
-        const neverSent = !this.wasConnected();
-        this.fail(
-          new GrpcError(GrpcStatus.UNAVAILABLE, `stream to ${peer} closed without a status`, { neverSent }),
-        );
+      for (const m of messages) {
+        this.listener.message(m);
+        if (this.finished) return;
       }
-    });
+    }
+    if (end) this.close();
   }
 
-  private fail(err: GrpcError): void {
+  onError(err: H2StreamError): void {
     if (this.finished) return;
     this.finished = true;
-    if (!this.req.closed) this.req.close(http2.constants.NGHTTP2_CANCEL);
-    this.emit('error', err);
+    this.listener.error(new GrpcError(GrpcStatus.UNAVAILABLE, err.message, { neverSent: err.neverSent }));
+  }
+
+  /** The peer ended the stream: OK, its status, or a truncation. */
+  private close(): void {
+    if (this.finished) return;
+    const status = this.status;
+    if (status === null && this.deframer.leftover === 0) {
+      this.finished = true;
+      this.listener.end();
+    } else if (status) this.fail(status);
+    else if (status === null) this.fail(new GrpcError(GrpcStatus.INTERNAL, 'truncated gRPC message'));
+    else this.fail(new GrpcError(GrpcStatus.UNAVAILABLE, `stream to ${this.peer} closed without a status`));
+  }
+
+  fail(err: GrpcError): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.stream?.cancel();
+    this.listener.error(err);
+  }
+}
+
+/** A server-streaming or bidi call: `message` for each response, then `end` (status OK) or `error`. */
+export class GrpcStream extends EventEmitter {
+  private readonly call: GrpcCall;
+
+  constructor(
+    readonly peer: string,
+    open: (call: GrpcCall) => H2Stream,
+  ) {
+    super();
+    this.call = new GrpcCall(peer, {
+      message: (m) => this.emit('message', m),
+      end: () => this.emit('end'),
+      error: (err) => this.emit('error', err),
+    });
+    this.call.stream = open(this.call);
   }
 
   write(body: Buffer): void {
-    if (this.finished || this.req.closed || this.req.writableEnded) return;
-    this.req.write(frameMessage(body));
+    if (!this.call.finished) this.call.stream?.write(frameMessage(body));
   }
 
   /** Half-closes the sending side (the server then ends the call), after a last message if given. */
   end(body?: Buffer): void {
-    if (this.req.writableEnded) return;
-    if (body && !this.finished && !this.req.closed) this.req.end(frameMessage(body));
-    else this.req.end();
+    if (this.call.finished) return;
+    this.call.stream?.end(body ? frameMessage(body) : undefined);
   }
 
   /** Cancels the call; emits `error` with CANCELLED unless it already ended. */
   cancel(): void {
-    this.fail(new GrpcError(GrpcStatus.CANCELLED, 'call cancelled'));
+    this.call.fail(new GrpcError(GrpcStatus.CANCELLED, 'call cancelled'));
   }
 }
 
 /** One endpoint's HTTP/2 connection, opened lazily and again after it fails. */
 export class GrpcChannel {
-  private session: http2.ClientHttp2Session | undefined;
-  private connected = false;
+  private session: H2Session | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly host: string;
+  private readonly port: number;
+  /** The header fields every request carries, encoded once: pseudo-headers (which come first) and the rest. */
+  private readonly pseudoHeaders: Buffer;
+  private readonly commonHeaders: Buffer;
 
-  constructor(private readonly o: ChannelOptions) {}
+  constructor(private readonly o: ChannelOptions) {
+    const url = new URL(o.endpoint);
+    this.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    this.port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    this.pseudoHeaders = encodeHeaders([
+      [':method', 'POST'],
+      [':scheme', url.protocol === 'https:' ? 'https' : 'http'],
+      [':authority', url.host],
+    ]);
+    this.commonHeaders = encodeHeaders([
+      ['content-type', 'application/grpc+proto'],
+      ['te', 'trailers'],
+    ]);
+  }
 
   get endpoint(): string {
     return this.o.endpoint;
   }
 
-  private open(): http2.ClientHttp2Session {
-    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    const session = http2.connect(this.o.endpoint, {
-      // A lease list of a few hundred KiB arrives without waiting for window updates.
-      settings: { enablePush: false, initialWindowSize: STREAM_WINDOW_BYTES },
-      maxSessionMemory: 64,
-      createConnection: (authority: URL) => this.connectSocket(authority),
+  private open(): H2Session {
+    if (this.session && !this.session.closed) return this.session;
+    const session = new H2Session({
+      host: this.host,
+      port: this.port,
+      tls: this.o.tls,
+      endpoint: this.o.endpoint,
+      onClose: (s) => {
+        if (this.session !== s) return;
+        this.session = undefined;
+        clearInterval(this.pingTimer);
+        this.pingTimer = undefined;
+      },
     });
     this.session = session;
-    this.connected = false;
-    session.on('connect', () => {
-      if (this.session === session) this.connected = true;
-      try {
-        session.setLocalWindowSize(SESSION_WINDOW_BYTES);
-      } catch {
-        // closed at once: its calls fail on their own
-      }
-    });
-    const drop = (): void => {
-      if (this.session !== session) return;
-      this.session = undefined;
-      this.connected = false;
-      clearInterval(this.pingTimer);
-      this.pingTimer = undefined;
-    };
-    // Every failure surfaces on the calls in flight; the session is only forgotten here.
-    session.on('error', drop);
-    session.on('goaway', drop);
-    session.on('close', drop);
-    session.on('timeout', () => session.destroy());
     this.pingTimer = setInterval(() => this.ping(session), PING_INTERVAL_MS);
     this.pingTimer.unref();
     return session;
   }
 
-  /**
-   * The TCP (or TLS, ALPN h2) connection under a session, with Nagle off as grpc-js has it: a request is a
-   * HEADERS and a DATA frame, and the second must not wait for the first one's ACK.
-   */
-  private connectSocket(authority: URL): net.Socket {
-    const host = authority.hostname.replace(/^\[(.*)\]$/, '$1');
-    const port = Number(authority.port);
-    const socket = this.o.tls
-      ? tls.connect({
-          host,
-          port,
-          secureContext: this.o.tls.secureContext,
-          ALPNProtocols: ['h2'],
-          ...(net.isIP(host) === 0 ? { servername: host } : {}),
-        })
-      : net.connect({ host, port });
-    socket.setNoDelay(true);
-    return socket;
-  }
-
-  private ping(session: http2.ClientHttp2Session): void {
-    if (!this.connected || session.destroyed) return;
+  private ping(session: H2Session): void {
+    if (!session.connected || session.closed) return;
     const timer = setTimeout(
       () => session.destroy(new Error(`no ping answer within ${PING_TIMEOUT_MS} ms`)),
       PING_TIMEOUT_MS,
     );
     timer.unref();
-    let sent = false;
-    try {
-      sent = session.ping((err) => {
-        clearTimeout(timer);
-        if (err && !session.destroyed) session.destroy(err);
-      });
-    } catch {
-      // closing meanwhile: its calls fail on their own
-    }
+    const sent = session.ping((err) => {
+      clearTimeout(timer);
+      if (err) session.destroy(err);
+    });
     if (!sent) clearTimeout(timer);
   }
 
-  private request(path: string, metadata: Record<string, string>, timeoutMs?: number): GrpcStream {
+  /** The header block of one request: the common fields, the path, the metadata, the deadline. */
+  private headerBlock(path: string, metadata: Record<string, string>, timeoutMs?: number): Buffer {
+    const fields: HeaderList = [];
+    for (const [name, value] of Object.entries(metadata)) fields.push([name, value]);
+    if (timeoutMs !== undefined) fields.push(['grpc-timeout', `${Math.max(1, Math.ceil(timeoutMs))}m`]);
+    return Buffer.concat([
+      this.pseudoHeaders,
+      encodeHeaders([[':path', path]]),
+      this.commonHeaders,
+      encodeHeaders(fields),
+    ]);
+  }
+
+  private start(path: string, metadata: Record<string, string>, timeoutMs: number | undefined, call: GrpcCall): H2Stream {
     if (this.closed) throw new GrpcError(GrpcStatus.CANCELLED, 'client closed');
     const session = this.open();
-    const headers: http2.OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':path': path,
-      'content-type': 'application/grpc+proto',
-      te: 'trailers',
-      ...metadata,
-    };
-    if (timeoutMs !== undefined) headers['grpc-timeout'] = `${Math.max(1, Math.ceil(timeoutMs))}m`;
-    let req: http2.ClientHttp2Stream;
     try {
-      req = session.request(headers);
+      return session.request(this.headerBlock(path, metadata, timeoutMs), call);
     } catch (err) {
       // The session closed between open() and now: nothing was sent.
-      session.destroy();
-      throw new GrpcError(
-        GrpcStatus.UNAVAILABLE,
-        `cannot send to ${this.o.endpoint}: ${(err as Error).message}`,
-        {
-          neverSent: true,
-        },
-      );
+      throw new GrpcError(GrpcStatus.UNAVAILABLE, `cannot send to ${this.o.endpoint}: ${(err as Error).message}`, {
+        neverSent: true,
+      });
     }
-    return new GrpcStream(req, this.o.endpoint, () => this.connected && this.session === session);
   }
 
   /** One request, one response; rejects with a GrpcError (DEADLINE_EXCEEDED after `timeoutMs`). */
   unary(path: string, body: Buffer, metadata: Record<string, string>, timeoutMs: number): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
-      let stream: GrpcStream;
-      try {
-        stream = this.request(path, metadata, timeoutMs);
-      } catch (err) {
-        reject(err);
-        return;
-      }
       let reply: Buffer | undefined;
       let settled = false;
       const settle = (err: GrpcError | undefined): void => {
@@ -317,27 +323,33 @@ export class GrpcChannel {
         else if (reply === undefined) reject(new GrpcError(GrpcStatus.INTERNAL, `no reply to ${path}`));
         else resolve(reply);
       };
-      const timer = setTimeout(() => {
-        settle(new GrpcError(GrpcStatus.DEADLINE_EXCEEDED, `${path}: no reply within ${timeoutMs} ms`));
-        stream.cancel();
-      }, timeoutMs);
-      stream.on('message', (m: Buffer) => {
-        if (reply !== undefined) {
-          settle(new GrpcError(GrpcStatus.INTERNAL, `${path}: more than one reply`));
-          stream.cancel();
-          return;
-        }
-        reply = m;
+      const call = new GrpcCall(this.o.endpoint, {
+        message: (m) => {
+          if (reply !== undefined) {
+            call.fail(new GrpcError(GrpcStatus.INTERNAL, `${path}: more than one reply`));
+            return;
+          }
+          reply = m;
+        },
+        end: () => settle(undefined),
+        error: (err) => settle(err),
       });
-      stream.on('error', (err: GrpcError) => settle(err));
-      stream.on('end', () => settle(undefined));
-      stream.end(body);
+      const timer = setTimeout(() => {
+        call.fail(new GrpcError(GrpcStatus.DEADLINE_EXCEEDED, `${path}: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      try {
+        call.stream = this.start(path, metadata, timeoutMs, call);
+      } catch (err) {
+        settle(err as GrpcError);
+        return;
+      }
+      call.stream.end(frameMessage(body));
     });
   }
 
   /** A bidi stream (no deadline). */
   stream(path: string, metadata: Record<string, string>): GrpcStream {
-    return this.request(path, metadata);
+    return new GrpcStream(this.o.endpoint, (call) => this.start(path, metadata, undefined, call));
   }
 
   close(): void {
