@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const dist = (file: string) => pathToFileURL(join(REPO_ROOT, 'dist', file)).href;
-/** weft's own etcd client (node:http2 and hand-written protobuf) beside the etcd3 package it replaced. */
+/** weft's own etcd client (its own HTTP/2 and HPACK, hand-written protobuf) beside the etcd3 package it replaced. */
 const ETCD_CLIENT = dist('src/subnet/etcd/grpc/index.js');
 const PACKAGES = [
   ETCD_CLIENT,

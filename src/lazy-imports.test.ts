@@ -1,6 +1,6 @@
 // What a mode does not use is never loaded (docs/memory.md): @kubernetes/client-node costs a weftd ~42 MiB of RSS,
 // so it is reached only through the dynamic import of kube mode; etcd mode uses weft's own etcd client
-// (src/subnet/etcd/grpc, node:http2) and src/ never imports the etcd3 package (a devDependency for tests).
+// (src/subnet/etcd/grpc, over its own HTTP/2 connection in grpc/h2) and src/ never imports the etcd3 package (a devDependency for tests).
 // Checked on the static import graph as TypeScript emits it (imports used only as types are erased).
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,5 +1,5 @@
-// weft's etcd v3 client: the KV, Lease, Watch and Auth calls weft makes, over gRPC on node:http2, across
-// several endpoints. Every unary call has a deadline. A call that failed on the transport is sent again to
+// weft's etcd v3 client: the KV, Lease, Watch and Auth calls weft makes, over gRPC on weft's own HTTP/2
+// connection (h2/), across several endpoints. Every unary call has a deadline. A call that failed on the transport is sent again to
 // the next endpoint only when that cannot write twice (an idempotent method, or a request that never left
 // this process); an endpoint that failed three times in a row is skipped for a second. With a username, each
 // endpoint's connection authenticates once and again when etcd says the token is invalid.

@@ -95,7 +95,10 @@ function statusOf(headers: HeaderList): GrpcError | null | undefined {
     return new GrpcError(GrpcStatus.UNKNOWN, `invalid grpc-status ${JSON.stringify(raw)}`);
   }
   if (code === GrpcStatus.OK) return null;
-  return new GrpcError(code, decodeGrpcMessage(headerValue(headers, 'grpc-message')) || `gRPC status ${code}`);
+  return new GrpcError(
+    code,
+    decodeGrpcMessage(headerValue(headers, 'grpc-message')) || `gRPC status ${code}`,
+  );
 }
 
 export interface ChannelOptions {
@@ -297,16 +300,25 @@ export class GrpcChannel {
     ]);
   }
 
-  private start(path: string, metadata: Record<string, string>, timeoutMs: number | undefined, call: GrpcCall): H2Stream {
+  private start(
+    path: string,
+    metadata: Record<string, string>,
+    timeoutMs: number | undefined,
+    call: GrpcCall,
+  ): H2Stream {
     if (this.closed) throw new GrpcError(GrpcStatus.CANCELLED, 'client closed');
     const session = this.open();
     try {
       return session.request(this.headerBlock(path, metadata, timeoutMs), call);
     } catch (err) {
       // The session closed between open() and now: nothing was sent.
-      throw new GrpcError(GrpcStatus.UNAVAILABLE, `cannot send to ${this.o.endpoint}: ${(err as Error).message}`, {
-        neverSent: true,
-      });
+      throw new GrpcError(
+        GrpcStatus.UNAVAILABLE,
+        `cannot send to ${this.o.endpoint}: ${(err as Error).message}`,
+        {
+          neverSent: true,
+        },
+      );
     }
   }
 

@@ -188,12 +188,14 @@ export function unpad(f: Frame): Buffer {
   let body = f.payload;
   let padding = 0;
   if (f.flags & Flag.PADDED) {
-    if (body.length < 1) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'padded frame without a pad length');
+    if (body.length < 1)
+      throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'padded frame without a pad length');
     padding = body[0] as number;
     body = body.subarray(1);
   }
   if (f.type === FrameType.HEADERS && f.flags & Flag.PRIORITY) {
-    if (body.length < 5) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'HEADERS too short for its priority');
+    if (body.length < 5)
+      throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'HEADERS too short for its priority');
     body = body.subarray(5);
   }
   if (padding > body.length) {

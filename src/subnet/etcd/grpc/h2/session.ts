@@ -10,10 +10,11 @@ import {
   CLIENT_PREFACE,
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_WINDOW_SIZE,
+  Flag,
+  FRAME_HEADER_BYTES,
   type Frame,
   FrameReader,
   FrameType,
-  Flag,
   frame,
   goawayFrame,
   H2Code,
@@ -26,7 +27,6 @@ import {
   unpad,
   windowUpdateFrame,
   writeFrameHeader,
-  FRAME_HEADER_BYTES,
 } from './frames.js';
 import { type HeaderList, HpackDecoder, HpackError } from './hpack.js';
 
@@ -58,6 +58,11 @@ export const STREAM_WINDOW_BYTES = 1024 * 1024;
 export const SESSION_WINDOW_BYTES = 4 * 1024 * 1024;
 /** A header block (HEADERS and its CONTINUATIONs) larger than this is a connection error. */
 const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
+/**
+ * Advertised as SETTINGS_MAX_HEADER_LIST_SIZE (advisory). What is enforced is MAX_HEADER_BLOCK_BYTES: a decoded
+ * list holds at most one field per byte of its block, its strings shared with the decoder's table.
+ */
+export const MAX_HEADER_LIST_BYTES = 1024 * 1024;
 
 export interface H2SessionOptions {
   host: string;
@@ -159,6 +164,7 @@ export class H2Session {
         settingsFrame([
           [Setting.ENABLE_PUSH, 0],
           [Setting.INITIAL_WINDOW_SIZE, STREAM_WINDOW_BYTES],
+          [Setting.MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_BYTES],
         ]),
         windowUpdateFrame(0, SESSION_WINDOW_BYTES - DEFAULT_WINDOW_SIZE),
       ]),
@@ -197,7 +203,11 @@ export class H2Session {
     const reason = err?.message ?? 'closed';
     const neverSent = !this.connected;
     const failure = (): H2StreamError =>
-      new H2StreamError(`connection to ${this.o.endpoint} failed: ${reason}`, H2Code.CONNECT_ERROR, neverSent);
+      new H2StreamError(
+        `connection to ${this.o.endpoint} failed: ${reason}`,
+        H2Code.CONNECT_ERROR,
+        neverSent,
+      );
     const streams = [...this.streams.values(), ...this.queued];
     this.streams.clear();
     this.queued.length = 0;
@@ -212,7 +222,10 @@ export class H2Session {
     if (this.nextId > 0x7fff_ffff) {
       // Stream IDs exhausted: this connection is done; a new one takes the call.
       this.markClosed();
-      this.fail(s, new H2StreamError(`no stream IDs left on ${this.o.endpoint}`, H2Code.REFUSED_STREAM, true));
+      this.fail(
+        s,
+        new H2StreamError(`no stream IDs left on ${this.o.endpoint}`, H2Code.REFUSED_STREAM, true),
+      );
       return;
     }
     s.id = this.nextId;
@@ -235,7 +248,14 @@ export class H2Session {
       const piece = block.subarray(i * max, Math.min(block.length, (i + 1) * max));
       const last = i === parts - 1;
       const flags = (last ? Flag.END_HEADERS : 0) | (i === 0 && endNow ? Flag.END_STREAM : 0);
-      writeFrameHeader(out, at, piece.length, i === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, flags, s.id);
+      writeFrameHeader(
+        out,
+        at,
+        piece.length,
+        i === 0 ? FrameType.HEADERS : FrameType.CONTINUATION,
+        flags,
+        s.id,
+      );
       piece.copy(out, at + FRAME_HEADER_BYTES);
       at += FRAME_HEADER_BYTES + piece.length;
     }
@@ -291,6 +311,7 @@ export class H2Session {
     this.streams.delete(s.id);
     if (!this.destroyed) this.socket.write(rstStreamFrame(s.id, code));
     this.openQueued();
+    this.closeIfDrained();
   }
 
   private openQueued(): void {
@@ -374,7 +395,8 @@ export class H2Session {
       case FrameType.PUSH_PROMISE:
         throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, 'PUSH_PROMISE although push is disabled');
       case FrameType.PRIORITY:
-        if (f.payload.length !== 5) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'PRIORITY of wrong size');
+        if (f.payload.length !== 5)
+          throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'PRIORITY of wrong size');
         return;
       default:
         return; // unknown frame types are ignored (RFC 9113 §4.1)
@@ -409,7 +431,11 @@ export class H2Session {
     if (s.recvOutstanding > STREAM_WINDOW_BYTES) {
       this.reset(s, H2Code.FLOW_CONTROL_ERROR);
       s.handler.onError(
-        new H2StreamError(`${this.o.endpoint} sent beyond the stream window`, H2Code.FLOW_CONTROL_ERROR, false),
+        new H2StreamError(
+          `${this.o.endpoint} sent beyond the stream window`,
+          H2Code.FLOW_CONTROL_ERROR,
+          false,
+        ),
       );
       return;
     }
@@ -476,7 +502,8 @@ export class H2Session {
 
   private onReset(f: Frame): void {
     this.requireStream(f, 'RST_STREAM');
-    if (f.payload.length !== 4) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'RST_STREAM of wrong size');
+    if (f.payload.length !== 4)
+      throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'RST_STREAM of wrong size');
     const s = this.streams.get(f.streamId);
     if (!s) return;
     const code = f.payload.readUInt32BE(0);
@@ -496,10 +523,12 @@ export class H2Session {
   private onSettings(f: Frame): void {
     if (f.streamId !== 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, 'SETTINGS on a stream');
     if (f.flags & Flag.ACK) {
-      if (f.payload.length !== 0) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
+      if (f.payload.length !== 0)
+        throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
       return;
     }
-    if (f.payload.length % 6 !== 0) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'SETTINGS of wrong size');
+    if (f.payload.length % 6 !== 0)
+      throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'SETTINGS of wrong size');
     for (let at = 0; at < f.payload.length; at += 6) {
       const id = f.payload.readUInt16BE(at);
       const value = f.payload.readUInt32BE(at + 2);
@@ -540,7 +569,11 @@ export class H2Session {
     const code = f.payload.readUInt32BE(4);
     this.markClosed();
     const refused = (): H2StreamError =>
-      new H2StreamError(`${this.o.endpoint} is going away (${h2CodeName(code)})`, H2Code.REFUSED_STREAM, true);
+      new H2StreamError(
+        `${this.o.endpoint} is going away (${h2CodeName(code)})`,
+        H2Code.REFUSED_STREAM,
+        true,
+      );
     for (const s of [...this.streams.values()]) {
       if (s.id <= last) continue;
       this.streams.delete(s.id);
@@ -551,7 +584,8 @@ export class H2Session {
   }
 
   private onWindowUpdate(f: Frame): void {
-    if (f.payload.length !== 4) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'WINDOW_UPDATE of wrong size');
+    if (f.payload.length !== 4)
+      throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'WINDOW_UPDATE of wrong size');
     const increment = f.payload.readUInt32BE(0) & 0x7fff_ffff;
     if (f.streamId === 0) {
       if (increment === 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
@@ -567,7 +601,9 @@ export class H2Session {
     s.sendWindow += increment;
     if (increment === 0 || s.sendWindow > MAX_WINDOW_SIZE) {
       this.reset(s, increment === 0 ? H2Code.PROTOCOL_ERROR : H2Code.FLOW_CONTROL_ERROR);
-      s.handler.onError(new H2StreamError(`bad WINDOW_UPDATE from ${this.o.endpoint}`, H2Code.FLOW_CONTROL_ERROR, false));
+      s.handler.onError(
+        new H2StreamError(`bad WINDOW_UPDATE from ${this.o.endpoint}`, H2Code.FLOW_CONTROL_ERROR, false),
+      );
       return;
     }
     const frames = this.dataFrames(s);
