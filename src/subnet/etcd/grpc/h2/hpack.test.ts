@@ -3,7 +3,7 @@
 // hpack.http2.test.ts.
 import { describe, expect, it } from 'vitest';
 import { prng } from '../../../../../testkit/prng.js';
-import { type HeaderList, HpackDecoder, HpackError, encodeHeaders } from './hpack.js';
+import { encodeHeaders, type HeaderList, HpackDecoder, HpackError } from './hpack.js';
 import { EOS, HUFFMAN_CODES, HUFFMAN_LENGTHS, huffmanDecode, huffmanEncode } from './huffman.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -58,9 +58,18 @@ const RESP3: HeaderList = [
   ['content-encoding', 'gzip'],
   ['set-cookie', COOKIE],
 ];
-const RT1: HeaderList = [['location', LOC], ['date', DATE1], ['cache-control', 'private'], [':status', '302']];
+const RT1: HeaderList = [
+  ['location', LOC],
+  ['date', DATE1],
+  ['cache-control', 'private'],
+  [':status', '302'],
+];
 const RT2: HeaderList = [[':status', '307'], ...RT1.slice(0, 3)];
-const RT3: HeaderList = [['set-cookie', COOKIE], ['content-encoding', 'gzip'], ['date', DATE2]];
+const RT3: HeaderList = [
+  ['set-cookie', COOKIE],
+  ['content-encoding', 'gzip'],
+  ['date', DATE2],
+];
 
 describe('RFC 7541 Appendix C', () => {
   it('C.2: literal with indexing, without indexing, never indexed; indexed field', () => {
@@ -72,7 +81,9 @@ describe('RFC 7541 Appendix C', () => {
         table: [['custom-key', 'custom-header']],
       },
     ]);
-    expect(new HpackDecoder().decode(hex('040c 2f73 616d 706c 652f 7061 7468'))).toEqual([[':path', '/sample/path']]);
+    expect(new HpackDecoder().decode(hex('040c 2f73 616d 706c 652f 7061 7468'))).toEqual([
+      [':path', '/sample/path'],
+    ]);
     const never = new HpackDecoder();
     expect(never.decode(hex('1008 7061 7373 776f 7264 0673 6563 7265 74'))).toEqual([['password', 'secret']]);
     expect(never.tableSize).toBe(0);
@@ -96,7 +107,12 @@ describe('RFC 7541 Appendix C', () => {
     runExamples(4096, [
       { id: 'C.4.1', block: '8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff', headers: REQ1, table: T1 },
       { id: 'C.4.2', block: '8286 84be 5886 a8eb 1064 9cbf', headers: REQ2, table: T2 },
-      { id: 'C.4.3', block: '8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf', headers: REQ3, table: T3 },
+      {
+        id: 'C.4.3',
+        block: '8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf',
+        headers: REQ3,
+        table: T3,
+      },
     ]);
   });
 

@@ -90,6 +90,11 @@ const ENTRY_OVERHEAD = 32;
 /** Integers above this are rejected: nothing in a header block legitimately needs more (and it keeps int math). */
 const MAX_INT = 0x7fffffff;
 
+/**
+ * The decoding context of one connection's header blocks (the peer's encoder's dynamic table mirrored). Blocks must
+ * be decoded in the order they arrive on the connection. After an HpackError the table may hold part of the failed
+ * block's insertions: the connection must end (HTTP/2 COMPRESSION_ERROR, RFC 9113 section 4.3).
+ */
 export class HpackDecoder {
   private readonly maxTableSize: number;
   /** The table's current maximum, set by dynamic table size updates (never above maxTableSize). */

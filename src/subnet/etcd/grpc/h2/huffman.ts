@@ -106,7 +106,7 @@ const ACCEPT = new Uint8Array(256);
   }
 })();
 
-/** A Huffman string that does not decode; `reason` says why, `at` is the byte offset of the string's end. */
+/** A Huffman string that does not decode; the message says why (and where, for an EOS symbol). */
 export class HuffmanError extends Error {
   override name = 'HuffmanError';
 }
