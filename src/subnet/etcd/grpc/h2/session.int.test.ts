@@ -179,12 +179,12 @@ describe('HTTP/2 client connection against node:http2', () => {
       else ok(stream, Buffer.from('back'));
     });
     const c = channel(s.endpoint);
-    const refused = await call(c).catch((e: unknown) => e as GrpcError);
+    const refused = (await call(c).catch((e: unknown) => e)) as GrpcError;
     expect(refused).toBeInstanceOf(GrpcError);
     expect(refused.code).toBe(GrpcStatus.UNAVAILABLE);
     expect(refused.neverSent).toBe(true); // REFUSED_STREAM: not processed
     expect(String(await call(c))).toBe('fine');
-    const dropped = await call(c).catch((e: unknown) => e as GrpcError);
+    const dropped = (await call(c).catch((e: unknown) => e)) as GrpcError;
     expect(dropped).toBeInstanceOf(GrpcError);
     expect(dropped.code).toBe(GrpcStatus.UNAVAILABLE);
     expect(dropped.neverSent).toBe(false);

@@ -378,20 +378,27 @@ export class H2Session {
     }
     switch (f.type) {
       case FrameType.DATA:
-        return this.onData(f);
+        this.onData(f);
+        return;
       case FrameType.HEADERS:
       case FrameType.CONTINUATION:
-        return this.onHeaderFrame(f);
+        this.onHeaderFrame(f);
+        return;
       case FrameType.RST_STREAM:
-        return this.onReset(f);
+        this.onReset(f);
+        return;
       case FrameType.SETTINGS:
-        return this.onSettings(f);
+        this.onSettings(f);
+        return;
       case FrameType.PING:
-        return this.onPing(f);
+        this.onPing(f);
+        return;
       case FrameType.GOAWAY:
-        return this.onGoaway(f);
+        this.onGoaway(f);
+        return;
       case FrameType.WINDOW_UPDATE:
-        return this.onWindowUpdate(f);
+        this.onWindowUpdate(f);
+        return;
       case FrameType.PUSH_PROMISE:
         throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, 'PUSH_PROMISE although push is disabled');
       case FrameType.PRIORITY:
