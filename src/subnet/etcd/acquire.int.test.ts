@@ -131,6 +131,53 @@ describe('acquireLease', () => {
     expect(k?.lease).toBeDefined();
   });
 
+  it('after reading the config, lists values only of older leases: its own earlier lease is still found', async () => {
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, { Network: '10.7.0.0/16' });
+    const firstManager = fx.manager(prefix);
+    const first = await firstManager.acquireLease({ config, attrs: attrs(9, '02:00:00:00:00:09') });
+    await firstManager.close();
+    const m = fx.manager(prefix);
+    await m.getNetworkConfig();
+    const readAt = m.store.readRevision;
+    expect(readAt).toBeDefined();
+    const listed: (bigint | undefined)[] = [];
+    const list = m.store.list.bind(m.store);
+    m.store.list = (o = {}) => {
+      listed.push(o.maxCreateRevision);
+      return list(o);
+    };
+    const again = await m.acquireLease({ config, attrs: attrs(9, '02:00:00:00:00:99') });
+    expect(again.key).toBe(first.key);
+    // The values were listed only for keys created up to the config read.
+    expect(listed[0]).toBe(readAt);
+  });
+
+  it('never takes a subnet created after its last read, though it did not read those values', async () => {
+    const prefix = fx.newPrefix();
+    const config = await fx.putConfig(prefix, {
+      Network: '10.8.0.0/16',
+      SubnetMin: '10.8.1.0',
+      SubnetMax: '10.8.8.0',
+    });
+    const m = fx.manager(prefix);
+    await m.getNetworkConfig(); // what it has read: the config, before anyone held a subnet
+    // Seven of the eight subnets are taken after that; one of them by a node with the same public IP.
+    const others = await Promise.all(
+      Array.from({ length: 7 }, (_, i) =>
+        fx.manager(prefix).acquireLease({ config, attrs: attrs(i === 0 ? 42 : 100 + i) }),
+      ),
+    );
+    const mine = await m.acquireLease({ config, attrs: attrs(42, '02:00:00:00:00:2a') });
+    const subnets = [...others, mine].map((l) => l.subnet).filter((x) => x !== undefined);
+    expect(subnets).toHaveLength(8);
+    for (const [i, a] of subnets.entries())
+      for (const b of subnets.slice(i + 1)) expect(overlaps(a, b)).toBe(false);
+    // The lease of the same public IP created after this node's last read is another node's: not taken over.
+    expect(mine.key).not.toBe(others[0]?.key);
+    expect(await stored(prefix)).toHaveLength(8);
+  });
+
   it('an IPv6-only node (empty PublicIP) finds its lease again by PublicIPv6 among others', async () => {
     const prefix = fx.newPrefix();
     const config = await fx.putConfig(prefix, {

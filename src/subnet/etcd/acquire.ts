@@ -1,5 +1,7 @@
 // Acquiring the own lease: reuse the lease of this public IP, else the previous subnet, else a free subnet
-// picked uniformly at random over the whole range, created with flannel's create-only transaction.
+// picked uniformly at random over the whole range, created with flannel's create-only transaction. The lease
+// list's values are read only for keys created before this run's last read: when many nodes boot together,
+// nobody downloads everybody's values (flannel lists them all on every node, O(nodes²) bytes from etcd).
 
 import type { FamilyNetwork } from '../../config/index.js';
 import { Backoff, errorFields } from '../../core/index.js';
@@ -323,9 +325,13 @@ export class LeaseAcquirer {
     let parsed: ParsedRecord[];
     let partial = false;
     if (withValues || !state.seen) {
+      // A lease this node's earlier run left behind was created before anything this run has read: the
+      // values of keys created since (a thousand nodes booting together) are not fetched, only their keys
+      // when a creation race says they matter. Without such a revision, everything is listed.
+      const before = withValues ? store.readRevision : undefined;
       // The grant is needed in most cases: ask for it while listing.
       const [list] = await Promise.all([
-        store.list({ keysOnly: !withValues }),
+        store.list({ keysOnly: !withValues, ...(before !== undefined ? { maxCreateRevision: before } : {}) }),
         this.grantFor(state).catch(() => undefined),
       ]);
       // Only values that mention the own public address can be the own lease: the others are not decoded
@@ -333,7 +339,12 @@ export class LeaseAcquirer {
       // (An IPv6-only node decodes all: an IPv6 address has several spellings.)
       const own = attrs.publicIP;
       parsed = list.records.map((r) => parseRecord(r, !withValues || (!!own && !r.value.includes(own))));
-      state.seen = { keys: new Map(parsed.map((p) => [p.record.key, p.subnets])), revision: list.revision };
+      state.seen = {
+        keys: new Map(parsed.map((p) => [p.record.key, p.subnets])),
+        // Keys created after `before` are not in this list: a retry fetches them.
+        revision: before !== undefined && before < list.revision ? before : list.revision,
+      };
+      partial = before !== undefined && before < list.revision;
     } else {
       // Keys are parsed once per acquisition, not once per retry.
       const added = await store.listKeysCreatedAfter(state.seen.revision);

@@ -51,6 +51,8 @@ export class EtcdLeaseStore {
   readonly subnetsPrefix: Buffer;
   readonly subnetsEnd: Buffer;
   private readonly ttlCache = new Map<string, Date>();
+  /** The highest store revision a read of this store has returned (config, ping, lists), if any. */
+  private readRevisionSeen: bigint | undefined;
 
   constructor(
     readonly client: EtcdRpc,
@@ -88,9 +90,29 @@ export class EtcdLeaseStore {
     };
   }
 
+  /**
+   * The highest store revision a read of this store has returned so far. Every key created up to it existed
+   * before this moment: a lease created later is not one this node's earlier run left behind.
+   */
+  get readRevision(): bigint | undefined {
+    return this.readRevisionSeen;
+  }
+
+  private sawRevision(revision: string): void {
+    let r: bigint;
+    try {
+      r = BigInt(revision);
+    } catch {
+      return;
+    }
+    if (r > 0n && (this.readRevisionSeen === undefined || r > this.readRevisionSeen))
+      this.readRevisionSeen = r;
+  }
+
   /** The config text, or undefined when `<prefix>/config` does not exist. */
   async getConfigText(): Promise<string | undefined> {
     const res = await this.client.kv.range({ key: this.configKey });
+    this.sawRevision(res.header.revision);
     const kv = res.kvs[0];
     return kv ? kv.value.toString('utf8') : undefined;
   }
@@ -101,14 +123,16 @@ export class EtcdLeaseStore {
 
   /** A cheap call that tells whether etcd answers (and refreshes an expired auth token). */
   async ping(): Promise<void> {
-    await this.client.kv.range({ key: this.configKey, count_only: true });
+    const res = await this.client.kv.range({ key: this.configKey, count_only: true });
+    this.sawRevision(res.header.revision);
   }
 
   /**
    * Every key under `subnets/`, read in pages at one revision (a consistent snapshot). `keysOnly` skips the
    * values (their `value` is ''): enough to know which subnets are taken, and far cheaper.
+   * `maxCreateRevision` lists only the keys created up to that revision (etcd filters them).
    */
-  async list(options: { keysOnly?: boolean } = {}): Promise<RawLeaseList> {
+  async list(options: { keysOnly?: boolean; maxCreateRevision?: bigint } = {}): Promise<RawLeaseList> {
     const records: RawLeaseRecord[] = [];
     let start = this.subnetsPrefix;
     let revision: bigint | undefined;
@@ -118,9 +142,15 @@ export class EtcdLeaseStore {
         range_end: this.subnetsEnd,
         limit: LIST_PAGE_SIZE,
         keys_only: options.keysOnly === true,
+        ...(options.maxCreateRevision !== undefined
+          ? { max_create_revision: options.maxCreateRevision.toString() }
+          : {}),
         ...(revision !== undefined ? { revision: revision.toString() } : {}),
       });
-      revision ??= BigInt(res.header.revision);
+      if (revision === undefined) {
+        revision = BigInt(res.header.revision);
+        this.sawRevision(res.header.revision);
+      }
       for (const kv of res.kvs) {
         const record = this.toRecord(kv);
         if (record) records.push(record);

@@ -56,6 +56,9 @@ export class H2StreamError extends Error {
 /** The receive windows weft advertises: per stream (a long lease list needs no window update) and per connection. */
 export const STREAM_WINDOW_BYTES = 1024 * 1024;
 export const SESSION_WINDOW_BYTES = 4 * 1024 * 1024;
+/** How long the ACK of a peer's PING may wait for a frame to ride with (see H2Session.ackPing). */
+export const PING_ACK_DELAY_MS = 500;
+const MAX_HELD_PING_ACKS = 8;
 /** A header block (HEADERS and its CONTINUATIONs) larger than this is a connection error. */
 const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
 /**
@@ -132,6 +135,11 @@ export class H2Session {
   /** Takes no more streams (GOAWAY received, failed or closed). */
   closed = false;
   private destroyed = false;
+  /** PING ACKs not sent yet (see ackPing). */
+  private pingAcks: Buffer[] = [];
+  private pingAckTimer: NodeJS.Timeout | undefined;
+  /** Streams with DATA waiting for a window. */
+  private readonly blocked = new Set<H2Stream>();
 
   constructor(private readonly o: H2SessionOptions) {
     const { host, port } = o;
@@ -191,7 +199,7 @@ export class H2Session {
   ping(done: (err?: Error) => void): boolean {
     if (this.destroyed) return false;
     this.pings.push(done);
-    this.socket.write(frame(FrameType.PING, 0, 0, Buffer.alloc(8)));
+    this.enqueue(frame(FrameType.PING, 0, 0, Buffer.alloc(8)));
     return true;
   }
 
@@ -213,10 +221,54 @@ export class H2Session {
     this.queued.length = 0;
     for (const s of streams) this.fail(s, failure());
     for (const p of this.pings.splice(0)) p(new Error(reason));
+    clearTimeout(this.pingAckTimer);
+    this.pingAckTimer = undefined;
     this.socket.destroy();
   }
 
   // ---- sending ----
+
+  /**
+   * Writes at once, with the PING ACKs held back so far. (Holding every frame back to the end of the tick, so
+   * that calls started together share one write, cost more CPU in bench/leases — client and etcd alike, three
+   * runs against three — and was dropped.)
+   */
+  private enqueue(bytes: Buffer): void {
+    if (this.pingAcks.length > 0) {
+      const acks = this.takePingAcks();
+      this.socket.write(Buffer.concat([acks, bytes]));
+    } else this.socket.write(bytes);
+  }
+
+  /**
+   * ACKs the peer's PING with the next frame sent, or after PING_ACK_DELAY_MS at the latest. A grpc-go server
+   * (etcd) sends a BDP-estimation PING (with a WINDOW_UPDATE) after each request that arrives while none is
+   * outstanding: ACKing at once costs both sides a write and a read per request, and more than a third of the
+   * lease acquisition's CPU in bench/leases. Held back, there is at most one such PING per connection every
+   * PING_ACK_DELAY_MS. RFC 9113 §6.7 requires the ACK and asks (SHOULD) for priority; etcd's keepalive
+   * allows 20 s. A peer sending many PINGs gets its ACKs at once.
+   */
+  private ackPing(payload: Buffer): void {
+    this.pingAcks.push(frame(FrameType.PING, Flag.ACK, 0, payload));
+    if (this.pingAcks.length >= MAX_HELD_PING_ACKS) {
+      this.socket.write(this.takePingAcks());
+      return;
+    }
+    if (this.pingAckTimer) return;
+    this.pingAckTimer = setTimeout(() => {
+      this.pingAckTimer = undefined;
+      if (!this.destroyed && this.pingAcks.length > 0) this.socket.write(this.takePingAcks());
+    }, PING_ACK_DELAY_MS);
+    this.pingAckTimer.unref();
+  }
+
+  private takePingAcks(): Buffer {
+    const acks = this.pingAcks;
+    this.pingAcks = [];
+    clearTimeout(this.pingAckTimer);
+    this.pingAckTimer = undefined;
+    return acks.length === 1 ? (acks[0] as Buffer) : Buffer.concat(acks);
+  }
 
   private open(s: H2Stream): void {
     if (this.nextId > 0x7fff_ffff) {
@@ -261,7 +313,7 @@ export class H2Session {
     }
     if (endNow) s.localClosed = true;
     const data = this.dataFrames(s);
-    this.socket.write(data ? Buffer.concat([out, data]) : out);
+    this.enqueue(data ? Buffer.concat([out, data]) : out);
   }
 
   /** Called by H2Stream.write/end. */
@@ -274,7 +326,7 @@ export class H2Session {
     if (end) s.endQueued = true;
     if (s.id === 0 || this.destroyed) return; // opens (and sends) later
     const frames = this.dataFrames(s);
-    if (frames) this.socket.write(frames);
+    if (frames) this.enqueue(frames);
   }
 
   /** DATA frames for what `s` has queued, as far as the windows allow; the END_STREAM flag on the last. */
@@ -294,6 +346,8 @@ export class H2Session {
       frames.push(frame(FrameType.DATA, Flag.END_STREAM, s.id));
       s.localClosed = true;
     }
+    if (s.outBytes > 0) this.blocked.add(s);
+    else this.blocked.delete(s);
     this.settle(s);
     if (frames.length === 0) return undefined;
     return frames.length === 1 ? frames[0] : Buffer.concat(frames);
@@ -309,7 +363,7 @@ export class H2Session {
       return;
     }
     this.streams.delete(s.id);
-    if (!this.destroyed) this.socket.write(rstStreamFrame(s.id, code));
+    if (!this.destroyed) this.enqueue(rstStreamFrame(s.id, code));
     this.openQueued();
     this.closeIfDrained();
   }
@@ -353,6 +407,7 @@ export class H2Session {
 
   private onBytes(chunk: Buffer): void {
     if (this.destroyed) return;
+    // The frames answered while reading (ACKs, window updates) leave in one write.
     this.socket.cork();
     try {
       this.reader.push(chunk, (f) => this.onFrame(f));
@@ -367,7 +422,7 @@ export class H2Session {
 
   private connectionError(code: number, message: string): void {
     if (this.destroyed) return;
-    this.socket.write(goawayFrame(0, code));
+    this.enqueue(goawayFrame(0, code));
     this.destroy(new Error(`HTTP/2 ${h2CodeName(code)}: ${message}`));
   }
 
@@ -426,7 +481,7 @@ export class H2Session {
     }
     this.connRecvUnacked += size;
     if (this.connRecvUnacked >= SESSION_WINDOW_BYTES / 2) {
-      this.socket.write(windowUpdateFrame(0, this.connRecvUnacked));
+      this.enqueue(windowUpdateFrame(0, this.connRecvUnacked));
       this.connRecvOutstanding -= this.connRecvUnacked;
       this.connRecvUnacked = 0;
     }
@@ -448,7 +503,7 @@ export class H2Session {
     }
     s.recvUnacked += size;
     if (!end && s.recvUnacked >= STREAM_WINDOW_BYTES / 2) {
-      this.socket.write(windowUpdateFrame(s.id, s.recvUnacked));
+      this.enqueue(windowUpdateFrame(s.id, s.recvUnacked));
       s.recvOutstanding -= s.recvUnacked;
       s.recvUnacked = 0;
     }
@@ -502,7 +557,7 @@ export class H2Session {
       s.localClosed = true;
       s.out = [];
       s.outBytes = 0;
-      this.socket.write(rstStreamFrame(s.id, H2Code.NO_ERROR));
+      this.enqueue(rstStreamFrame(s.id, H2Code.NO_ERROR));
     }
     this.settle(s);
   }
@@ -556,7 +611,7 @@ export class H2Session {
       }
       // HEADER_TABLE_SIZE: our encoder keeps no table. ENABLE_PUSH and the rest do not concern a client.
     }
-    this.socket.write(frame(FrameType.SETTINGS, Flag.ACK, 0));
+    this.enqueue(frame(FrameType.SETTINGS, Flag.ACK, 0));
     this.connected = true;
     this.flushAll();
     this.openQueued();
@@ -566,7 +621,7 @@ export class H2Session {
     if (f.streamId !== 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, 'PING on a stream');
     if (f.payload.length !== 8) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'PING of wrong size');
     if (f.flags & Flag.ACK) this.pings.shift()?.();
-    else this.socket.write(frame(FrameType.PING, Flag.ACK, 0, f.payload));
+    else this.ackPing(Buffer.from(f.payload));
   }
 
   private onGoaway(f: Frame): void {
@@ -614,14 +669,18 @@ export class H2Session {
       return;
     }
     const frames = this.dataFrames(s);
-    if (frames) this.socket.write(frames);
+    if (frames) this.enqueue(frames);
   }
 
   private flushAll(): void {
-    for (const s of [...this.streams.values()]) {
-      if (s.outBytes === 0) continue;
+    if (this.blocked.size === 0) return;
+    for (const s of [...this.blocked]) {
+      if (s.done) {
+        this.blocked.delete(s);
+        continue;
+      }
       const frames = this.dataFrames(s);
-      if (frames) this.socket.write(frames);
+      if (frames) this.enqueue(frames);
     }
   }
 }
