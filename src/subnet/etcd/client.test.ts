@@ -21,6 +21,20 @@ describe('createEtcdClient', () => {
     expect(attempt({ cert: pem('CERTIFICATE', 'AAAA') })?.message).toMatch(/needs both/);
   });
 
+  it('refuses a CA bundle without a readable certificate at start, saying which one', () => {
+    const attempt = (ca: string) => () =>
+      createEtcdClient({ endpoints: ['https://127.0.0.1:2379'], tls: { ca } });
+    expect(attempt(pem('CERTIFICATE', 'AAAA'))).toThrow(
+      /^etcd-cafile: certificate 1 of 1 is not a readable X\.509 certificate/,
+    );
+    expect(attempt(`${pem('CERTIFICATE', 'bm90IGEgY2VydA==')}${pem('CERTIFICATE', 'AAAA')}`)).toThrow(
+      /certificate 1 of 2/,
+    );
+    expect(attempt(pem('PRIVATE KEY', 'AAAA'))).toThrow(
+      /^etcd-cafile: holds no "-----BEGIN CERTIFICATE-----" block/,
+    );
+  });
+
   it('checks endpoints and the password without a username', () => {
     expect(() => createEtcdClient({ endpoints: ['127.0.0.1:2379'] })).toThrow(EtcdClientConfigError);
     expect(() => createEtcdClient({ endpoints: ['http://127.0.0.1:2379'], password: 'x' })).toThrow(

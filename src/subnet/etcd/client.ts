@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import { redactTlsSetting, redactUrlCredentials } from '../../config/redact.js';
@@ -67,6 +68,30 @@ export function readTlsMaterial(setting: string, pathOrPem: string): Buffer {
     throw new EtcdClientConfigError(setting, `${shown} is not a PEM file (no "-----BEGIN" line)`);
   }
   return data;
+}
+
+/**
+ * The CA bundle, each of its certificates parsed. Node's `createSecureContext` accepts a bundle whose
+ * certificates it cannot read (it skips them), and every TLS handshake would then fail, retried forever: a
+ * bundle without a readable certificate fails here, at start, saying which one.
+ */
+export function checkCaCertificates(bundle: Buffer): Buffer {
+  const blocks =
+    bundle.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) {
+    throw new EtcdClientConfigError('etcd-cafile', 'holds no "-----BEGIN CERTIFICATE-----" block');
+  }
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new EtcdClientConfigError(
+        'etcd-cafile',
+        `certificate ${i + 1} of ${blocks.length} is not a readable X.509 certificate (${(err as Error).message})`,
+      );
+    }
+  });
+  return bundle;
 }
 
 /** Validates endpoints and turns them into `http(s)://host:port` URLs. */
@@ -147,7 +172,7 @@ export function createEtcdClient(options: EtcdClientOptions): EtcdRpcClient {
     }
     // Without a CA, Node's own roots verify the server.
     config.tls = secureContextFor(
-      tls.ca ? readTlsMaterial('etcd-cafile', tls.ca) : undefined,
+      tls.ca ? checkCaCertificates(readTlsMaterial('etcd-cafile', tls.ca)) : undefined,
       tls.cert && tls.key
         ? { cert: readTlsMaterial('etcd-certfile', tls.cert), key: readTlsMaterial('etcd-keyfile', tls.key) }
         : undefined,
