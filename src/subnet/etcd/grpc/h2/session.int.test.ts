@@ -250,6 +250,61 @@ describe('HTTP/2 client connection against a peer sending garbage', () => {
     }
   });
 
+  it('a valid answer with bytes flipped, cut short or frames slipped in: a reply or a GrpcError, never a throw', async () => {
+    const random = prng(0x16_2026);
+    const byte = () => Math.floor(random() * 256);
+    const answer = [
+      frame(
+        FrameType.HEADERS,
+        0x4,
+        1,
+        encodeHeaders([
+          [':status', '200'],
+          ['content-type', 'application/grpc'],
+        ]),
+      ),
+      frame(FrameType.DATA, 0, 1, frameMessage(Buffer.from('ok'))),
+      frame(FrameType.HEADERS, 0x5, 1, encodeHeaders([['grpc-status', '0']])),
+    ];
+    let bytes = Buffer.alloc(0);
+    const endpoint = await rawServer(() => bytes);
+    const outcomes = { reply: 0, error: 0 };
+    for (let i = 0; i < 300; i++) {
+      const frames = [settingsFrame([]), ...answer.map((f) => Buffer.from(f))];
+      for (const f of frames.slice(1)) {
+        if (random() < 0.3)
+          for (let k = 0; k < 1 + Math.floor(random() * 3); k++) f[Math.floor(random() * f.length)] = byte();
+      }
+      if (random() < 0.5) {
+        const noise = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, byte));
+        frames.splice(
+          1 + Math.floor(random() * 3),
+          0,
+          frame(Math.floor(random() * 12), byte(), byte() & 7, noise),
+        );
+      }
+      const all = Buffer.concat(frames);
+      bytes = random() < 0.2 ? all.subarray(0, Math.floor(random() * all.length)) : all;
+      const c = new GrpcChannel({ endpoint });
+      try {
+        const got = await c.unary('/t.S/M', Buffer.from('q'), {}, 5_000).then(
+          (reply) => reply,
+          (e: unknown) => e,
+        );
+        if (got instanceof GrpcError) outcomes.error++;
+        else {
+          expect(got, bytes.toString('hex')).toBeInstanceOf(Buffer);
+          outcomes.reply++;
+        }
+      } finally {
+        c.close();
+      }
+    }
+    // Both outcomes occur: the mutations are neither all harmless nor all fatal.
+    expect(outcomes.reply).toBeGreaterThan(0);
+    expect(outcomes.error).toBeGreaterThan(0);
+  });
+
   it('a peer that is not HTTP/2 at all: a clear error', async () => {
     const endpoint = await rawServer(() => Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'));
     const c = channel(endpoint);
