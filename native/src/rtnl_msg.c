@@ -1,5 +1,6 @@
 #include "rtnl_msg.h"
 
+#include <limits.h>
 #include <linux/netlink.h>
 #include <string.h>
 
@@ -70,7 +71,8 @@ int rtnl_read_acks(const uint8_t *buf, size_t len, uint32_t first_seq, uint32_t 
       memcpy(&err, payload, sizeof(err));
       struct rtnl_ack *ack = &acks[index];
       ack->acked = 1;
-      ack->error = err.error < 0 ? -err.error : err.error;
+      // A positive errno; INT_MIN (no kernel sends it) cannot be negated.
+      ack->error = err.error >= 0 ? err.error : err.error == INT_MIN ? INT_MAX : -err.error;
       ack->message[0] = 0;
       if (hdr.nlmsg_flags & NLM_F_ACK_TLVS) {
         // Without NLM_F_CAPPED the whole request is echoed after the header copy in nlmsgerr.

@@ -3,6 +3,7 @@
 // Output: one line per case, "ok <name>" or "not ok <name>: <file>:<line> <failed check>", then
 // "# passed N failed M". Exit status 1 when a case failed.
 #include <errno.h>
+#include <limits.h>
 #include <linux/netlink.h>
 #include <linux/virtio_net.h>
 #include <stdio.h>
@@ -596,6 +597,13 @@ static void rtnl_read_acks_records_errors_and_extended_messages_per_sequence(voi
   memset(fresh, 0, sizeof(fresh));
   CHECK(rtnl_read_acks(acks_buf, 20, 1, 3, fresh) == -1);
   CHECK(rtnl_read_acks(acks_buf, 10, 1, 3, fresh) == -1);
+  // An error no kernel sends, INT_MIN, has no positive errno: read as INT_MAX, not negated (found by fuzz_rtnl_msg).
+  uint8_t odd[64] = {0};
+  size_t odd_len = put_ack(odd, 1, INT_MIN, NULL);
+  struct rtnl_ack one[1];
+  memset(one, 0, sizeof(one));
+  CHECK(rtnl_read_acks(odd, odd_len, 1, 1, one) == 1);
+  CHECK(one[0].acked && one[0].error == INT_MAX);
 }
 
 static void rtnl_read_acks_bounds_an_overlong_or_unterminated_message(void) {
