@@ -7,8 +7,8 @@ import { formatCidr } from '../src/ip/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { EtcdSubnetManager } from '../src/subnet/index.js';
 import {
+  acquireAt,
   LEASES_CONFIG,
-  leaseAttrs,
   type WorkerReply,
   type WorkerRequest,
   warmConnections,
@@ -31,7 +31,7 @@ async function run(request: WorkerRequest): Promise<void> {
       }),
   );
   try {
-    await warmConnections(managers);
+    await warmConnections(managers, request.shape.priorRead);
     await new Promise<void>((resolve) => {
       process.once('message', () => resolve());
       send({ type: 'ready' });
@@ -39,9 +39,8 @@ async function run(request: WorkerRequest): Promise<void> {
     const cpu0 = process.cpuUsage();
     const results = await Promise.all(
       managers.map(async (m, i) => {
-        const t0 = performance.now();
-        const lease = await m.acquireLease({ config, attrs: leaseAttrs(request.first + i) });
-        return { subnet: lease.subnet ? formatCidr(lease.subnet) : '', ms: performance.now() - t0 };
+        const { lease, ms } = await acquireAt(m, config, request.first + i, request.shape);
+        return { subnet: lease.subnet ? formatCidr(lease.subnet) : '', ms };
       }),
     );
     const cpu = process.cpuUsage(cpu0);
