@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { captureLogs } from '../../../testkit/etcd-manager.js';
 import { DEFAULT_VXLAN_CONFIG } from '../../../testkit/fixtures/backend.js';
 import { HostGwBackend, UdpBackend, VxlanBackend } from '../../backend/index.js';
 import { internetChecksum, parseCidr } from '../../ip/index.js';
@@ -278,6 +279,26 @@ describe('PeerProber targets', () => {
       'probe target 192.168.64.2 is outside the overlay (10.5.0.0/16); not probed',
     );
     expect([...prober.states().keys()]).toEqual(['10.5.1.0/24']);
+  });
+
+  it('logs a rejected target when it appears or its address changes, not after every pass', () => {
+    const logs = captureLogs('warn');
+    const prober = new PeerProber({
+      logger: logs.logger,
+      intervalMs: 1000,
+      overlayNetworks: [parseCidr('10.5.0.0/16')],
+    });
+    const good = { key: '10.5.1.0/24', address: '10.5.1.0' };
+    for (let pass = 0; pass < 3; pass++) {
+      const rejected = prober.setTargets([good, { key: 'underlay', address: '192.168.64.2' }]);
+      expect(rejected.map((r) => r.target.key)).toEqual(['underlay']);
+    }
+    expect(logs.matching(/outside the overlay/)).toHaveLength(1);
+    prober.setTargets([good, { key: 'underlay', address: '192.168.64.3' }]);
+    expect(logs.matching(/outside the overlay/)).toHaveLength(2);
+    // Moved into the overlay: accepted and probed, with its canonical address.
+    prober.setTargets([good, { key: 'underlay', address: '10.5.2.0' }]);
+    expect([...prober.states().keys()].sort()).toEqual(['10.5.1.0/24', 'underlay']);
   });
 
   it('reports removed targets so their metrics can be dropped', () => {

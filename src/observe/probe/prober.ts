@@ -88,6 +88,13 @@ export interface PeerProberOptions extends PeerHealthTrackerOptions {
   random?: () => number;
 }
 
+/** A target as `setTargets` judged it: its address, canonical when accepted, or why it was rejected. */
+interface CheckedTarget {
+  address: string;
+  canonical: string;
+  reason: string | null;
+}
+
 export interface RejectedTarget {
   target: ProbeTarget;
   reason: string;
@@ -113,6 +120,8 @@ export class PeerProber implements Task {
   private readonly random: () => number;
   private readonly jitter: number;
   private socketFailureLogged = false;
+  /** The last setTargets' verdict per key (see setTargets). */
+  private checked = new Map<string, CheckedTarget>();
   /** Set by close(): echoes cut short by it are not losses and must not turn peers unhealthy. */
   private closed = false;
   /** What the sockets closed so far had delivered (`socketStats` adds the open ones). */
@@ -149,12 +158,24 @@ export class PeerProber implements Task {
   setTargets(targets: readonly ProbeTarget[]): RejectedTarget[] {
     const accepted: ProbeTarget[] = [];
     const rejected: RejectedTarget[] = [];
+    // The daemon calls this after every pass with every peer: a target seen before with the same address keeps
+    // its verdict, so a rejected one is logged when it appears or changes, not after every pass.
+    const checked = new Map<string, CheckedTarget>();
     for (const target of targets) {
-      const reason = this.targetProblem(target);
-      if (reason === null) accepted.push({ key: target.key, address: canonicalIp(target.address) });
-      else rejected.push({ target, reason });
+      let c = typeof target.key === 'string' ? this.checked.get(target.key) : undefined;
+      if (c === undefined || c.address !== target.address) {
+        const reason = this.targetProblem(target);
+        c =
+          reason === null
+            ? { address: target.address, canonical: canonicalIp(target.address), reason: null }
+            : { address: target.address, canonical: '', reason };
+        if (reason !== null) this.logger.warn({ peer: target.key, address: target.address }, reason);
+      }
+      if (typeof target.key === 'string') checked.set(target.key, c);
+      if (c.reason === null) accepted.push({ key: target.key, address: c.canonical });
+      else rejected.push({ target, reason: c.reason });
     }
-    for (const r of rejected) this.logger.warn({ peer: r.target.key, address: r.target.address }, r.reason);
+    this.checked = checked;
     const { removed } = this.tracker.setTargets(accepted);
     for (const key of removed) this.options.onTargetRemoved?.(key);
     return rejected;
