@@ -203,3 +203,123 @@ export function unpad(f: Frame): Buffer {
   }
   return padding > 0 ? body.subarray(0, body.length - padding) : body;
 }
+
+// ---- the payloads of the connection's control frames, checked (each error is a connection error) ----
+
+/** A SETTINGS frame's (identifier, value) pairs; an ACK has none. */
+export function parseSettings(f: Frame): { ack: boolean; settings: Array<[id: number, value: number]> } {
+  if (f.streamId !== 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, 'SETTINGS on a stream');
+  if (f.flags & Flag.ACK) {
+    if (f.payload.length !== 0) {
+      throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
+    }
+    return { ack: true, settings: [] };
+  }
+  if (f.payload.length % 6 !== 0)
+    throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'SETTINGS of wrong size');
+  const settings: Array<[number, number]> = [];
+  for (let at = 0; at < f.payload.length; at += 6) {
+    const id = f.payload.readUInt16BE(at);
+    const value = f.payload.readUInt32BE(at + 2);
+    if (id === Setting.INITIAL_WINDOW_SIZE && value > MAX_WINDOW_SIZE) {
+      throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, `initial window size ${value} too large`);
+    }
+    if (id === Setting.MAX_FRAME_SIZE && (value < DEFAULT_MAX_FRAME_SIZE || value > 0xff_ffff)) {
+      throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, `max frame size ${value} out of range`);
+    }
+    settings.push([id, value]);
+  }
+  return { ack: false, settings };
+}
+
+/** A PING's 8 bytes. */
+export function checkPing(f: Frame): void {
+  if (f.streamId !== 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, 'PING on a stream');
+  if (f.payload.length !== 8) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'PING of wrong size');
+}
+
+export function parseGoaway(f: Frame): { lastStreamId: number; code: number } {
+  if (f.streamId !== 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, 'GOAWAY on a stream');
+  if (f.payload.length < 8) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'GOAWAY too short');
+  return { lastStreamId: f.payload.readUInt32BE(0) & 0x7fff_ffff, code: f.payload.readUInt32BE(4) };
+}
+
+/** The increment (0 is the caller's to judge: a connection error on stream 0, a stream error elsewhere). */
+export function parseWindowUpdate(f: Frame): number {
+  if (f.payload.length !== 4) {
+    throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'WINDOW_UPDATE of wrong size');
+  }
+  return f.payload.readUInt32BE(0) & 0x7fff_ffff;
+}
+
+export function parseRstStream(f: Frame): number {
+  if (f.payload.length !== 4) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, 'RST_STREAM of wrong size');
+  return f.payload.readUInt32BE(0);
+}
+
+/** A header block as one HEADERS frame and as many CONTINUATIONs as `maxFrame` requires, END_STREAM if `end`. */
+export function headerFrames(streamId: number, block: Buffer, maxFrame: number, end: boolean): Buffer {
+  const parts = Math.max(1, Math.ceil(block.length / maxFrame));
+  const out = Buffer.allocUnsafe(parts * FRAME_HEADER_BYTES + block.length);
+  let at = 0;
+  for (let i = 0; i < parts; i++) {
+    const piece = block.subarray(i * maxFrame, Math.min(block.length, (i + 1) * maxFrame));
+    const flags = (i === parts - 1 ? Flag.END_HEADERS : 0) | (i === 0 && end ? Flag.END_STREAM : 0);
+    writeFrameHeader(
+      out,
+      at,
+      piece.length,
+      i === 0 ? FrameType.HEADERS : FrameType.CONTINUATION,
+      flags,
+      streamId,
+    );
+    piece.copy(out, at + FRAME_HEADER_BYTES);
+    at += FRAME_HEADER_BYTES + piece.length;
+  }
+  return out;
+}
+
+/** A whole header block: its stream, whether its HEADERS ended the stream, and its bytes. */
+export interface HeaderBlock {
+  streamId: number;
+  end: boolean;
+  block: Buffer;
+}
+
+/**
+ * Joins a HEADERS frame and its CONTINUATIONs (RFC 9113 §6.10). While a block is open (`open`), any other frame
+ * is a connection error, as is a block over `maxBytes`.
+ */
+export class HeaderBlockReader {
+  private pending: { streamId: number; end: boolean; parts: Buffer[]; bytes: number } | undefined;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get open(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** A HEADERS or CONTINUATION frame; the whole block once its END_HEADERS arrived. */
+  push(f: Frame): HeaderBlock | undefined {
+    if (f.type === FrameType.HEADERS) {
+      const piece = unpad(f);
+      const end = (f.flags & Flag.END_STREAM) !== 0;
+      if (f.flags & Flag.END_HEADERS) return { streamId: f.streamId, end, block: piece };
+      // The view into the socket's bytes does not outlive this read: copy.
+      this.pending = { streamId: f.streamId, end, parts: [Buffer.from(piece)], bytes: piece.length };
+      return undefined;
+    }
+    const p = this.pending;
+    if (!p || p.streamId !== f.streamId) {
+      throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, `CONTINUATION on stream ${f.streamId} out of place`);
+    }
+    p.bytes += f.payload.length;
+    if (p.bytes > this.maxBytes) {
+      throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, `header block over ${this.maxBytes} bytes`);
+    }
+    p.parts.push(Buffer.from(f.payload));
+    if (!(f.flags & Flag.END_HEADERS)) return undefined;
+    this.pending = undefined;
+    return { streamId: p.streamId, end: p.end, block: Buffer.concat(p.parts, p.bytes) };
+  }
+}
