@@ -1,4 +1,4 @@
-export { FREE_SUBNET_CANDIDATES, freeSubnets, LeaseAcquirer, pickFreeSubnet } from './acquire.js';
+export { LeaseAcquirer } from './acquire.js';
 export {
   checkEndpoints,
   createEtcdClient,
@@ -21,5 +21,6 @@ export {
   EtcdSubnetManager,
   type EtcdSubnetManagerOptions,
 } from './manager.js';
+export { FREE_SUBNET_CANDIDATES, freeSubnets, pickFreeSubnet } from './pick.js';
 export type { LeaseListing, SkippedLease } from './records.js';
 export { EtcdLeaseStore, joinKey, type RawLeaseRecord } from './store.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseNetworkConfig } from '../../config/index.js';
 import { type Cidr, formatCidr, parseCidr } from '../../ip/index.js';
-import { freeSubnets, pickFreeSubnet, pickRandom } from './acquire.js';
 import { OwnGrants } from './grants.js';
+import { freeSubnets, pickFreeSubnet, pickRandom } from './pick.js';
 
 const net = (json: Record<string, unknown>) => {
   const cfg = parseNetworkConfig(json);
